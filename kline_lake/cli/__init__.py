@@ -1,0 +1,75 @@
+"""The `kline-lake` command line.
+
+Each subcommand lives in its own module below this package and is imported only when
+invoked (a lazy group), so `kline-lake --help` stays fast. Errors are mapped to exit
+codes here, once: bad input -> one line on stderr, exit 2; other known failures -> exit 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+from kline_lake.errors import InputError, KlineLakeError
+
+# name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "fake-exchange": "kline_lake.cli.fake_exchange_cmd:fake_exchange",
+    "download": "kline_lake.cli.download_cmd:download",
+    "inventory": "kline_lake.cli.catalog_cmd:inventory",
+    "gaps": "kline_lake.cli.catalog_cmd:gaps",
+    "verify": "kline_lake.cli.catalog_cmd:verify",
+    "query": "kline_lake.cli.catalog_cmd:query",
+    "compact": "kline_lake.cli.catalog_cmd:compact",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._available(ctx)})
+
+    def _available(self, ctx: click.Context) -> list[str]:
+        names = []
+        for name, target in self._lazy.items():
+            if importlib.util.find_spec(target.split(":")[0]) is not None:
+                names.append(name)
+        return names
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            module_name, attr = self._lazy[cmd_name].split(":")
+            if importlib.util.find_spec(module_name) is None:
+                return None
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.version_option(package_name="kline-lake")
+def cli() -> None:
+    """Binance market data (klines, aggregate trades, funding) into a Parquet lake."""
+
+
+def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -> None:
+    """Run a click group, turning this package's errors into one line and an exit code."""
+    try:
+        group.main(args=argv, prog_name=prog_name, standalone_mode=True)
+    except InputError as exc:
+        click.echo(f"{prog_name}: error: {exc}", err=True)
+        sys.exit(2)
+    except KlineLakeError as exc:
+        click.echo(f"{prog_name}: error: {exc}", err=True)
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(cli, "kline-lake", argv)

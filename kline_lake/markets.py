@@ -1,0 +1,186 @@
+"""Markets, endpoints, limits and request weights: the exchange's rules as data.
+
+Pure: no I/O. Sources (keep these links next to the numbers they justify):
+- Spot market data: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints
+- Spot limits:      https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits
+- USD-M futures:    https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api
+- COIN-M futures:   https://developers.binance.com/docs/derivatives/coin-margined-futures/market-data/rest-api
+- Binance.US:       https://docs.binance.us/#market-data-endpoints
+- Archive layout:   https://github.com/binance/binance-public-data
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kline_lake.errors import InputError
+
+MARKETS: tuple[str, ...] = ("spot", "um", "cm", "us")
+DATASETS: tuple[str, ...] = (
+    "klines",
+    "agg_trades",
+    "funding",
+    "mark_klines",
+    "index_klines",
+    "premium_klines",
+)
+KLINE_DATASETS: frozenset[str] = frozenset({"klines", "mark_klines", "index_klines", "premium_klines"})
+PRICE_KLINE_DATASETS: frozenset[str] = frozenset({"mark_klines", "index_klines", "premium_klines"})
+FUTURES_ONLY_DATASETS: frozenset[str] = frozenset({"funding", *PRICE_KLINE_DATASETS})
+
+DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
+ENV_BASE_URL = "KLINE_LAKE_BASE_URL"  # overrides every market at once
+ENV_ARCHIVE_URL = "KLINE_LAKE_ARCHIVE_URL"
+
+# The futures windows that make the fundingRate pool: 500 requests per 5 minutes per IP,
+# shared by /fapi/v1/fundingRate and /fapi/v1/fundingInfo.
+FUNDING_POOL_REQUESTS = 500
+FUNDING_POOL_WINDOW_S = 300
+
+
+@dataclass(frozen=True)
+class Market:
+    """One Binance market: where it lives and the limits its docs publish."""
+
+    name: str
+    default_base_url: str
+    api_prefix: str  # path prefix of the REST API, e.g. "/api/v3"
+    archive_prefix: str | None  # below the archive's "data/" root; None = no archive
+    weight_per_minute: int  # REQUEST_WEIGHT budget advertised in exchangeInfo
+    kline_max_limit: int
+    kline_default_limit: int
+    agg_trades_max_limit: int = 1000
+    agg_trades_default_limit: int = 500
+    funding_max_limit: int = 1000
+    funding_default_limit: int = 100
+    # COIN-M klines: "the difference between startTime and endTime can only be up to 200 days".
+    kline_max_window_days: int | None = None
+
+    @property
+    def is_futures(self) -> bool:
+        return self.name in ("um", "cm")
+
+    @property
+    def env_var(self) -> str:
+        return f"KLINE_LAKE_{self.name.upper()}_URL"
+
+
+SPOT = Market("spot", "https://api.binance.com", "/api/v3", "spot", 6000, 1000, 500)
+UM = Market("um", "https://fapi.binance.com", "/fapi/v1", "futures/um", 2400, 1500, 500)
+CM = Market(
+    "cm", "https://dapi.binance.com", "/dapi/v1", "futures/cm", 2400, 1500, 500,
+    kline_max_window_days=200,
+)
+US = Market("us", "https://api.binance.us", "/api/v3", None, 1200, 1000, 500)
+
+_BY_NAME: dict[str, Market] = {m.name: m for m in (SPOT, UM, CM, US)}
+
+# REST endpoint (path below api_prefix) per dataset.
+ENDPOINTS: dict[str, str] = {
+    "klines": "klines",
+    "agg_trades": "aggTrades",
+    "funding": "fundingRate",
+    "mark_klines": "markPriceKlines",
+    "index_klines": "indexPriceKlines",
+    "premium_klines": "premiumIndexKlines",
+}
+
+# Archive dataset folder names (data.binance.vision) per dataset.
+ARCHIVE_NAMES: dict[str, str] = {
+    "klines": "klines",
+    "agg_trades": "aggTrades",
+    "funding": "fundingRate",
+    "mark_klines": "markPriceKlines",
+    "index_klines": "indexPriceKlines",
+    "premium_klines": "premiumIndexKlines",
+}
+
+
+def get_market(name: str) -> Market:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise InputError(f"unknown market {name!r}; expected one of {', '.join(MARKETS)}") from None
+
+
+def validate_dataset(market: Market, dataset: str) -> str:
+    if dataset not in DATASETS:
+        raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    if dataset in FUTURES_ONLY_DATASETS and not market.is_futures:
+        raise InputError(f"dataset {dataset!r} exists only on futures markets (um, cm), not {market.name!r}")
+    return dataset
+
+
+def futures_kline_weight(limit: int) -> int:
+    """USD-M/COIN-M klines (and mark/index/premium klines) weight by LIMIT band:
+    [1,100) -> 1, [100,500) -> 2, [500,1000] -> 5, >1000 -> 10."""
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
+def request_weight(market: Market, endpoint: str, limit: int | None = None) -> int:
+    """Request weight of one call to `endpoint` (path below the API prefix).
+
+    `limit` matters only for futures klines; pass the effective limit (the default when
+    the request omits it).
+    """
+    if market.is_futures:
+        if endpoint in ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines",
+                        "continuousKlines"):
+            return futures_kline_weight(limit if limit is not None else market.kline_default_limit)
+        if endpoint == "aggTrades":
+            return 20
+        if endpoint in ("fundingRate", "fundingInfo"):
+            # USD-M: counted in the separate 500/5min pool only. COIN-M docs give weight 1.
+            return 1 if market.name == "cm" else 0
+        if endpoint == "exchangeInfo":
+            return 1
+        return 1
+    # spot and Binance.US
+    if endpoint in ("klines", "uiKlines"):
+        return 2
+    if endpoint == "aggTrades":
+        return 4 if market.name == "spot" else 2
+    if endpoint == "exchangeInfo":
+        return 20 if market.name == "spot" else 10
+    return 1
+
+
+def best_page_limit(market: Market, dataset: str) -> int:
+    """The page size that maximizes rows per weight for `dataset` on `market`.
+
+    Futures klines: 499 rows for weight 2 (249.5 rows/weight) beats 1000 for 5 (200)
+    and 1500 for 10 (150). Everything else has a flat weight, so the maximum page wins.
+    """
+    if dataset in KLINE_DATASETS:
+        if market.is_futures:
+            return max(
+                (499, 99, 1000, market.kline_max_limit),
+                key=lambda n: (n / futures_kline_weight(n), n),
+            )
+        return market.kline_max_limit
+    if dataset == "agg_trades":
+        return market.agg_trades_max_limit
+    return market.funding_max_limit
+
+
+def resolve_base_url(
+    market: Market, override: str | None = None, env: Mapping[str, str] | None = None
+) -> str:
+    """REST base URL: explicit override, then KLINE_LAKE_<MARKET>_URL, then
+    KLINE_LAKE_BASE_URL, then the exchange default."""
+    env = os.environ if env is None else env
+    url = override or env.get(market.env_var) or env.get(ENV_BASE_URL) or market.default_base_url
+    return url.rstrip("/")
+
+
+def resolve_archive_url(override: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return (override or env.get(ENV_ARCHIVE_URL) or DEFAULT_ARCHIVE_URL).rstrip("/")

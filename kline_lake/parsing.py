@@ -1,0 +1,182 @@
+"""Exchange payloads -> lake tables. Pure: bytes or decoded JSON in, Arrow out.
+
+Two sources, one result: a range parsed from the archive CSVs and the same range parsed
+from REST JSON are equal tables (same schema, same canonical timestamps; see
+`kline_lake.schemas` for the close-time decision).
+
+Archive formats (https://github.com/binance/binance-public-data):
+- klines and mark/index/premium klines: 12 columns, the last one ignored.
+- spot aggTrades: 8 columns (..., is_buyer_maker, is_best_match); futures: 7.
+- futures fundingRate: `calc_time,funding_interval_hours,last_funding_rate`.
+- spot files have no header; futures files have one since about 2022, none before.
+- spot timestamps are microseconds from 2025-01-01, milliseconds before.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from kline_lake import schemas
+from kline_lake.errors import InputError
+
+_KLINE_CSV_COLUMNS = [
+    "open_time", "open", "high", "low", "close", "volume", "close_time",
+    "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+]
+_AGG_CSV_COLUMNS = [
+    "agg_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
+    "is_buyer_maker", "is_best_match",
+]
+_FUNDING_CSV_COLUMNS = ["calc_time", "funding_interval_hours", "last_funding_rate"]
+
+
+def _has_header(data: bytes) -> bool:
+    first = data.lstrip()[:1]
+    return bool(first) and not (first.isdigit() or first == b"-")
+
+
+def _read_csv(data: bytes, names: Sequence[str], types: dict[str, pa.DataType]) -> pa.Table:
+    n_cols = data.split(b"\n", 1)[0].count(b",") + 1
+    if n_cols > len(names):
+        raise InputError(f"archive CSV has {n_cols} columns, expected at most {len(names)}")
+    names = list(names[:n_cols])
+    read = pacsv.ReadOptions(column_names=names, skip_rows=1 if _has_header(data) else 0)
+    convert = pacsv.ConvertOptions(
+        column_types={k: v for k, v in types.items() if k in names},
+        true_values=["true", "True", "TRUE"],
+        false_values=["false", "False", "FALSE"],
+    )
+    try:
+        return pacsv.read_csv(io.BytesIO(data), read_options=read, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"malformed archive CSV: {exc}") from exc
+
+
+def _ts_column(raw: pa.ChunkedArray | np.ndarray, *, close: bool = False) -> pa.Array:
+    arr = np.asarray(raw, dtype=np.int64)
+    us = schemas.canonical_close_us(arr) if close else schemas.to_us(arr)
+    return pa.array(us, type=pa.int64()).view(schemas.TS)
+
+
+def _klines_table(cols: dict[str, Any], dataset: str) -> pa.Table:
+    out = {
+        "open_time": _ts_column(cols["open_time"]),
+        "open": cols["open"],
+        "high": cols["high"],
+        "low": cols["low"],
+        "close": cols["close"],
+        "close_time": _ts_column(cols["close_time"], close=True),
+    }
+    if dataset == "klines":
+        for name in ("volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
+            out[name] = cols[name]
+    return schemas.conform(pa.table(out), dataset)
+
+
+def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
+    """Parse one archive CSV (already unzipped) into the dataset's lake schema."""
+    if not data.strip():
+        return schemas.schema_for(dataset).empty_table()
+    f64, i64 = pa.float64(), pa.int64()
+    if dataset in ("klines", "mark_klines", "index_klines", "premium_klines"):
+        types = {c: f64 for c in _KLINE_CSV_COLUMNS}
+        types.update(open_time=i64, close_time=i64, trades=i64, ignore=pa.string())
+        t = _read_csv(data, _KLINE_CSV_COLUMNS, types)
+        return _klines_table({c: t.column(c) for c in t.column_names}, dataset)
+    if dataset == "agg_trades":
+        types = {
+            "agg_id": i64, "price": f64, "quantity": f64, "first_trade_id": i64,
+            "last_trade_id": i64, "transact_time": i64, "is_buyer_maker": pa.bool_(),
+            "is_best_match": pa.bool_(),
+        }
+        t = _read_csv(data, _AGG_CSV_COLUMNS, types)
+        cols = {c: t.column(c) for c in t.column_names}
+        cols["transact_time"] = _ts_column(cols["transact_time"])
+        if "is_best_match" not in cols:
+            cols["is_best_match"] = pa.nulls(t.num_rows, pa.bool_())
+        return schemas.conform(pa.table(cols), dataset)
+    if dataset == "funding":
+        types = {"calc_time": i64, "funding_interval_hours": i64, "last_funding_rate": f64}
+        t = _read_csv(data, _FUNDING_CSV_COLUMNS, types)
+        table = pa.table(
+            {
+                "funding_time": _ts_column(t.column("calc_time")),
+                "funding_rate": t.column("last_funding_rate"),
+                "mark_price": pa.nulls(t.num_rows, pa.float64()),
+            }
+        )
+        return schemas.conform(table, dataset)
+    raise InputError(f"unknown dataset {dataset!r}")
+
+
+def parse_rest_klines(rows: Sequence[Sequence[Any]], dataset: str = "klines") -> pa.Table:
+    """`/klines`-shaped JSON (list of 12-element arrays, prices as strings) -> table."""
+    if not rows:
+        return schemas.schema_for(dataset).empty_table()
+    try:
+        arr = np.array(rows, dtype=object)
+        if arr.ndim != 2 or arr.shape[1] < 11:
+            raise ValueError(f"expected rows of 12 fields, got shape {arr.shape}")
+        cols: dict[str, Any] = {
+            "open_time": arr[:, 0].astype(np.int64),
+            "close_time": arr[:, 6].astype(np.int64),
+            "trades": arr[:, 8].astype(np.int64),
+        }
+        for i, name in ((1, "open"), (2, "high"), (3, "low"), (4, "close"), (5, "volume"),
+                        (7, "quote_volume"), (9, "taker_buy_volume"), (10, "taker_buy_quote_volume")):
+            cols[name] = arr[:, i].astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"malformed klines response: {exc}") from exc
+    return _klines_table(cols, dataset)
+
+
+def parse_rest_agg_trades(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """`/aggTrades` JSON objects (a, p, q, f, l, T, m[, M]) -> table."""
+    if not rows:
+        return schemas.AGG_TRADES.empty_table()
+    try:
+        table = pa.table(
+            {
+                "agg_id": np.fromiter((r["a"] for r in rows), np.int64, len(rows)),
+                "price": np.array([r["p"] for r in rows], dtype=np.float64),
+                "quantity": np.array([r["q"] for r in rows], dtype=np.float64),
+                "first_trade_id": np.fromiter((r["f"] for r in rows), np.int64, len(rows)),
+                "last_trade_id": np.fromiter((r["l"] for r in rows), np.int64, len(rows)),
+                "transact_time": _ts_column(np.fromiter((r["T"] for r in rows), np.int64, len(rows))),
+                "is_buyer_maker": pa.array([bool(r["m"]) for r in rows], pa.bool_()),
+                "is_best_match": pa.array([r.get("M") for r in rows], pa.bool_()),
+            }
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"malformed aggTrades response: {exc!r}") from exc
+    return schemas.conform(table, "agg_trades")
+
+
+def parse_rest_funding(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """`/fundingRate` JSON objects -> table. An empty `markPrice` (old records) is null.
+
+    `fundingTime` is kept exactly as the exchange reports it, including the few ms of
+    jitter some records carry (e.g. 16:00:00.001): it is the key the exchange uses.
+    """
+    if not rows:
+        return schemas.FUNDING.empty_table()
+    try:
+        table = pa.table(
+            {
+                "funding_time": _ts_column(np.fromiter((r["fundingTime"] for r in rows), np.int64, len(rows))),
+                "funding_rate": np.array([r["fundingRate"] for r in rows], dtype=np.float64),
+                "mark_price": pa.array(
+                    [float(r["markPrice"]) if r.get("markPrice") not in (None, "") else None for r in rows],
+                    pa.float64(),
+                ),
+            }
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"malformed fundingRate response: {exc!r}") from exc
+    return schemas.conform(table, "funding")
