@@ -1,0 +1,216 @@
+"""Download one data.binance.vision zip, verify its sha256 CHECKSUM, extract its CSV.
+
+The order is the point: the zip's bytes are hashed while they stream in, compared with
+the published ``<file>.zip.CHECKSUM`` (``"<sha256 hex>  <file name>"``), and only a zip
+that matches is opened. A mismatch is retried (the CHECKSUM is re-read too: the exchange
+may have replaced the file in between) a bounded number of times, then raised as
+ChecksumError naming the file. A 404 (or 403, which the archive's storage answers for a
+key it does not hold) on either URL means "not in the archive": NotInArchive, which the
+planner turns into a REST piece. 5xx, timeouts and dropped or truncated transfers are
+retried with exponential backoff and jitter, then raised as TransientError.
+
+Bodies are held in memory under a size cap (``FetchPolicy.max_zip_bytes``), enforced on
+the declared Content-Length and again while streaming. The archive costs no request
+weight, so there is no limiter here; concurrency is bounded by the caller.
+
+I/O: an ``httpx.AsyncClient`` passed in (tests swap its transport or point it at a
+loopback server) and an injectable ``sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from kline_lake.errors import ChecksumError, KlineLakeError, TransientError
+from kline_lake.zip_safety import ZipLimits, extract_single_csv
+
+_SHA256_LINE = re.compile(r"^\s*([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
+DEFAULT_MAX_ZIP_BYTES = 1024**3
+_MAX_CHECKSUM_BYTES = 4096
+
+ByteCallback = Callable[[int], None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class NotInArchive(KlineLakeError):
+    """The archive has no such file (HTTP 404/403): fetch the period from REST instead."""
+
+    def __init__(self, url: str, status: int) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(f"not in the archive (HTTP {status}): {url}")
+
+
+class ArchiveHTTPError(KlineLakeError):
+    """The archive answered an unexpected client error (4xx other than 403/404)."""
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """Retry budgets and size caps for archive downloads."""
+
+    checksum_attempts: int = 3  # total downloads of one file before ChecksumError
+    transient_attempts: int = 4  # total tries of one request on 5xx/timeouts/drops
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 8.0
+    max_zip_bytes: int = DEFAULT_MAX_ZIP_BYTES
+    zip_limits: ZipLimits = field(default_factory=ZipLimits)
+
+    def __post_init__(self) -> None:
+        if self.checksum_attempts < 1 or self.transient_attempts < 1:
+            raise ValueError("attempt counts must be at least 1")
+        if self.max_zip_bytes <= 0 or self.backoff_base_s < 0:
+            raise ValueError("max_zip_bytes must be positive and backoff non-negative")
+
+    def backoff_s(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
+        cap = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return rng.uniform(0, cap)
+
+
+@dataclass(frozen=True)
+class FetchedArchive:
+    """A verified archive file: its CSV bytes and what was checked."""
+
+    url: str
+    filename: str
+    sha256: str
+    zip_bytes: int
+    member: str
+    csv_bytes: bytes
+    attempts: int
+
+
+def filename_of(url: str) -> str:
+    """The file name at the end of an archive URL."""
+    return url.rsplit("/", 1)[-1]
+
+
+def parse_checksum(text: str, expected_name: str) -> str:
+    """The lowercase sha256 hex of a ``.CHECKSUM`` body (``"<hex>  <name>"``).
+
+    Raises ChecksumError when the body is not one sha256 line or names another file.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    m = _SHA256_LINE.match(lines[0]) if len(lines) == 1 else None
+    if m is None:
+        raise ChecksumError(f"{expected_name}: malformed CHECKSUM file: {text[:120]!r}")
+    if m.group(2) != expected_name:
+        raise ChecksumError(
+            f"{expected_name}: CHECKSUM names another file ({m.group(2)!r})"
+        )
+    return m.group(1).lower()
+
+
+def _raise_for_status(resp: httpx.Response, url: str) -> None:
+    if resp.status_code in (403, 404):
+        raise NotInArchive(url, resp.status_code)
+    if resp.status_code == 429 or resp.status_code >= 500:
+        raise TransientError(f"archive answered HTTP {resp.status_code}: {url}")
+    if resp.status_code >= 400:
+        raise ArchiveHTTPError(f"archive answered HTTP {resp.status_code}: {url}")
+
+
+async def _get_bounded(
+    client: httpx.AsyncClient, url: str, max_bytes: int, on_bytes: ByteCallback | None
+) -> tuple[bytes, str]:
+    """GET ``url`` into memory under ``max_bytes``; returns (body, sha256 hex)."""
+    try:
+        async with client.stream("GET", url) as resp:
+            _raise_for_status(resp, url)
+            declared = resp.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                raise ArchiveHTTPError(f"{filename_of(url)}: {declared} bytes exceeds the cap of {max_bytes}")
+            digest = hashlib.sha256()
+            buf = bytearray()
+            async for chunk in resp.aiter_bytes():
+                buf += chunk
+                digest.update(chunk)
+                if len(buf) > max_bytes:
+                    raise ArchiveHTTPError(f"{filename_of(url)}: body exceeds the cap of {max_bytes} bytes")
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+            return bytes(buf), digest.hexdigest()
+    except (httpx.TimeoutException, httpx.TransportError) as exc:
+        # TransportError covers refused/dropped connections and bodies shorter than
+        # their Content-Length (RemoteProtocolError).
+        raise TransientError(f"archive transfer failed ({type(exc).__name__}: {exc}): {url}") from exc
+
+
+async def _get_with_retries(
+    client: httpx.AsyncClient,
+    url: str,
+    max_bytes: int,
+    policy: FetchPolicy,
+    sleep: Sleep,
+    rng: random.Random,
+    on_bytes: ByteCallback | None = None,
+) -> tuple[bytes, str]:
+    for attempt in range(1, policy.transient_attempts + 1):
+        try:
+            return await _get_bounded(client, url, max_bytes, on_bytes)
+        except TransientError:
+            if attempt == policy.transient_attempts:
+                raise
+            await sleep(policy.backoff_s(attempt, rng))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def fetch_archive_file(
+    client: httpx.AsyncClient,
+    url: str,
+    policy: FetchPolicy | None = None,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    on_bytes: ByteCallback | None = None,
+    rng: random.Random | None = None,
+) -> FetchedArchive:
+    """Download ``url`` and its ``.CHECKSUM``, verify, and extract the CSV.
+
+    Raises NotInArchive (404/403), ChecksumError (still mismatched after
+    ``policy.checksum_attempts`` downloads; names the file and both digests),
+    TransientError (retries exhausted), UnsafeArchiveError (bad zip layout/size).
+    """
+    policy = policy or FetchPolicy()
+    rng = rng or random.Random()
+    name = filename_of(url)
+    got = expected = ""
+    for attempt in range(1, policy.checksum_attempts + 1):
+        body, _ = await _get_with_retries(
+            client, url + ".CHECKSUM", _MAX_CHECKSUM_BYTES, policy, sleep, rng
+        )
+        expected = parse_checksum(body.decode("utf-8", "replace"), name)
+        data, got = await _get_with_retries(
+            client, url, policy.max_zip_bytes, policy, sleep, rng, on_bytes
+        )
+        if got == expected:
+            member, csv_bytes = extract_single_csv(data, name, policy.zip_limits)
+            return FetchedArchive(url, name, got, len(data), member, csv_bytes, attempt)
+        if attempt < policy.checksum_attempts:
+            await sleep(policy.backoff_s(attempt, rng))
+    raise ChecksumError(
+        f"{name}: sha256 {got} does not match its CHECKSUM {expected} after "
+        f"{policy.checksum_attempts} download(s); nothing from it was ingested ({url})"
+    )
+
+
+async def fetch_checksum(
+    client: httpx.AsyncClient,
+    url: str,
+    policy: FetchPolicy | None = None,
+    *,
+    sleep: Sleep = asyncio.sleep,
+) -> str:
+    """The published sha256 of the archive file at ``url`` (reads only its CHECKSUM)."""
+    policy = policy or FetchPolicy()
+    body, _ = await _get_with_retries(
+        client, url + ".CHECKSUM", _MAX_CHECKSUM_BYTES, policy, sleep, random.Random()
+    )
+    return parse_checksum(body.decode("utf-8", "replace"), filename_of(url))

@@ -1,0 +1,65 @@
+"""Safe extraction refuses every layout an archive zip must not have."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from archive_helpers import make_zip
+
+from kline_lake.zip_safety import UnsafeArchiveError, ZipLimits, extract_single_csv
+
+
+def _zip(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members:
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
+
+
+def test_extracts_the_single_csv() -> None:
+    data = b"1,2,3\n" * 100
+    name, out = extract_single_csv(make_zip("X-1m-2024-01.csv", data), "X-1m-2024-01.zip")
+    assert (name, out) == ("X-1m-2024-01.csv", data)
+
+
+@pytest.mark.parametrize(
+    "member",
+    ["../evil.csv", "/etc/passwd.csv", "a/b.csv", "..\\x.csv", "C:evil.csv", "data.txt"],
+)
+def test_refuses_path_tricks_and_non_csv(member: str) -> None:
+    with pytest.raises(UnsafeArchiveError, match="evil.zip"):
+        extract_single_csv(_zip([(member, b"1,2\n")]), "evil.zip")
+
+
+def test_refuses_zero_or_many_members_and_garbage() -> None:
+    with pytest.raises(UnsafeArchiveError, match="exactly one"):
+        extract_single_csv(_zip([]), "e.zip")
+    with pytest.raises(UnsafeArchiveError, match="exactly one"):
+        extract_single_csv(_zip([("a.csv", b"1"), ("b.csv", b"2")]), "e.zip")
+    with pytest.raises(UnsafeArchiveError, match="not a valid zip"):
+        extract_single_csv(b"PK\x03\x04 not really", "e.zip")
+
+
+def test_size_and_ratio_caps() -> None:
+    bomb = make_zip("bomb.csv", b"0" * (20 * 1024 * 1024))  # ~1000x compressible
+    with pytest.raises(UnsafeArchiveError, match="ratio"):
+        extract_single_csv(bomb, "bomb.zip")
+    with pytest.raises(UnsafeArchiveError, match="over the cap"):
+        extract_single_csv(make_zip("a.csv", b"12345,6\n" * 1000), "a.zip", ZipLimits(max_uncompressed_bytes=1000))
+    with pytest.raises(ValueError):
+        ZipLimits(max_uncompressed_bytes=0)
+
+
+def test_declared_size_that_lies_is_caught_while_inflating() -> None:
+    data = make_zip("a.csv", b"1,2,3\n" * 1000)
+    # Patch the declared uncompressed size (local header offset 22, central dir +24) to 10
+    # bytes: inflating must stop at the declared size instead of trusting it.
+    raw = bytearray(data)
+    cd = raw.rfind(b"PK\x01\x02")
+    raw[22:26] = (10).to_bytes(4, "little")
+    raw[cd + 24:cd + 28] = (10).to_bytes(4, "little")
+    with pytest.raises(UnsafeArchiveError, match="a.zip"):
+        extract_single_csv(bytes(raw), "a.zip")
