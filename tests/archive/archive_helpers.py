@@ -91,3 +91,28 @@ def handler_for(server_state: ArchiveServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+
+
+KLINE_HEADER = (
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+    "taker_buy_volume,taker_buy_quote_volume,ignore\n"
+)
+
+
+def kline_csv(start_ms: int, n: int, step_ms: int = 60_000, *, micro: bool = False,
+              header: bool = False, skip: frozenset[int] = frozenset()) -> bytes:
+    """``n`` synthetic archive kline rows from ``start_ms`` (rows whose index is in
+    ``skip`` are left out, as in an exchange gap)."""
+    scale = 1000 if micro else 1
+    lines = [KLINE_HEADER] if header else []
+    for i in range(n):
+        if i in skip:
+            continue
+        o = start_ms + i * step_ms
+        close = (o + step_ms) * scale - 1
+        p = 100 + (i % 50) * 0.25
+        lines.append(
+            f"{o * scale},{p:.8f},{p + 1:.8f},{p - 1:.8f},{p + 0.5:.8f},{i % 7}.5,{close},"
+            f"{(i % 7) * 100.25:.8f},{i % 11},{i % 3}.25,{(i % 3) * 50:.8f},0\n"
+        )
+    return "".join(lines).encode()

@@ -1,0 +1,266 @@
+"""The archive source: planned data.binance.vision files -> verified -> parsed -> the lake.
+
+For one series and a list of archive pieces (:mod:`kline_lake.archive_plan`), files are
+downloaded concurrently (:func:`kline_lake.archive_fetch.fetch_archive_file`: sha256
+verified before anything is parsed), parsed with pyarrow
+(:func:`kline_lake.parsing.parse_archive_csv`), clipped to the piece, and committed
+through the :class:`~kline_lake.lake_writer.LakeWriter` one calendar month at a time
+(one commit per month partition, so a month of daily files is one rewrite, not thirty).
+
+Coverage: an archive file is the exchange's complete answer for its day or month, so a
+piece's whole range is recorded as covered even when the file is short or empty; stretches
+without rows inside it are confirmed gaps (maintenance, before listing). A file the archive
+does not have (404) is handed back as a REST piece. A file that fails its CHECKSUM after
+retries contributes nothing; the other files are still committed and the first error is
+raised at the end, naming the file. Every committed file is recorded in the archive
+manifest (:mod:`kline_lake.archive_manifest`) with its sha256.
+
+Funding from the archive has no mark price (the CSV carries
+``calc_time,funding_interval_hours,last_funding_rate``): ``mark_price`` is null for those
+rows, while REST funding carries ``markPrice``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import httpx
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kline_lake import archive_manifest
+from kline_lake.archive_fetch import FetchedArchive, FetchPolicy, NotInArchive, fetch_archive_file
+from kline_lake.archive_manifest import ManifestEntry
+from kline_lake.archive_plan import PlanPiece, archive_path, archive_url, fallback_to_rest
+from kline_lake.errors import KlineLakeError
+from kline_lake.lake_writer import LakeWriter, SeriesKey
+from kline_lake.markets import Market
+from kline_lake.parsing import parse_archive_csv
+from kline_lake.schemas import TIME_COLUMNS, TS
+
+DEFAULT_CONCURRENCY = 8
+# Months held in memory at once (each up to a month of parsed rows).
+DEFAULT_MONTHS_IN_FLIGHT = 3
+
+
+@dataclass
+class ArchiveStats:
+    """What the archive source did: the "archive" line of the summary."""
+
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+    not_in_archive: int = 0
+    checksum_retries: int = 0
+
+    def add(self, other: ArchiveStats) -> None:
+        self.files += other.files
+        self.bytes += other.bytes
+        self.rows += other.rows
+        self.not_in_archive += other.not_in_archive
+        self.checksum_retries += other.checksum_retries
+
+    def describe(self) -> str:
+        text = f"archive: {self.files} files, {self.bytes / 1e6:.1f} MB, {self.rows:,} rows"
+        if self.not_in_archive:
+            text += f", {self.not_in_archive} not in archive (-> REST)"
+        if self.checksum_retries:
+            text += f", {self.checksum_retries} checksum retries"
+        return text
+
+
+@dataclass
+class ArchiveOutcome:
+    """Result of ingesting archive pieces for one series."""
+
+    stats: ArchiveStats = field(default_factory=ArchiveStats)
+    rest_pieces: list[PlanPiece] = field(default_factory=list)  # 404s: fetch from REST
+    errors: list[KlineLakeError] = field(default_factory=list)
+
+
+class ArchiveProgress:
+    """Progress callbacks (files done, bytes received); no-ops by default.
+
+    :class:`kline_lake.archive_download.TqdmArchiveProgress` draws two tqdm bars.
+    """
+
+    def add_files_total(self, n: int) -> None:
+        """``n`` more files are planned."""
+
+    def file_done(self) -> None:
+        """One planned file was ingested, or found missing."""
+
+    def add_bytes(self, n: int) -> None:
+        """``n`` more zip bytes were received."""
+
+
+class TqdmArchiveProgress(ArchiveProgress):
+    """Two tqdm bars: archive files and archive bytes."""
+
+    def __init__(self, disable: bool | None = None, position: int = 0) -> None:
+        from tqdm import tqdm
+
+        self.files = tqdm(total=0, unit="file", desc="archive files", disable=disable,
+                          position=position, leave=True)
+        self.bytes = tqdm(total=None, unit="B", unit_scale=True, desc="archive bytes",
+                          disable=disable, position=position + 1, leave=True)
+
+    def add_files_total(self, n: int) -> None:
+        self.files.total = (self.files.total or 0) + n
+        self.files.refresh()
+
+    def file_done(self) -> None:
+        self.files.update(1)
+
+    def add_bytes(self, n: int) -> None:
+        self.bytes.update(n)
+
+    def close(self) -> None:
+        self.files.close()
+        self.bytes.close()
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """Where the archive is and how hard to pull on it."""
+
+    base_url: str
+    policy: FetchPolicy = field(default_factory=FetchPolicy)
+    concurrency: int = DEFAULT_CONCURRENCY
+    months_in_flight: int = DEFAULT_MONTHS_IN_FLIGHT
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.months_in_flight < 1:
+            raise ValueError("archive concurrency must be at least 1")
+
+
+def clip_rows(table: pa.Table, dataset: str, start_us: int, end_us: int) -> pa.Table:
+    """Rows of ``table`` whose time column lies in ``[start_us, end_us)``. Pure."""
+    col = table.column(TIME_COLUMNS[dataset])
+    lo, hi = pa.scalar(start_us, type=TS), pa.scalar(end_us, type=TS)
+    mask = pc.and_(pc.greater_equal(col, lo), pc.less(col, hi))
+    if pc.all(mask).as_py() is not False:  # True, or None for an empty table
+        return table
+    return table.filter(mask)
+
+
+def group_by_month(pieces: list[PlanPiece]) -> list[list[PlanPiece]]:
+    """Archive pieces grouped by the calendar month of their period, in time order."""
+    groups: dict[tuple[int, int], list[PlanPiece]] = {}
+    for piece in sorted(pieces):
+        label = piece.period_label  # YYYY-MM[-DD]
+        groups.setdefault((int(label[:4]), int(label[5:7])), []).append(piece)
+    return [groups[k] for k in sorted(groups)]
+
+
+@dataclass
+class _Parsed:
+    piece: PlanPiece
+    path: str
+    fetched: FetchedArchive
+    table: pa.Table
+
+
+class _SeriesIngest:
+    """Ingests one series' archive pieces: fetch, parse, commit per month, manifest."""
+
+    def __init__(self, client: httpx.AsyncClient, writer: LakeWriter, market: Market,
+                 key: SeriesKey, settings: ArchiveSettings, progress: ArchiveProgress) -> None:
+        self.client, self.writer, self.market, self.key = client, writer, market, key
+        self.settings, self.progress = settings, progress
+        self.files_sem = asyncio.Semaphore(settings.concurrency)
+        self.months_sem = asyncio.Semaphore(settings.months_in_flight)
+        self.outcome = ArchiveOutcome()
+
+    async def run(self, pieces: list[PlanPiece]) -> ArchiveOutcome:
+        pieces = [p for p in pieces if p.is_archive]
+        self.progress.add_files_total(len(pieces))
+        await asyncio.gather(*(self._month(group) for group in group_by_month(pieces)))
+        self.outcome.rest_pieces.sort()
+        return self.outcome
+
+    async def _month(self, group: list[PlanPiece]) -> None:
+        async with self.months_sem:
+            results = await asyncio.gather(*(self._one(p) for p in group))
+            parsed = [r for r in results if r is not None]
+            if parsed:
+                await asyncio.to_thread(self._commit, parsed)
+
+    async def _one(self, piece: PlanPiece) -> _Parsed | None:
+        path = archive_path(self.market, self.key.dataset, self.key.symbol, self.key.interval, piece)
+        url = archive_url(self.settings.base_url, path)
+        try:
+            async with self.files_sem:
+                fetched = await fetch_archive_file(
+                    self.client, url, self.settings.policy, on_bytes=self.progress.add_bytes
+                )
+            table = await asyncio.to_thread(parse_archive_csv, fetched.csv_bytes, self.key.dataset)
+        except NotInArchive:
+            self.outcome.stats.not_in_archive += 1
+            self.outcome.rest_pieces.append(fallback_to_rest(piece))
+            self.progress.file_done()
+            return None
+        except KlineLakeError as exc:  # ChecksumError, TransientError, UnsafeArchiveError, InputError
+            self.outcome.errors.append(exc)
+            self.progress.file_done()
+            return None
+        self.outcome.stats.checksum_retries += fetched.attempts - 1
+        return _Parsed(piece, path, fetched, clip_rows(table, self.key.dataset, piece.start_us, piece.end_us))
+
+    def _commit(self, parsed: list[_Parsed]) -> None:
+        table = pa.concat_tables([p.table for p in parsed])
+        covered = [(p.piece.start_us, p.piece.end_us) for p in parsed]
+        self.writer.commit(self.key, table, covered=covered)
+        archive_manifest.record(self.writer, self.key, [_entry(p) for p in parsed])
+        stats = self.outcome.stats
+        for p in parsed:
+            stats.files += 1
+            stats.bytes += p.fetched.zip_bytes
+            stats.rows += p.table.num_rows
+            self.progress.file_done()
+
+
+def _entry(p: _Parsed) -> ManifestEntry:
+    return ManifestEntry(
+        path=p.path, sha256=p.fetched.sha256, period_start_us=p.piece.period_start_us,
+        period_end_us=p.piece.period_end_us, ranges=((p.piece.start_us, p.piece.end_us),),
+        rows=p.table.num_rows, zip_bytes=p.fetched.zip_bytes,
+    )
+
+
+async def ingest_archive_pieces(
+    client: httpx.AsyncClient,
+    writer: LakeWriter,
+    market: Market,
+    key: SeriesKey,
+    pieces: list[PlanPiece],
+    settings: ArchiveSettings,
+    progress: ArchiveProgress | None = None,
+) -> ArchiveOutcome:
+    """Fetch, verify, parse and commit the archive pieces of one series.
+
+    Returns the stats, the pieces to fetch from REST instead (404s) and the errors met
+    (the caller raises them after the rest of the work is done: see :func:`raise_first`).
+    """
+    ingest = _SeriesIngest(client, writer, market, key, settings, progress or ArchiveProgress())
+    return await ingest.run(pieces)
+
+
+def raise_first(errors: list[KlineLakeError]) -> None:
+    """Raise the first of ``errors`` (same type), mentioning how many more there were."""
+    if not errors:
+        return
+    first = errors[0]
+    if len(errors) == 1:
+        raise first
+    raise type(first)(f"{first} (and {len(errors) - 1} more archive error(s))") from first
+
+
+def archive_client(timeout_s: float = 60.0, transport: httpx.AsyncBaseTransport | None = None,
+                   max_connections: int = DEFAULT_CONCURRENCY) -> httpx.AsyncClient:
+    """An httpx client for the archive host (no weight limiter: the archive costs none)."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(timeout=timeout_s, transport=transport, limits=limits,
+                             follow_redirects=True)
+
