@@ -1,0 +1,192 @@
+"""`kline-lake verify --refresh-archive`: re-check ingested archive files, re-ingest changes.
+
+data.binance.vision may replace a file after publishing it (a corrected day). Every
+ingested archive file is in the archive manifest (:mod:`kline_lake.archive_manifest`)
+with the sha256 it had. A refresh reads each file's ``.CHECKSUM`` again (a few dozen bytes
+per file, no request weight); where the digest changed it downloads the new file (verified
+against the new CHECKSUM before parsing), and *replaces* the rows of the ranges that file
+answered: rows the new file no longer holds are removed, changed rows overwritten, new
+rows added. Then the manifest entry takes the new digest. A file whose CHECKSUM is now
+missing (404) is reported and its rows are kept.
+
+The replacement works partition by partition under the series lock of the lake writer,
+with the writer's own Parquet flavour and atomic writes (new files durable first, emptied
+files removed after), so readers never see a half-written partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kline_lake import archive_manifest, layout
+from kline_lake.archive_download import archive_client, clip_rows
+from kline_lake.archive_fetch import FetchPolicy, NotInArchive, fetch_archive_file, fetch_checksum
+from kline_lake.archive_manifest import ManifestEntry
+from kline_lake.archive_plan import archive_url
+from kline_lake.errors import KlineLakeError
+from kline_lake.lake_writer import LakeWriter, merge_rows, read_data_file, write_parquet
+from kline_lake.layout import SeriesKey
+from kline_lake.parsing import parse_archive_csv
+from kline_lake.schemas import TIME_COLUMNS, TS, conform
+
+_FILE = "__file"
+
+
+@dataclass
+class RefreshReport:
+    """What a refresh found: per archive path, unchanged / re-ingested / gone / failed."""
+
+    checked: int = 0
+    unchanged: int = 0
+    changed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def lines(self) -> list[str]:
+        """Human-readable report lines (one per changed/missing/failed file + a total)."""
+        out = [f"re-ingested (CHECKSUM changed): {p}" for p in self.changed]
+        out += [f"no longer in the archive (rows kept): {p}" for p in self.missing]
+        out += [f"refresh failed: {e}" for e in self.errors]
+        out.append(
+            f"archive refresh: {self.checked} files checked, {self.unchanged} unchanged, "
+            f"{len(self.changed)} re-ingested, {len(self.missing)} missing, {len(self.errors)} errors"
+        )
+        return out
+
+
+def _months(start_us: int, end_us: int) -> list[tuple[int, int]]:
+    out = []
+    year, month = layout.year_month(start_us)
+    while layout.month_start_us(year, month) < end_us:
+        out.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _split_files(table: pa.Table, dataset: str) -> dict[str, pa.Table]:
+    """Rows of one month partition by their canonical file name."""
+    if dataset not in layout.DAILY_FILE_DATASETS:
+        return {layout.MONTH_FILE: table}
+    time_col = TIME_COLUMNS[dataset]
+    frame = pl.from_arrow(table.select([time_col])).with_row_index("__row")
+    frame = frame.with_columns((pl.col(time_col).dt.strftime("%Y-%m-%d") + ".parquet").alias(_FILE))
+    return {
+        str(name): table.take(group["__row"].to_arrow())
+        for (name,), group in frame.group_by([_FILE], maintain_order=True)
+    }
+
+
+def _replace_in_partition(pdir: Path, dataset: str, new_rows: pa.Table,
+                          start_us: int, end_us: int) -> None:
+    files = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
+    stored = merge_rows([read_data_file(f, dataset) for f in files], dataset)
+    kept = stored.filter(pc.invert(_in_range(stored, dataset, start_us, end_us)))
+    merged = merge_rows([kept, new_rows], dataset)
+    targets = _split_files(merged, dataset) if merged.num_rows else {}
+    for name, rows in sorted(targets.items()):
+        path = pdir / name
+        if path.exists() and read_data_file(path, dataset).equals(rows):
+            continue
+        pdir.mkdir(parents=True, exist_ok=True)
+        write_parquet(rows, path, dataset)
+    for f in files:  # after the new files are durable: drop emptied or foreign files
+        if f.name not in targets:
+            f.unlink(missing_ok=True)
+
+
+def _in_range(table: pa.Table, dataset: str, start_us: int, end_us: int) -> pa.ChunkedArray:
+    col = table.column(TIME_COLUMNS[dataset])
+    return pc.and_(pc.greater_equal(col, pa.scalar(start_us, TS)), pc.less(col, pa.scalar(end_us, TS)))
+
+
+def replace_range(writer: LakeWriter, key: SeriesKey, table: pa.Table,
+                  ranges: Iterable[tuple[int, int]]) -> None:
+    """Make the series' rows inside each of ``ranges`` exactly the rows of ``table`` there.
+
+    Runs under the series lock; partitions are rewritten atomically. Coverage is
+    unchanged (the ranges were covered already and still are).
+    """
+    table = conform(table, key.dataset)
+    with writer.lock(key):
+        for start_us, end_us in ranges:
+            part = clip_rows(table, key.dataset, start_us, end_us)
+            for year, month in _months(start_us, end_us):
+                lo = max(start_us, layout.month_start_us(year, month))
+                hi = min(end_us, layout.month_end_us(year, month))
+                rows = clip_rows(part, key.dataset, lo, hi)
+                pdir = layout.partition_dir(writer.root, key, year, month)
+                _replace_in_partition(pdir, key.dataset, rows, lo, hi)
+
+
+async def _refresh_one(client: httpx.AsyncClient, writer: LakeWriter, key: SeriesKey,
+                       entry: ManifestEntry, base_url: str, policy: FetchPolicy,
+                       report: RefreshReport) -> ManifestEntry | None:
+    url = archive_url(base_url, entry.path)
+    try:
+        sha = await fetch_checksum(client, url, policy)
+        if sha == entry.sha256:
+            report.unchanged += 1
+            return None
+        fetched = await fetch_archive_file(client, url, policy)
+        table = await asyncio.to_thread(parse_archive_csv, fetched.csv_bytes, key.dataset)
+        await asyncio.to_thread(replace_range, writer, key, table, entry.ranges)
+    except NotInArchive:
+        report.missing.append(entry.path)
+        return None
+    except KlineLakeError as exc:
+        report.errors.append(f"{entry.path}: {exc}")
+        return None
+    report.changed.append(entry.path)
+    rows = sum(clip_rows(table, key.dataset, a, b).num_rows for a, b in entry.ranges)
+    return ManifestEntry(entry.path, fetched.sha256, entry.period_start_us, entry.period_end_us,
+                         entry.ranges, rows, fetched.zip_bytes)
+
+
+async def refresh_archive(
+    root: str | Path,
+    base_url: str,
+    *,
+    policy: FetchPolicy | None = None,
+    concurrency: int = 8,
+    client: httpx.AsyncClient | None = None,
+) -> RefreshReport:
+    """Re-check every ingested archive file of the lake at ``root`` and re-ingest changes."""
+    writer = LakeWriter(root)
+    policy = policy or FetchPolicy()
+    report = RefreshReport()
+    sem = asyncio.Semaphore(concurrency)
+    own = client is None
+    client = client or archive_client(max_connections=concurrency)
+    try:
+        for key, entries in archive_manifest.iter_manifests(writer.root):
+
+            async def one(entry: ManifestEntry, key: SeriesKey = key) -> ManifestEntry | None:
+                async with sem:
+                    return await _refresh_one(client, writer, key, entry, base_url, policy, report)
+
+            report.checked += len(entries)
+            results = await asyncio.gather(*(one(e) for e in entries.values()))
+            archive_manifest.replace_entries(writer, key, [r for r in results if r is not None])
+    finally:
+        if own:
+            await client.aclose()
+    report.changed.sort()
+    report.missing.sort()
+    return report
+
+
+def run_refresh(root: str | Path, base_url: str) -> RefreshReport:
+    """Synchronous entry point for the CLI (``verify --refresh-archive``)."""
+    return asyncio.run(refresh_archive(root, base_url))
