@@ -1,0 +1,148 @@
+"""The `backtest` command line: ``backtest run`` and ``backtest sweep``.
+
+Bad input (unknown strategy or parameter, empty data range, fast >= slow, negative
+fee...) prints one line and exits 2, through `kline_lake.cli.run_cli`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from backtest.params import parse_params, single_values
+from backtest.strategies import REGISTRY
+from kline_lake.cli import run_cli
+from kline_lake.errors import InputError
+from kline_lake.intervals import ALL_INTERVALS
+
+METRICS_SHOWN = ("final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
+                 "n_trades", "win_rate", "fees_paid", "funding_paid")
+
+
+def _common(fn: Callable) -> Callable:
+    """Options shared by `run` and `sweep` (applied bottom-up, shown top-down)."""
+    options = [
+        click.option("--lake", default="./data", show_default=True,
+                     type=click.Path(file_okay=False), help="Lake root directory."),
+        click.option("--market", type=click.Choice(["spot", "um", "cm", "us"]), default="um",
+                     show_default=True),
+        click.option("--symbol", required=True),
+        click.option("--interval", type=click.Choice(list(ALL_INTERVALS)), required=True),
+        click.option("--start", required=True, help="UTC date/ISO time, inclusive."),
+        click.option("--end", required=True, help="UTC date/ISO time, exclusive."),
+        click.option("--strategy", default="sma_cross", show_default=True,
+                     help=f"One of: {', '.join(REGISTRY)}."),
+        click.option("--param", "param", multiple=True,
+                     help="name=value (sweep: name=start:stop:step or a,b,c)."),
+        click.option("--direction", type=click.Choice(["long", "short", "both"]),
+                     default="long", show_default=True),
+        click.option("--cash", type=float, default=10_000.0, show_default=True),
+        click.option("--fee", type=float, default=None,
+                     help="Taker fee rate (default: the market's base tier, um 0.0005)."),
+        click.option("--maker-fee", type=float, default=None, help="Maker fee rate."),
+        click.option("--liquidity", type=click.Choice(["taker", "maker"]), default="taker",
+                     show_default=True, help="Which fee rate fills pay."),
+        click.option("--slippage-bps", type=float, default=0.0, show_default=True),
+        click.option("--fill", type=click.Choice(["next_open", "close"]), default="next_open",
+                     show_default=True),
+        click.option("--funding/--no-funding", default=True, show_default=True),
+        click.option("--leverage", type=float, default=1.0, show_default=True),
+        click.option("--size", type=float, default=1.0, show_default=True,
+                     help="Fraction of equity per entry."),
+        click.option("--mmr", type=float, default=None,
+                     help="Maintenance margin rate: enables isolated-margin liquidation."),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+                     help="Write results as JSON here."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(kw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "lake": kw["lake"], "market": kw["market"], "symbol": kw["symbol"],
+        "interval": kw["interval"], "start": kw["start"], "end": kw["end"],
+        "cash": kw["cash"], "direction": kw["direction"], "fee": kw["fee"],
+        "maker_fee": kw["maker_fee"], "liquidity": kw["liquidity"],
+        "slippage_bps": kw["slippage_bps"], "fill": kw["fill"], "funding": kw["funding"],
+        "leverage": kw["leverage"], "size": kw["size"], "maintenance_margin_rate": kw["mmr"],
+    }
+
+
+def _as_input_errors(fn: Callable) -> Callable:
+    """ValueErrors from the library are bad input: make them InputError (exit 2)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError:
+            raise
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+
+    return wrapper
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+@click.group()
+def cli() -> None:
+    """Backtest strategies over the kline lake (fees, slippage, funding)."""
+
+
+@cli.command("run")
+@_common
+@_as_input_errors
+def run_cmd(**kw: Any) -> None:
+    """Backtest one strategy with fixed parameters."""
+    from backtest.engine import run
+
+    params = single_values(parse_params(kw["param"]))
+    result = run(kw["strategy"], params, **_settings(kw))
+    for name in METRICS_SHOWN:
+        click.echo(f"{name:>14}: {_fmt(result.metrics[name])}")
+    for note in result.warnings:
+        click.echo(f"note: {note}", err=True)
+    if kw["json_path"]:
+        result.to_json(kw["json_path"])
+
+
+@cli.command("sweep")
+@_common
+@click.option("--sort", "sort_by", default="sharpe", show_default=True,
+              help="Metric the printed top rows are sorted by.")
+@click.option("--top", type=int, default=10, show_default=True)
+@_as_input_errors
+def sweep_cmd(sort_by: str, top: int, **kw: Any) -> None:
+    """Backtest every combination of the --param ranges."""
+    import polars as pl
+
+    from backtest.metrics import METRIC_NAMES
+    from backtest.sweep import sweep
+
+    if sort_by not in METRIC_NAMES:
+        raise InputError(f"--sort must be a metric: {', '.join(METRIC_NAMES)}")
+    result = sweep(kw["strategy"], parse_params(kw["param"]), **_settings(kw))
+    frame = result.to_frame()
+    shown = frame.sort(pl.col(sort_by).fill_nan(None), descending=True, nulls_last=True)
+    cols = [*result.param_names, *METRICS_SHOWN]
+    click.echo(f"{frame.height} combinations ({len(result.skipped)} skipped); top {top} by {sort_by}:")
+    click.echo("  ".join(cols))
+    for row in shown.head(top).select(cols).iter_rows():
+        click.echo("  ".join(_fmt(v) for v in row))
+    if kw["json_path"]:
+        result.to_json(kw["json_path"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `backtest` console script."""
+    run_cli(cli, "backtest", argv)

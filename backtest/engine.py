@@ -1,0 +1,256 @@
+"""`run`: load data, compute signals, simulate with the Numba kernel, build the result.
+
+Decisions where the issue is silent (also in the README of this package's docstrings):
+
+- Spot markets (``spot``, ``us``) allow only ``direction="long"`` and ``leverage=1``.
+- Sizing: every entry commits ``size`` (a fraction of equity, default 1) times
+  ``leverage`` of notional including its fee. Isolated margin per position is
+  ``notional / leverage``; funding paid during the trade is taken from that margin.
+- Liquidation (``maintenance_margin_rate`` set) closes at the liquidation price with the
+  fee rate and no slippage; what is left of the margin stays in the account.
+- ``cm`` (COIN-M) is simulated as a linear contract in quote units (an approximation).
+- ``jit=False`` runs the kernel's pure-Python body (``simulate_nb.py_func``) for
+  debugging; results are identical, only slower.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from backtest import fills
+from backtest.data import (
+    Bars,
+    FundingEvents,
+    MarkOpens,
+    load_bars,
+    load_funding,
+    load_mark_opens,
+    parse_time_us,
+)
+from backtest.fees import FeeModel
+from backtest.funding import align_funding
+from backtest.kernels import (
+    BOTH,
+    LONG,
+    N_ORDER_COLS,
+    N_TRADE_COLS,
+    SHORT,
+    STATUS_LIQUIDATED,
+    STATUS_NO_CASH,
+    STATUS_RECORDS_FULL,
+    order_capacity,
+    simulate_nb,
+    trade_capacity,
+)
+from backtest.metrics import compute_metrics
+from backtest.results import RunResult, orders_frame, trades_frame
+from backtest.strategies import SignalFunc, Strategy, get_strategy
+from kline_lake.errors import InputError
+from kline_lake.markets import get_market
+
+DIRECTIONS = {"long": LONG, "short": SHORT, "both": BOTH}
+TimeLike = str | date | datetime
+NO_JIT_ENV = "BACKTEST_NO_JIT"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated simulation settings (all rates are fractions, not percent)."""
+
+    market: str = "um"
+    cash: float = 10_000.0
+    direction: str = "long"
+    fill: str = "next_open"
+    fee_rate: float = 0.0005
+    slippage_bps: float = 0.0
+    funding: bool = True
+    leverage: float = 1.0
+    size: float = 1.0
+    maintenance_margin_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        market = get_market(self.market)
+        if self.direction not in DIRECTIONS:
+            raise InputError(f"unknown direction {self.direction!r}; expected long, short or both")
+        fills.validate_fill(self.fill)
+        fills.slippage_fraction(self.slippage_bps)
+        if not (np.isfinite(self.cash) and self.cash > 0):
+            raise InputError(f"cash must be positive, got {self.cash}")
+        if not 0.0 <= self.fee_rate < 1.0:
+            raise InputError(f"fee must be in [0, 1), got {self.fee_rate}")
+        if not 0.0 < self.size <= 1.0:
+            raise InputError(f"size must be in (0, 1], got {self.size}")
+        if not 1.0 <= self.leverage <= 125.0:
+            raise InputError(f"leverage must be in [1, 125], got {self.leverage}")
+        mmr = self.maintenance_margin_rate
+        if mmr is not None and not 0.0 < mmr < 1.0:
+            raise InputError(f"maintenance margin rate must be in (0, 1), got {mmr}")
+        if not market.is_futures:
+            if self.direction != "long":
+                raise InputError(f"market {market.name!r} is spot: only --direction long")
+            if self.leverage != 1.0:
+                raise InputError(f"market {market.name!r} is spot: leverage must be 1")
+
+    def kernel_args(self) -> tuple:
+        """The scalar arguments of `simulate_nb` after the arrays."""
+        mmr = np.nan if self.maintenance_margin_rate is None else self.maintenance_margin_rate
+        return (DIRECTIONS[self.direction], self.fill == "close", float(self.cash),
+                float(self.size), float(self.leverage), float(self.fee_rate),
+                fills.slippage_fraction(self.slippage_bps), float(mmr))
+
+
+def make_config(market: str = "um", cash: float = 10_000.0, direction: str = "long",
+                fill: str = "next_open", fee: float | None = None,
+                maker_fee: float | None = None, liquidity: str = "taker",
+                slippage_bps: float = 0.0, funding: bool = True, leverage: float = 1.0,
+                size: float = 1.0, maintenance_margin_rate: float | None = None) -> Config:
+    """Build a Config; `fee`/`maker_fee` default to the market's base-tier rates."""
+    for name, value in (("fee", fee), ("maker fee", maker_fee)):
+        if value is not None and value < 0:
+            raise InputError(f"{name} must not be negative, got {value}")
+    model = FeeModel.for_market(market, fee, maker_fee, liquidity)
+    return Config(market, float(cash), direction, fill, model.rate, float(slippage_bps),
+                  bool(funding), float(leverage), float(size), maintenance_margin_rate)
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """Bars plus the per-bar funding sums the kernel consumes."""
+
+    bars: Bars
+    fund_at_open: np.ndarray
+    fund_intra: np.ndarray
+
+
+def load_market_data(lake: str | Path | None, market: str, symbol: str, interval: str,
+                     start: TimeLike | None, end: TimeLike | None, *, bars: Bars | None = None,
+                     funding_events: FundingEvents | None = None,
+                     mark_opens: MarkOpens | None = None, funding: bool = True) -> MarketData:
+    """From the lake (or from arrays given directly) to aligned kernel inputs."""
+    if bars is None:
+        if lake is None or start is None or end is None:
+            raise InputError("give lake, start and end (or bars=...)")
+        start_us, end_us = parse_time_us(start, "start"), parse_time_us(end, "end")
+        bars = load_bars(lake, market, symbol, interval, start_us, end_us)
+        if funding and get_market(market).is_futures:
+            if funding_events is None:
+                funding_events = load_funding(lake, market, symbol, start_us, end_us)
+            if mark_opens is None:
+                mark_opens = load_mark_opens(lake, market, symbol, interval, start_us, end_us)
+    if not funding or funding_events is None:
+        zeros = np.zeros(len(bars))
+        return MarketData(bars, zeros, zeros.copy())
+    at_open, intra = align_funding(bars, funding_events, mark_opens)
+    return MarketData(bars, at_open, intra)
+
+
+def strategy_signals(strat: Strategy, bars: Bars, params: Mapping[str, Any],
+                     direction: str) -> np.ndarray:
+    """The strategy's int8 signals, negated for `follows_direction` under short."""
+    sig = strat.signals(bars, params)
+    if strat.follows_direction and direction == "short":
+        sig = -sig
+    return np.ascontiguousarray(sig, dtype=np.int8)
+
+
+def use_jit(jit: bool | None) -> bool:
+    """Explicit `jit` wins; otherwise BACKTEST_NO_JIT=1 in the environment disables it."""
+    if jit is not None:
+        return jit
+    return os.environ.get(NO_JIT_ENV, "") not in ("1", "true", "yes")
+
+
+def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None = None) -> dict:
+    """Run the kernel once; returns its output arrays and records."""
+    b = data.bars
+    n = len(b)
+    out = {k: np.empty(n) for k in ("equity", "position", "cash", "cum_fees", "cum_funding")}
+    orders = np.empty((order_capacity(n), N_ORDER_COLS))
+    trades = np.empty((trade_capacity(n), N_TRADE_COLS))
+    kernel = simulate_nb if use_jit(jit) else simulate_nb.py_func
+    status, n_ord, n_tr = kernel(
+        b.open, b.high, b.low, b.close, sig, data.fund_at_open, data.fund_intra,
+        *config.kernel_args(), out["equity"], out["position"], out["cash"], out["cum_fees"],
+        out["cum_funding"], orders, trades)
+    out.update(status=int(status), orders=orders[:n_ord], trades=trades[:n_tr])
+    return out
+
+
+def _status_warnings(status: int) -> list[str]:
+    notes = []
+    if status & STATUS_NO_CASH:
+        notes.append("an entry was skipped because equity was not positive")
+    if status & STATUS_RECORDS_FULL:
+        notes.append("record buffers overflowed; orders/trades are truncated")
+    if status & STATUS_LIQUIDATED:
+        notes.append("at least one position was liquidated")
+    return notes
+
+
+def bar_frame(data: MarketData, sig: np.ndarray, sim: dict, cash: float) -> pl.DataFrame:
+    """The per-bar frame of a run (see `RunResult`)."""
+    b = data.bars
+    n = len(b)
+    entry = np.zeros(n, dtype=bool)
+    exit_ = np.zeros(n, dtype=bool)
+    tr = sim["trades"]
+    if tr.shape[0]:
+        entry[tr[:, 0].astype(np.int64)] = True
+        closed = tr[:, 10] != 1
+        exit_[tr[closed, 1].astype(np.int64)] = True
+    equity = sim["equity"]
+    peak = np.maximum.accumulate(np.concatenate(([cash], equity)))[1:]
+    return pl.DataFrame({
+        "open_time": pl.Series(b.open_time_us).cast(pl.Datetime("us", "UTC")),
+        "open": b.open, "high": b.high, "low": b.low, "close": b.close,
+        "signal": sig, "entry": entry, "exit": exit_,
+        "position": sim["position"], "cash": sim["cash"], "equity": equity,
+        "buy_hold_equity": cash * b.close / b.open[0],
+        "drawdown": 1.0 - equity / peak,
+        "cum_fees": sim["cum_fees"], "cum_funding": sim["cum_funding"],
+    })
+
+
+def run(strategy: str | Strategy | SignalFunc = "sma_cross",
+        params: Mapping[str, Any] | None = None, *, lake: str | Path | None = None,
+        market: str = "um", symbol: str = "BTCUSDT", interval: str = "1h",
+        start: TimeLike | None = None, end: TimeLike | None = None, bars: Bars | None = None,
+        funding_events: FundingEvents | None = None, mark_opens: MarkOpens | None = None,
+        jit: bool | None = None, **settings: Any) -> RunResult:
+    """Backtest one strategy over ``[start, end)`` of the lake (or over `bars`).
+
+    `settings` are those of `make_config`: cash, direction, fill, fee, maker_fee,
+    liquidity, slippage_bps, funding, leverage, size, maintenance_margin_rate.
+    """
+    config = make_config(market=bars.market if bars is not None else market, **settings)
+    strat = get_strategy(strategy)
+    resolved = strat.resolve_params(dict(params or {}))
+    data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
+                            funding_events=funding_events, mark_opens=mark_opens,
+                            funding=config.funding)
+    sig = strategy_signals(strat, data.bars, resolved, config.direction)
+    sim = simulate(data, sig, config, jit)
+    b = data.bars
+    fees_paid = float(sim["cum_fees"][-1])
+    funding_paid = float(sim["cum_funding"][-1])
+    metrics = compute_metrics(sim["equity"], sim["position"], sim["trades"], config.cash,
+                              fees_paid, funding_paid, b.bar_days)
+    cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
+                            "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
+                            "n_bars": len(b)}
+    return RunResult(metrics, bar_frame(data, sig, sim, config.cash),
+                     trades_frame(sim["trades"], b.open_time_us),
+                     orders_frame(sim["orders"], b.open_time_us), strat.name, resolved, cfg,
+                     sim["status"], _status_warnings(sim["status"]))
+
+
+def _iso(ts_us: int) -> str:
+    return str(np.datetime64(int(ts_us), "us")) + "Z"

@@ -1,0 +1,291 @@
+"""Performance metrics: pure functions of the equity curve, positions and trades.
+
+Crypto trades every day, so annualization uses 365 days: a bar of length `bar_days`
+gives ``bars_per_year = 365 / bar_days``. Definitions (worked numbers in the tests):
+
+- ``returns[t] = equity[t] / equity[t-1] - 1`` with ``equity[-1] = init_cash``.
+- ``total_return = final / init_cash - 1``; ``cagr = (final / init_cash) ** (1 / years) - 1``
+  with ``years = n_bars * bar_days / 365`` (-1 when the account is wiped out).
+- ``sharpe = mean(returns) / std(returns, ddof=1) * sqrt(bars_per_year)`` (risk-free 0);
+  ``sortino`` uses the downside deviation ``sqrt(mean(min(returns, 0) ** 2))``.
+- ``max_drawdown``: the largest ``1 - equity / running_peak`` (a positive fraction; the
+  peak starts at init_cash). ``max_drawdown_duration``: the longest stretch spent below
+  a previous peak, in days (bars times bar length), counting an unrecovered drawdown.
+- ``calmar = cagr / max_drawdown``.
+- Trades: ``n_trades`` counts every trade including one still open at the end (valued at
+  the last close, no exit fee); ``win_rate``, ``profit_factor`` (gross profit / gross
+  loss; inf without losses) and ``expectancy`` (mean net PnL per trade, quote currency)
+  use closed (and liquidated) trades only. PnL is net of fees and funding.
+- ``exposure``: the fraction of bars that end with a non-zero position.
+
+Undefined values (a zero denominator) are NaN; JSON output writes them as null.
+The ``_nb`` versions are Numba kernels so a parameter sweep computes the very same
+numbers inside its compiled loop; the plain-named functions are their Python faces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from backtest.kernels import T_PNL, T_STATUS, TRADE_OPEN
+
+DAYS_PER_YEAR = 365.0
+
+METRIC_NAMES: tuple[str, ...] = (
+    "final_equity", "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown",
+    "max_drawdown_duration", "n_trades", "win_rate", "profit_factor", "expectancy",
+    "exposure", "fees_paid", "funding_paid",
+)
+N_METRICS = len(METRIC_NAMES)
+
+
+def bars_per_year(bar_days: float) -> float:
+    """Bars in a 365-day year for bars `bar_days` long."""
+    if not bar_days > 0:
+        raise ValueError(f"bar length must be positive, got {bar_days} days")
+    return DAYS_PER_YEAR / bar_days
+
+
+@njit(cache=True, error_model="numpy")
+def returns_nb(equity, init_cash):
+    """Per-bar simple returns; the first bar is measured against `init_cash`."""
+    n = equity.shape[0]
+    out = np.empty(n)
+    prev = init_cash
+    for t in range(n):
+        out[t] = equity[t] / prev - 1.0
+        prev = equity[t]
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def total_return_nb(final_equity, init_cash):
+    return final_equity / init_cash - 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def cagr_nb(final_equity, init_cash, n_bars, bar_days):
+    years = n_bars * bar_days / DAYS_PER_YEAR
+    ratio = final_equity / init_cash
+    if not years > 0.0:
+        return np.nan
+    if ratio <= 0.0:
+        return -1.0
+    return ratio ** (1.0 / years) - 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def sharpe_nb(returns, bars_per_year):
+    n = returns.shape[0]
+    if n < 2:
+        return np.nan
+    mean = returns.mean()
+    var = ((returns - mean) ** 2).sum() / (n - 1)
+    if not var > 0.0:
+        return np.nan
+    return mean / np.sqrt(var) * np.sqrt(bars_per_year)
+
+
+@njit(cache=True, error_model="numpy")
+def sortino_nb(returns, bars_per_year):
+    n = returns.shape[0]
+    if n < 1:
+        return np.nan
+    down = np.minimum(returns, 0.0)
+    dd = np.sqrt((down * down).mean())
+    if not dd > 0.0:
+        return np.nan
+    return returns.mean() / dd * np.sqrt(bars_per_year)
+
+
+@njit(cache=True, error_model="numpy")
+def max_drawdown_nb(equity, init_cash):
+    peak = init_cash
+    worst = 0.0
+    for t in range(equity.shape[0]):
+        peak = max(peak, equity[t])
+        dd = 1.0 - equity[t] / peak
+        worst = max(worst, dd)
+    return worst
+
+
+@njit(cache=True, error_model="numpy")
+def max_drawdown_duration_nb(equity, init_cash, bar_days):
+    """Longest run of bars with equity below the running peak, in days."""
+    peak = init_cash
+    run = 0
+    longest = 0
+    for t in range(equity.shape[0]):
+        if equity[t] >= peak:
+            peak = equity[t]
+            run = 0
+        else:
+            run += 1
+            longest = max(longest, run)
+    return longest * bar_days
+
+
+@njit(cache=True, error_model="numpy")
+def calmar_nb(cagr, max_drawdown):
+    if not max_drawdown > 0.0:
+        return np.nan
+    return cagr / max_drawdown
+
+
+@njit(cache=True, error_model="numpy")
+def trade_stats_nb(pnl, closed):
+    """(win_rate, profit_factor, expectancy) over the trades where `closed` is True."""
+    wins = 0
+    n = 0
+    gross_win = 0.0
+    gross_loss = 0.0
+    for k in range(pnl.shape[0]):
+        if not closed[k]:
+            continue
+        n += 1
+        if pnl[k] > 0.0:
+            wins += 1
+            gross_win += pnl[k]
+        else:
+            gross_loss -= pnl[k]
+    if n == 0:
+        return np.nan, np.nan, np.nan
+    if gross_loss > 0.0:
+        pf = gross_win / gross_loss
+    elif gross_win > 0.0:
+        pf = np.inf
+    else:
+        pf = np.nan
+    return wins / n, pf, (gross_win - gross_loss) / n
+
+
+@njit(cache=True, error_model="numpy")
+def exposure_nb(position):
+    n = position.shape[0]
+    if n == 0:
+        return np.nan
+    held = 0
+    for t in range(n):
+        if position[t] != 0.0:
+            held += 1
+    return held / n
+
+
+@njit(cache=True, error_model="numpy")
+def metrics_nb(equity, position, trades, init_cash, fees_paid, funding_paid, bars_per_year,
+               bar_days, out):
+    """Fill `out` (length N_METRICS, in METRIC_NAMES order) from one simulated run."""
+    n = equity.shape[0]
+    final = equity[n - 1] if n > 0 else init_cash
+    rets = returns_nb(equity, init_cash)
+    out[0] = final
+    out[1] = total_return_nb(final, init_cash)
+    out[2] = cagr_nb(final, init_cash, n, bar_days)
+    out[3] = sharpe_nb(rets, bars_per_year)
+    out[4] = sortino_nb(rets, bars_per_year)
+    out[6] = max_drawdown_nb(equity, init_cash)
+    out[5] = calmar_nb(out[2], out[6])
+    out[7] = max_drawdown_duration_nb(equity, init_cash, bar_days)
+    out[8] = trades.shape[0]
+    closed = trades[:, T_STATUS] != TRADE_OPEN
+    out[9], out[10], out[11] = trade_stats_nb(trades[:, T_PNL].copy(), closed)
+    out[12] = exposure_nb(position)
+    out[13] = fees_paid
+    out[14] = funding_paid
+
+
+# ---- Python faces ---------------------------------------------------------------------
+
+def _f64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def returns(equity, init_cash: float) -> np.ndarray:
+    """Per-bar simple returns, the first against `init_cash`."""
+    return returns_nb(_f64(equity), float(init_cash))
+
+
+def final_equity(equity) -> float:
+    """Equity at the last bar."""
+    return float(_f64(equity)[-1])
+
+
+def total_return(equity, init_cash: float) -> float:
+    """final / init_cash - 1."""
+    return float(total_return_nb(final_equity(equity), float(init_cash)))
+
+
+def cagr(equity, init_cash: float, bar_days: float) -> float:
+    """Compound annual growth rate over len(equity) bars of `bar_days` (365-day year)."""
+    eq = _f64(equity)
+    return float(cagr_nb(eq[-1], float(init_cash), eq.shape[0], float(bar_days)))
+
+
+def sharpe(rets, bars_per_year: float) -> float:
+    """Annualized Sharpe ratio of per-bar returns (risk-free rate 0, ddof=1)."""
+    return float(sharpe_nb(_f64(rets), float(bars_per_year)))
+
+
+def sortino(rets, bars_per_year: float) -> float:
+    """Annualized Sortino ratio (downside deviation over all bars, target 0)."""
+    return float(sortino_nb(_f64(rets), float(bars_per_year)))
+
+
+def max_drawdown(equity, init_cash: float) -> float:
+    """Largest peak-to-trough loss as a positive fraction."""
+    return float(max_drawdown_nb(_f64(equity), float(init_cash)))
+
+
+def max_drawdown_duration(equity, init_cash: float, bar_days: float) -> float:
+    """Longest time below a previous peak, in days."""
+    return float(max_drawdown_duration_nb(_f64(equity), float(init_cash), float(bar_days)))
+
+
+def calmar(cagr_value: float, max_drawdown_value: float) -> float:
+    """CAGR divided by max drawdown."""
+    return float(calmar_nb(float(cagr_value), float(max_drawdown_value)))
+
+
+def win_rate(pnl, closed=None) -> float:
+    """Share of closed trades with positive net PnL."""
+    return _trade_stats(pnl, closed)[0]
+
+
+def profit_factor(pnl, closed=None) -> float:
+    """Gross profit / gross loss of closed trades (inf when nothing was lost)."""
+    return _trade_stats(pnl, closed)[1]
+
+
+def expectancy(pnl, closed=None) -> float:
+    """Mean net PnL per closed trade, in quote currency."""
+    return _trade_stats(pnl, closed)[2]
+
+
+def _trade_stats(pnl, closed) -> tuple[float, float, float]:
+    p = _f64(pnl)
+    mask = np.ones(p.shape[0], dtype=np.bool_) if closed is None else np.asarray(closed, bool)
+    w, pf, e = trade_stats_nb(p, mask)
+    return float(w), float(pf), float(e)
+
+
+def exposure(position) -> float:
+    """Fraction of bars ending with a non-zero position."""
+    return float(exposure_nb(_f64(position)))
+
+
+def compute_metrics(equity, position, trades: np.ndarray, init_cash: float, fees_paid: float,
+                    funding_paid: float, bar_days: float) -> dict[str, float]:
+    """Every metric of METRIC_NAMES for one run, as a dict."""
+    out = np.empty(N_METRICS)
+    metrics_nb(_f64(equity), _f64(position), np.ascontiguousarray(trades, dtype=np.float64),
+               float(init_cash), float(fees_paid), float(funding_paid),
+               bars_per_year(bar_days), float(bar_days), out)
+    return metrics_row_to_dict(out)
+
+
+def metrics_row_to_dict(row: np.ndarray) -> dict[str, float]:
+    """A METRIC_NAMES-ordered row -> {name: value} (n_trades as int)."""
+    d = {name: float(v) for name, v in zip(METRIC_NAMES, row, strict=True)}
+    d["n_trades"] = int(d["n_trades"])
+    return d

@@ -1,0 +1,170 @@
+"""Result objects of `backtest.run` and `backtest.sweep`.
+
+They carry everything a report needs: the per-bar frame (prices, signal, entries,
+exits, position, cash, equity, buy-and-hold equity, drawdown, cumulative fees and
+funding), trades, orders, metrics and, for sweeps, the grid as a frame. Frames are
+Polars; ``to_pandas()`` converts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from backtest.kernels import (
+    KIND_LIQUIDATION,
+    N_ORDER_COLS,
+    N_TRADE_COLS,
+    T_ENTRY_IDX,
+    T_EXIT_IDX,
+    T_STATUS,
+    TRADE_CLOSED,
+    TRADE_LIQUIDATED,
+    TRADE_OPEN,
+)
+from backtest.metrics import METRIC_NAMES
+
+_TRADE_STATUS = {TRADE_CLOSED: "closed", TRADE_OPEN: "open", TRADE_LIQUIDATED: "liquidated"}
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf -> None, NumPy scalars -> Python, recursively; JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _ts(open_time_us: np.ndarray) -> pl.Series:
+    return pl.Series("t", open_time_us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+
+
+def trades_frame(trades: np.ndarray, open_time_us: np.ndarray) -> pl.DataFrame:
+    """Trade records (see `backtest.kernels`) -> a frame with times and labels."""
+    t = np.asarray(trades, dtype=np.float64).reshape(-1, N_TRADE_COLS)
+    entry = t[:, T_ENTRY_IDX].astype(np.int64)
+    exit_ = t[:, T_EXIT_IDX].astype(np.int64)
+    return pl.DataFrame({
+        "entry_idx": entry,
+        "exit_idx": exit_,
+        "entry_time": _ts(open_time_us[entry]),
+        "exit_time": _ts(open_time_us[exit_]),
+        "side": np.where(t[:, 2] > 0, "long", "short"),
+        "qty": t[:, 3],
+        "entry_price": t[:, 4],
+        "exit_price": t[:, 5],
+        "entry_fee": t[:, 6],
+        "exit_fee": t[:, 7],
+        "funding_paid": t[:, 8],
+        "pnl": t[:, 9],
+        "return": t[:, 9] / (t[:, 3] * t[:, 4]) if t.shape[0] else t[:, 9],
+        "status": [_TRADE_STATUS[int(s)] for s in t[:, T_STATUS]],
+        "liquidated": t[:, T_STATUS] == TRADE_LIQUIDATED,
+    })
+
+
+def orders_frame(orders: np.ndarray, open_time_us: np.ndarray) -> pl.DataFrame:
+    """Order records -> a frame (side buy/sell, kind signal/liquidation)."""
+    o = np.asarray(orders, dtype=np.float64).reshape(-1, N_ORDER_COLS)
+    idx = o[:, 0].astype(np.int64)
+    return pl.DataFrame({
+        "idx": idx,
+        "time": _ts(open_time_us[idx]),
+        "side": np.where(o[:, 1] > 0, "buy", "sell"),
+        "qty": o[:, 2],
+        "price": o[:, 3],
+        "fee": o[:, 4],
+        "kind": np.where(o[:, 5] == KIND_LIQUIDATION, "liquidation", "signal"),
+    })
+
+
+@dataclass
+class RunResult:
+    """One backtest: ``.metrics`` dict, ``.equity`` per-bar frame, ``.trades``, ``.orders``.
+
+    ``equity`` columns: open_time, open, high, low, close, signal, entry, exit, position,
+    cash, equity, buy_hold_equity, drawdown, cum_fees, cum_funding.
+    """
+
+    metrics: dict[str, float]
+    equity: pl.DataFrame
+    trades: pl.DataFrame
+    orders: pl.DataFrame
+    strategy: str
+    params: dict[str, Any]
+    config: dict[str, Any]
+    status: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def equity_curve(self) -> np.ndarray:
+        return self.equity.get_column("equity").to_numpy()
+
+    def to_pandas(self):
+        """The per-bar frame as a pandas DataFrame indexed by open_time."""
+        return self.equity.to_pandas().set_index("open_time")
+
+    def to_dict(self, with_trades: bool = True) -> dict[str, Any]:
+        """Every metric by name at the top level, plus strategy, params and config."""
+        out: dict[str, Any] = {name: self.metrics[name] for name in METRIC_NAMES}
+        out.update(strategy=self.strategy, params=self.params, config=self.config,
+                   status=self.status, warnings=self.warnings)
+        if with_trades:
+            trades = self.trades.with_columns(
+                pl.col("entry_time").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ"),
+                pl.col("exit_time").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ"),
+            )
+            out["trades"] = trades.to_dicts()
+        return json_safe(out)
+
+    def to_json(self, path: str | Path | None = None, with_trades: bool = True) -> str:
+        """JSON text (NaN -> null); also written to `path` when given."""
+        text = json.dumps(self.to_dict(with_trades), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+
+@dataclass
+class SweepResult:
+    """A parameter grid: one row per combination with its params and every metric."""
+
+    grid: pl.DataFrame
+    strategy: str
+    param_names: list[str]
+    config: dict[str, Any]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_frame(self) -> pl.DataFrame:
+        """The grid as a Polars frame (``.to_pandas()`` for pandas)."""
+        return self.grid
+
+    def to_pandas(self):
+        return self.grid.to_pandas()
+
+    def best(self, metric: str = "sharpe", maximize: bool = True) -> dict[str, Any]:
+        """The row with the best `metric` (NaN rows last)."""
+        col = pl.col(metric).fill_nan(None)
+        row = self.grid.sort(col, descending=maximize, nulls_last=True).row(0, named=True)
+        return row
+
+    def to_records(self) -> list[dict[str, Any]]:
+        return json_safe(self.grid.to_dicts())
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """A JSON list: one object per combination, params by name and every metric."""
+        text = json.dumps(self.to_records(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
