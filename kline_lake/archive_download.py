@@ -23,6 +23,7 @@ rows, while REST funding carries ``markPrice``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -166,9 +167,11 @@ class _SeriesIngest:
     """Ingests one series' archive pieces: fetch, parse, commit per month, manifest."""
 
     def __init__(self, client: httpx.AsyncClient, writer: LakeWriter, market: Market,
-                 key: SeriesKey, settings: ArchiveSettings, progress: ArchiveProgress) -> None:
+                 key: SeriesKey, settings: ArchiveSettings, progress: ArchiveProgress,
+                 commit: CommitFn | None = None) -> None:
         self.client, self.writer, self.market, self.key = client, writer, market, key
         self.settings, self.progress = settings, progress
+        self.commit = commit or self._commit_direct
         self.files_sem = asyncio.Semaphore(settings.concurrency)
         self.months_sem = asyncio.Semaphore(settings.months_in_flight)
         self.outcome = ArchiveOutcome()
@@ -185,7 +188,7 @@ class _SeriesIngest:
             results = await asyncio.gather(*(self._one(p) for p in group))
             parsed = [r for r in results if r is not None]
             if parsed:
-                await asyncio.to_thread(self._commit, parsed)
+                await self._commit(parsed)
 
     async def _one(self, piece: PlanPiece) -> _Parsed | None:
         path = archive_path(self.market, self.key.dataset, self.key.symbol, self.key.interval, piece)
@@ -208,17 +211,25 @@ class _SeriesIngest:
         self.outcome.stats.checksum_retries += fetched.attempts - 1
         return _Parsed(piece, path, fetched, clip_rows(table, self.key.dataset, piece.start_us, piece.end_us))
 
-    def _commit(self, parsed: list[_Parsed]) -> None:
+    async def _commit_direct(self, key: SeriesKey, table: pa.Table,
+                             covered_us: list[tuple[int, int]]) -> None:
+        await asyncio.to_thread(self.writer.commit, key, table, covered_us)
+
+    async def _commit(self, parsed: list[_Parsed]) -> None:
         table = pa.concat_tables([p.table for p in parsed])
         covered = [(p.piece.start_us, p.piece.end_us) for p in parsed]
-        self.writer.commit(self.key, table, covered=covered)
-        archive_manifest.record(self.writer, self.key, [_entry(p) for p in parsed])
+        await self.commit(self.key, table, covered)
+        entries = [_entry(p) for p in parsed]
+        await asyncio.to_thread(archive_manifest.record, self.writer, self.key, entries)
         stats = self.outcome.stats
         for p in parsed:
             stats.files += 1
             stats.bytes += p.fetched.zip_bytes
             stats.rows += p.table.num_rows
             self.progress.file_done()
+
+
+CommitFn = Callable[[SeriesKey, pa.Table, list[tuple[int, int]]], Awaitable[None]]
 
 
 def _entry(p: _Parsed) -> ManifestEntry:
@@ -237,13 +248,17 @@ async def ingest_archive_pieces(
     pieces: list[PlanPiece],
     settings: ArchiveSettings,
     progress: ArchiveProgress | None = None,
+    commit: CommitFn | None = None,
 ) -> ArchiveOutcome:
     """Fetch, verify, parse and commit the archive pieces of one series.
 
     Returns the stats, the pieces to fetch from REST instead (404s) and the errors met
     (the caller raises them after the rest of the work is done: see :func:`raise_first`).
+    ``commit(key, table, covered_us)`` replaces the direct ``writer.commit`` (the download
+    orchestration passes its own, which serializes commits and counts rows).
     """
-    ingest = _SeriesIngest(client, writer, market, key, settings, progress or ArchiveProgress())
+    ingest = _SeriesIngest(client, writer, market, key, settings,
+                           progress or ArchiveProgress(), commit)
     return await ingest.run(pieces)
 
 
@@ -264,3 +279,17 @@ def archive_client(timeout_s: float = 60.0, transport: httpx.AsyncBaseTransport 
     return httpx.AsyncClient(timeout=timeout_s, transport=transport, limits=limits,
                              follow_redirects=True)
 
+
+
+async def fetch_series_auto(ctx, task, ranges_ms) -> None:  # noqa: ANN001 (download's types)
+    """``--source auto`` for :mod:`kline_lake.download`: archive first, the rest from REST."""
+    from kline_lake.archive_hybrid import fetch_series_hybrid
+
+    await fetch_series_hybrid(ctx, task, ranges_ms, "auto")
+
+
+async def fetch_series_archive(ctx, task, ranges_ms) -> None:  # noqa: ANN001
+    """``--source archive``: archive files only; unpublished or missing parts are skipped."""
+    from kline_lake.archive_hybrid import fetch_series_hybrid
+
+    await fetch_series_hybrid(ctx, task, ranges_ms, "archive")

@@ -1,0 +1,194 @@
+"""Archive ingest benchmark: zip -> verified -> parsed -> committed Parquet, and auto vs rest.
+
+Part 1 (one core): rows per second through the archive pipeline for a month of 1m klines
+(44,640 rows) and a day of aggTrades, stage by stage (sha256, safe unzip, pyarrow CSV
+parse, lake commit). pyarrow and polars are pinned to one thread before they are imported.
+
+Part 2: one year of 1m klines downloaded with ``--source auto`` and with ``--source rest``
+from the fake exchange (loopback, real HTTP), each into a fresh lake: request weight used
+(from the fake exchange's /fake/stats), requests, archive bytes and wall time side by side.
+
+    python benchmarks/archive_ingest.py            # full run
+    python benchmarks/archive_ingest.py --quick    # smaller day of trades, two months
+
+Prints a markdown table and writes JSON (``--json``, default
+``benchmarks/results/archive_ingest.json``).
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core for part 1: set before pyarrow/polars create their pools.
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import zipfile  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kline_lake.archive_download import clip_rows  # noqa: E402
+from kline_lake.lake_writer import LakeWriter, SeriesKey  # noqa: E402
+from kline_lake.parsing import parse_archive_csv  # noqa: E402
+from kline_lake.zip_safety import extract_single_csv  # noqa: E402
+
+US_PER_MS = 1000
+
+
+def _ms(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp()) * 1000
+
+
+def kline_month_csv(year: int, month: int, seed: int = 1) -> tuple[bytes, int, int]:
+    """A realistic month of 1m spot klines in the archive's format (no header, ms)."""
+    start = _ms(year, month, 1)
+    end = _ms(year + (month == 12), month % 12 + 1, 1)
+    n = (end - start) // 60_000
+    rng = np.random.default_rng(seed)
+    opens = start + np.arange(n, dtype=np.int64) * 60_000
+    close = 30_000 + np.cumsum(rng.normal(0, 8, n)).round(2)
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    high = np.maximum(open_, close) + rng.random(n).round(2)
+    low = np.minimum(open_, close) - rng.random(n).round(2)
+    vol = (rng.random(n) * 40).round(5)
+    trades = rng.integers(100, 3000, n)
+    cols = [
+        opens.astype(str), np.char.mod("%.8f", open_), np.char.mod("%.8f", high),
+        np.char.mod("%.8f", low), np.char.mod("%.8f", close), np.char.mod("%.8f", vol),
+        (opens + 59_999).astype(str), np.char.mod("%.8f", vol * close), trades.astype(str),
+        np.char.mod("%.8f", vol / 2), np.char.mod("%.8f", vol * close / 2), np.full(n, "0"),
+    ]
+    lines = cols[0]
+    for c in cols[1:]:
+        lines = np.char.add(np.char.add(lines, ","), c)
+    return ("\n".join(lines.tolist()) + "\n").encode(), start, end
+
+
+def agg_trades_day_csv(n: int, year: int = 2023, month: int = 6, day: int = 1,
+                       seed: int = 2) -> tuple[bytes, int, int]:
+    """``n`` spot aggTrades (8 columns) spread over one day."""
+    start = _ms(year, month, day)
+    rng = np.random.default_rng(seed)
+    ids = 1_000_000_000 + np.arange(n, dtype=np.int64)
+    times = start + np.sort(rng.integers(0, 86_400_000, n))
+    price = (30_000 + np.cumsum(rng.normal(0, 0.5, n))).round(2)
+    qty = (rng.random(n) * 0.5).round(5)
+    maker = np.where(rng.random(n) < 0.5, "True", "False")
+    cols = [ids.astype(str), np.char.mod("%.8f", price), np.char.mod("%.8f", qty),
+            (ids * 3).astype(str), (ids * 3 + 2).astype(str), times.astype(str), maker,
+            np.full(n, "True")]
+    lines = cols[0]
+    for c in cols[1:]:
+        lines = np.char.add(np.char.add(lines, ","), c)
+    return ("\n".join(lines.tolist()) + "\n").encode(), start, start + 86_400_000
+
+
+def make_zip(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data,
+                    compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
+
+def ingest_once(zip_bytes: bytes, sha: str, key: SeriesKey, start_ms: int, end_ms: int,
+                root: Path) -> dict[str, float]:
+    """The archive source's per-file pipeline, timed by stage (seconds)."""
+    t0 = time.perf_counter()
+    if hashlib.sha256(zip_bytes).hexdigest() != sha:
+        raise RuntimeError("checksum mismatch in the benchmark")
+    t1 = time.perf_counter()
+    _, csv_bytes = extract_single_csv(zip_bytes, "bench.zip")
+    t2 = time.perf_counter()
+    table = clip_rows(parse_archive_csv(csv_bytes, key.dataset), key.dataset,
+                      start_ms * US_PER_MS, end_ms * US_PER_MS)
+    t3 = time.perf_counter()
+    LakeWriter(root).commit(key, table, covered=[(start_ms * US_PER_MS, end_ms * US_PER_MS)])
+    t4 = time.perf_counter()
+    return {"rows": table.num_rows, "sha256_s": t1 - t0, "unzip_s": t2 - t1,
+            "parse_s": t3 - t2, "commit_s": t4 - t3, "total_s": t4 - t0}
+
+
+def bench_ingest(label: str, csv_bytes: bytes, key: SeriesKey, start_ms: int, end_ms: int,
+                 repeats: int) -> dict:
+    """Best-of-``repeats`` timing of one file through the pipeline into fresh lakes."""
+    zip_bytes = make_zip("bench.csv", csv_bytes)
+    sha = hashlib.sha256(zip_bytes).hexdigest()
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(ingest_once(zip_bytes, sha, key, start_ms, end_ms, Path(tmp)))
+    best = min(runs, key=lambda r: r["total_s"])
+    return {
+        "case": label, "rows": best["rows"], "zip_mb": len(zip_bytes) / 1e6,
+        "csv_mb": len(csv_bytes) / 1e6, **{k: best[k] for k in best if k.endswith("_s")},
+        "rows_per_s": best["rows"] / best["total_s"],
+        "parse_rows_per_s": best["rows"] / best["parse_s"],
+    }
+
+
+def part1(quick: bool, repeats: int) -> list[dict]:
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    kl_csv, k0, k1 = kline_month_csv(2023, 1)
+    n_trades = 200_000 if quick else 1_000_000
+    ag_csv, a0, a1 = agg_trades_day_csv(n_trades)
+    return [
+        bench_ingest("month of 1m klines", kl_csv, SeriesKey("spot", "klines", "BTCUSDT", "1m"),
+                     k0, k1, repeats),
+        bench_ingest(f"day of aggTrades ({n_trades:,})", ag_csv,
+                     SeriesKey("spot", "agg_trades", "BTCUSDT"), a0, a1, repeats),
+    ]
+
+
+def part1_table(rows: list[dict]) -> str:
+    head = ("| case | rows | zip MB | sha256 ms | unzip ms | parse ms | commit ms | total ms "
+            "| rows/s (zip to Parquet) | parse rows/s |\n|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['rows']:,} | {r['zip_mb']:.2f} | {1e3 * r['sha256_s']:.1f} "
+            f"| {1e3 * r['unzip_s']:.1f} | {1e3 * r['parse_s']:.1f} | {1e3 * r['commit_s']:.1f} "
+            f"| {1e3 * r['total_s']:.1f} | {r['rows_per_s'] / 1e6:.2f} M | {r['parse_rows_per_s'] / 1e6:.2f} M |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, for CI")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-download", action="store_true", help="part 1 only")
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "archive_ingest.json"))
+    args = parser.parse_args(argv)
+    results: dict = {"ingest_one_core": part1(args.quick, 3 if args.quick else args.repeats)}
+    print("## Archive ingest, one core\n")
+    print(part1_table(results["ingest_one_core"]))
+    if not args.skip_download:
+        from benchmarks_archive_download import part2, part2_table  # noqa: PLC0415
+
+        results["auto_vs_rest"] = part2(args.quick)
+        print("\n## One year of 1m klines: auto vs rest (fake exchange)\n")
+        print(part2_table(results["auto_vs_rest"]))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nJSON: {out}")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""`--source auto` and `--source archive`: the download orchestration's archive sources.
+
+:mod:`kline_lake.download` calls ``fetch_series_<source>(ctx, task, ranges_ms)`` with the
+ranges of one series the lake does not cover yet. Here each range is planned
+(:func:`kline_lake.archive_plan.plan_for_source`: whole past months from monthly zips,
+remaining past days from daily zips, the rest from REST), the archive pieces are ingested
+(:mod:`kline_lake.archive_download`), and what is left, the unpublished tail plus every
+file the archive does not have (404), goes to the REST source
+(:func:`kline_lake.rest_fetch.fetch_series_rest`). ``--source archive`` skips that REST
+part and counts what it skipped.
+
+Commits go through the run's ``ctx.commit`` (serialized, counted), and the summary gets
+per-source counters in ``totals.extra``: archive files, archive MB, rows from the
+archive, rows from REST, files not in the archive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from kline_lake.archive_download import (
+    ArchiveProgress,
+    ArchiveSettings,
+    archive_client,
+    ingest_archive_pieces,
+    raise_first,
+)
+from kline_lake.archive_plan import (
+    archive_frequencies,
+    merge_rest_pieces,
+    plan_for_source,
+)
+from kline_lake.download import RunContext, SeriesTask
+from kline_lake.intervals import INTERVAL_MS
+from kline_lake.lake_writer import SeriesKey
+from kline_lake.markets import KLINE_DATASETS, resolve_archive_url
+from kline_lake.progress import RunTotals
+from kline_lake.schemas import TIME_COLUMNS
+
+US_PER_MS = 1000
+Range = tuple[int, int]
+
+
+def kline_holes_ms(open_ms: np.ndarray, interval: str, covered_ms: Sequence[Range]) -> list[Range]:
+    """Missing kline opens inside ``covered_ms`` given the sorted opens present. Pure.
+
+    A hole is a half-open ms range with no kline although the archive answered for it
+    (maintenance). Calendar-month klines (1M) are not checked.
+    """
+    step = INTERVAL_MS.get(interval)
+    if step is None:
+        return []
+    holes: list[Range] = []
+    for start, end in covered_ms:
+        inside = open_ms[(open_ms >= start) & (open_ms < end)]
+        if not len(inside):
+            holes.append((start, end))
+            continue
+        if inside[0] > start:
+            holes.append((start, int(inside[0])))
+        jumps = np.nonzero(np.diff(inside) > step)[0]
+        holes.extend((int(inside[i]) + step, int(inside[i + 1])) for i in jumps)
+        if int(inside[-1]) + step < end:
+            holes.append((int(inside[-1]) + step, end))
+    return holes
+
+
+def _bump(totals: RunTotals, name: str, n: int) -> None:
+    if n:
+        totals.extra[name] = totals.extra.get(name, 0) + n
+
+
+def _archive_url(ctx: RunContext) -> str:
+    return resolve_archive_url(getattr(ctx.request, "archive_url", None))
+
+
+def _make_commit(ctx: RunContext, task: SeriesTask):
+    async def commit(key: SeriesKey, table: pa.Table, covered_us: list[Range]) -> None:
+        covered_ms = [(a // US_PER_MS, b // US_PER_MS) for a, b in covered_us]
+        await ctx.commit(key, table, covered_ms)
+        times_ms = table.column(TIME_COLUMNS[key.dataset]).cast(pa.int64()).to_numpy() // US_PER_MS
+        if len(times_ms):
+            task.see_times(int(times_ms.min()), int(times_ms.max()))
+        if key.dataset in KLINE_DATASETS and key.interval is not None:
+            task.holes_ms.extend(kline_holes_ms(np.sort(times_ms), key.interval, covered_ms))
+        ctx.progress.advance(task.label, table.num_rows, ctx.client.stats.weight)
+
+    return commit
+
+
+async def fetch_series_hybrid(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range],
+                              source: str) -> None:
+    """Fetch ``ranges_ms`` of one series from the archive, then the rest from REST."""
+    key = task.key
+    freqs = archive_frequencies(ctx.market, key.dataset)
+    now_us = ctx.server_now_ms * US_PER_MS
+    pieces = [p for a, b in ranges_ms
+              for p in plan_for_source(source, a * US_PER_MS, b * US_PER_MS, now_us, freqs)]
+    archive_pieces = [p for p in pieces if p.is_archive]
+    progress = ctx.progress if isinstance(ctx.progress, ArchiveProgress) else ArchiveProgress()
+    settings = ArchiveSettings(_archive_url(ctx))
+    errors = []
+    if archive_pieces:
+        async with archive_client(max_connections=settings.concurrency) as client:
+            outcome = await ingest_archive_pieces(client, ctx.writer, ctx.market, key,
+                                                  archive_pieces, settings, progress,
+                                                  _make_commit(ctx, task))
+        stats = outcome.stats
+        _bump(ctx.totals, "archive files", stats.files)
+        _bump(ctx.totals, "archive MB", round(stats.bytes / 1e6))
+        _bump(ctx.totals, "rows from archive", stats.rows)
+        _bump(ctx.totals, "files not in archive", stats.not_in_archive)
+        _bump(ctx.totals, "checksum retries", stats.checksum_retries)
+        errors, fallback = outcome.errors, outcome.rest_pieces
+    else:
+        fallback = []
+    rest = merge_rest_pieces([p for p in pieces if not p.is_archive] + fallback)
+    if source == "archive":
+        _bump(ctx.totals, "ranges skipped (not in archive)", len(rest))
+    elif rest:
+        await _fetch_rest(ctx, task, [(p.start_us // US_PER_MS, p.end_us // US_PER_MS) for p in rest])
+    raise_first(errors)
+
+
+async def _fetch_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range]) -> None:
+    """The REST source on a private copy of the run context whose totals count only this
+    call (client, writer, progress and the commit lock stay shared), so the summary can
+    say how many rows came from REST."""
+    from kline_lake.rest_fetch import fetch_series_rest
+
+    mine = RunTotals()
+    rest_ctx = dataclasses.replace(ctx, totals=mine)
+    try:
+        await fetch_series_rest(rest_ctx, task, ranges_ms)
+    finally:
+        ctx.totals.rows_written += mine.rows_written
+        ctx.totals.commits += mine.commits
+        _bump(ctx.totals, "rows from REST", mine.rows_written)
