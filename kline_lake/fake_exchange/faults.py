@@ -1,0 +1,82 @@
+"""Seeded fault injection: `--faults 500:0.05,503:0.02,slow:0.02,drop:0.01,truncate:0.01,corrupt-archive:0.1`.
+
+One uniform draw per request (from a seeded generator, so the sequence of outcomes is
+deterministic for a given seed and request order) picks at most one fault; the rates are
+the probabilities of each kind and must add up to at most 1.
+- `500`/`503`: a 5xx with a Binance-style JSON body; no weight is charged (the request
+  never reached the matching engine's accounting).
+- `slow`: the normal response after a delay (`slow_s`).
+- `drop`: the connection is closed without any response; no weight charged.
+- `truncate`: the normal response (weight charged) with a Content-Length larger than the
+  body actually sent, then the connection is closed.
+- `corrupt-archive`: an archive `.zip` whose bytes no longer match its CHECKSUM
+  (applies only to zip downloads; on other requests the draw is no fault).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+
+from kline_lake.errors import InputError
+
+KINDS = ("500", "503", "slow", "drop", "truncate", "corrupt-archive")
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """Fault probabilities by kind."""
+
+    rates: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return any(rate > 0 for _, rate in self.rates)
+
+
+def parse_faults(spec: str | None) -> FaultSpec:
+    """Parse 'kind:rate,...'; InputError on unknown kinds or bad rates."""
+    if not spec:
+        return FaultSpec()
+    rates: dict[str, float] = {}
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        kind, sep, rate_text = item.partition(":")
+        if not sep or kind not in KINDS:
+            raise InputError(f"bad fault {item!r}; expected kind:rate with kind in {', '.join(KINDS)}")
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            raise InputError(f"bad fault rate {rate_text!r} for {kind}") from None
+        if not 0.0 <= rate <= 1.0:
+            raise InputError(f"fault rate for {kind} must be within [0, 1], got {rate}")
+        rates[kind] = rate
+    if sum(rates.values()) > 1.0 + 1e-9:
+        raise InputError("fault rates add up to more than 1")
+    return FaultSpec(tuple(rates.items()))
+
+
+class FaultInjector:
+    """Draws the fault (or None) for each request, deterministically from `seed`."""
+
+    def __init__(self, spec: FaultSpec, seed: int) -> None:
+        self.spec = spec
+        self._rng = random.Random(f"faults:{seed}")
+        self._lock = threading.Lock()
+
+    def draw(self, is_zip: bool) -> str | None:
+        if not self.spec.active:
+            return None
+        with self._lock:
+            u = self._rng.random()
+        acc = 0.0
+        for kind, rate in self.spec.rates:
+            acc += rate
+            if u < acc:
+                if kind == "corrupt-archive" and not is_zip:
+                    return None
+                return kind
+        return None

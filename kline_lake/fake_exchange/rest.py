@@ -1,0 +1,248 @@
+"""REST endpoints: parameter rules, weights, and bodies shaped like the real API.
+
+Shapes (field names, order, types) follow the exchange docs and the bodies recorded in
+../shared/real_data: klines are 12-element arrays (ints for times and trade count,
+strings for prices and quantities); aggTrades objects `a p q f l T m` (+ `M` on spot);
+fundingRate objects `symbol fundingTime fundingRate markPrice`.
+
+Number formatting: spot prices/quantities with 8 decimals ("60685.22000000"); futures with
+the symbol's precision (price "42000.10", quantity "492.363"); COIN-M volume in whole
+contracts with the base-asset volume in 8 decimals; mark/index/premium prices,
+funding rates and mark prices with 8 decimals.
+
+Data sources implement `specs`, `spec`, `klines`, `agg_trades`, `funding` (see
+`SyntheticSource`; `real_data.RealSource` serves files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from kline_lake.fake_exchange import series
+from kline_lake.fake_exchange.params import (
+    ApiError,
+    TimeRange,
+    interval_param,
+    limit_param,
+    mandatory,
+    opt_int,
+    time_range,
+)
+from kline_lake.fake_exchange.synthetic import Synthetic
+from kline_lake.fake_exchange.universe import SymbolSpec, symbols
+from kline_lake.markets import Market, request_weight
+
+PRICE_KLINE_KINDS = {"markPriceKlines": "mark", "indexPriceKlines": "index", "premiumIndexKlines": "premium"}
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+
+class DataSource(Protocol):
+    def specs(self, market: str) -> list[SymbolSpec]: ...
+
+    def spec(self, market: str, symbol: str) -> SymbolSpec | None: ...
+
+    def klines(self, spec: SymbolSpec, interval: str, tr: TimeRange, limit: int, now_ms: int,
+               kind: str) -> list[list[Any]]: ...
+
+    def agg_trades(self, spec: SymbolSpec, from_id: int | None, tr: TimeRange, limit: int,
+                   now_ms: int) -> list[dict[str, Any]]: ...
+
+    def funding(self, spec: SymbolSpec, tr: TimeRange, limit: int, now_ms: int) -> list[dict[str, Any]]: ...
+
+
+def fmt_units(values: np.ndarray, grid: int, display: int) -> list[str]:
+    """Integers in units of 10**-grid -> decimal strings with `display` decimals."""
+    scale = 10**grid
+    out = []
+    for v in np.asarray(values).tolist():
+        a = -v if v < 0 else v
+        text = ("-" if v < 0 else "") + str(a // scale)
+        if display:
+            frac = f"{a % scale:0{grid}d}" if grid else ""
+            text += "." + frac + "0" * (display - grid)
+        out.append(text)
+    return out
+
+
+def display_decimals(spec: SymbolSpec) -> tuple[int, int, int]:
+    """(price, quantity, quote) decimals the market prints."""
+    if spec.market in ("spot", "us"):
+        return 8, 8, 8
+    return spec.price_decimals, spec.qty_decimals, spec.quote_decimals
+
+
+class SyntheticSource:
+    """REST data from the deterministic synthetic paths."""
+
+    def __init__(self, seed: int) -> None:
+        self.synthetic = Synthetic(seed)
+
+    def specs(self, market: str) -> list[SymbolSpec]:
+        return list(symbols(market))
+
+    def spec(self, market: str, symbol: str) -> SymbolSpec | None:
+        return next((s for s in symbols(market) if s.symbol == symbol), None)
+
+    def klines(self, spec: SymbolSpec, interval: str, tr: TimeRange, limit: int, now_ms: int,
+               kind: str = "klines") -> list[list[Any]]:
+        path = self.synthetic.path(spec)
+        segs = path.segments(now_ms // 1000)
+        opens = series.select_kline_opens(segs, interval, tr.start_ms, tr.end_ms, limit)
+        bars = series.kline_bars(path, interval, opens, segs)
+        closes = (series.close_ms_of(opens, interval) - 1).tolist()
+        if kind != "klines":
+            return self._price_rows(spec, opens, closes, bars, kind)
+        pd_, qd, qq = display_decimals(spec)
+        o, h, lo, c = (fmt_units(bars[f], spec.price_decimals, pd_) for f in "ohlc")
+        v, tb = fmt_units(bars["v"], spec.qty_decimals, qd), fmt_units(bars["tb"], spec.qty_decimals, qd)
+        q, tq = fmt_units(bars["q"], spec.quote_decimals, qq), fmt_units(bars["tq"], spec.quote_decimals, qq)
+        trades = bars["t"].tolist()
+        return [
+            [int(opens[i]), o[i], h[i], lo[i], c[i], v[i], closes[i], q[i], trades[i], tb[i], tq[i], "0"]
+            for i in range(len(opens))
+        ]
+
+    @staticmethod
+    def _price_rows(spec: SymbolSpec, opens: np.ndarray, closes: list[int], bars: Any, kind: str) -> list[list[Any]]:
+        o, h, lo, c = (
+            fmt_units(series.price_units(bars[f], spec.price_decimals, kind, spec.base_price), 8, 8)
+            for f in "ohlc"
+        )
+        counts = ((np.asarray(closes) + 1 - opens) // 1000).tolist()
+        return [
+            [int(opens[i]), o[i], h[i], lo[i], c[i], "0", closes[i], "0", counts[i], "0", "0", "0"]
+            for i in range(len(opens))
+        ]
+
+    def agg_trades(self, spec: SymbolSpec, from_id: int | None, tr: TimeRange, limit: int,
+                   now_ms: int) -> list[dict[str, Any]]:
+        path = self.synthetic.path(spec)
+        cols = series.agg_trades(path, from_id, tr.start_ms, tr.end_ms, limit, now_ms)
+        pd_, qd, _ = display_decimals(spec)
+        prices = fmt_units(cols["p"], spec.price_decimals, pd_)
+        qtys = fmt_units(cols["q"], spec.qty_decimals, qd)
+        spot = spec.market in ("spot", "us")
+        rows = []
+        for i, (a, f, la, t, m) in enumerate(zip(cols["a"].tolist(), cols["f"].tolist(), cols["l"].tolist(),
+                                                  cols["T"].tolist(), cols["m"].tolist(), strict=True)):
+            row = {"a": a, "p": prices[i], "q": qtys[i], "f": f, "l": la, "T": t, "m": m}
+            if spot:
+                row["M"] = True
+            rows.append(row)
+        return rows
+
+    def funding(self, spec: SymbolSpec, tr: TimeRange, limit: int, now_ms: int) -> list[dict[str, Any]]:
+        path = self.synthetic.path(spec)
+        times = series.funding_times_s(path, tr.start_ms, tr.end_ms, limit, now_ms)
+        rate, mark = series.funding_values(path, times)
+        rates, marks = fmt_units(rate, 8, 8), fmt_units(mark, 8, 8)
+        return [
+            {"symbol": spec.symbol, "fundingTime": int(t) * 1000, "fundingRate": rates[i], "markPrice": marks[i]}
+            for i, t in enumerate(times.tolist())
+        ]
+
+
+def _param_limit(params: Mapping[str, str], default: int) -> int:
+    try:
+        value = int(params.get("limit", default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def weight_of(market: Market, endpoint: str, params: Mapping[str, str]) -> int:
+    """The request weight the exchange charges for this call (per markets.request_weight)."""
+    limit = None
+    if market.is_futures and (endpoint == "klines" or endpoint in PRICE_KLINE_KINDS):
+        limit = min(_param_limit(params, market.kline_default_limit), market.kline_max_limit)
+    return request_weight(market, endpoint, limit)
+
+
+def _symbol(source: DataSource, market: Market, params: Mapping[str, str], name: str = "symbol") -> SymbolSpec:
+    text = mandatory(params, name)
+    if name == "pair" and market.name == "cm":
+        text = f"{text}_PERP"
+    spec = source.spec(market.name, text)
+    if spec is None:
+        raise ApiError(-1121, "Invalid symbol.")
+    return spec
+
+
+def _klines(source: DataSource, market: Market, endpoint: str, params: Mapping[str, str], now_ms: int) -> Any:
+    kind = PRICE_KLINE_KINDS.get(endpoint, "klines")
+    pair_endpoint = kind == "index" and "symbol" not in params
+    spec = _symbol(source, market, params, "pair" if pair_endpoint else "symbol")
+    interval = interval_param(params, market.name)
+    limit = limit_param(params, market.kline_default_limit, market.kline_max_limit, market.is_futures)
+    tr = time_range(params)
+    if (market.kline_max_window_days and tr.start_ms is not None and tr.end_ms is not None
+            and tr.end_ms - tr.start_ms > market.kline_max_window_days * DAY_MS):
+        raise ApiError(-1127, f"More than {market.kline_max_window_days} days between startTime and endTime.")
+    return source.klines(spec, interval, tr, limit, now_ms, kind)
+
+
+def _agg_trades(source: DataSource, market: Market, params: Mapping[str, str], now_ms: int) -> Any:
+    spec = _symbol(source, market, params)
+    limit = limit_param(params, market.agg_trades_default_limit, market.agg_trades_max_limit, market.is_futures)
+    from_id = opt_int(params, "fromId")
+    tr = time_range(params)
+    if from_id is not None and (tr.start_ms is not None or tr.end_ms is not None):
+        raise ApiError(-1128, "Combination of optional parameters invalid.")
+    if (market.is_futures and tr.start_ms is not None and tr.end_ms is not None
+            and tr.end_ms - tr.start_ms >= HOUR_MS):
+        raise ApiError(-1127, "More than 1 hours between startTime and endTime.")
+    return source.agg_trades(spec, from_id, tr, limit, now_ms)
+
+
+def _funding(source: DataSource, market: Market, params: Mapping[str, str], now_ms: int) -> Any:
+    limit = limit_param(params, market.funding_default_limit, market.funding_max_limit, True)
+    tr = time_range(params)
+    if params.get("symbol"):
+        return source.funding(_symbol(source, market, params), tr, limit, now_ms)
+    rows = [r for s in source.specs(market.name) for r in source.funding(s, tr, limit, now_ms)]
+    rows.sort(key=lambda r: (r["fundingTime"], r["symbol"]))
+    return rows[:limit] if tr.start_ms is not None else rows[-limit:]
+
+
+def _funding_info(source: DataSource, market: Market) -> Any:
+    return [
+        {"symbol": s.symbol, "adjustedFundingRateCap": "0.02000000", "adjustedFundingRateFloor": "-0.02000000",
+         "fundingIntervalHours": s.funding_hours, "disclaimer": False}
+        for s in source.specs(market.name) if s.funding_hours != 8
+    ]
+
+
+FUTURES_ONLY = {"fundingRate", "fundingInfo", *PRICE_KLINE_KINDS}
+ENDPOINTS = {"ping", "time", "exchangeInfo", "klines", "aggTrades", *FUTURES_ONLY}
+
+
+def known_endpoint(market: Market, endpoint: str) -> bool:
+    if endpoint not in ENDPOINTS:
+        return False
+    if endpoint == "fundingInfo":
+        return market.name == "um"
+    return market.is_futures or endpoint not in FUTURES_ONLY
+
+
+def handle(source: DataSource, market: Market, endpoint: str, params: Mapping[str, str], now_ms: int,
+           exchange_info: Any) -> Any:
+    """The JSON body of a REST call; ApiError for the caller's mistakes."""
+    if endpoint == "ping":
+        return {}
+    if endpoint == "time":
+        return {"serverTime": now_ms}
+    if endpoint == "exchangeInfo":
+        return exchange_info()
+    if endpoint == "klines" or endpoint in PRICE_KLINE_KINDS:
+        return _klines(source, market, endpoint, params, now_ms)
+    if endpoint == "aggTrades":
+        return _agg_trades(source, market, params, now_ms)
+    if endpoint == "fundingRate":
+        return _funding(source, market, params, now_ms)
+    if endpoint == "fundingInfo":
+        return _funding_info(source, market)
+    raise ApiError(-5000, f"Path {endpoint}, Method GET is invalid", status=404)

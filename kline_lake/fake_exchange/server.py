@@ -1,0 +1,341 @@
+"""The fake exchange's HTTP server: one threaded server for every market and the archive.
+
+Routes: `/api/v3/*` (spot, or Binance.US with venue="us"), `/fapi/v1/*` (USD-M),
+`/dapi/v1/*` (COIN-M), `/data/*` (the data.binance.vision archive tree) and
+`GET /fake/stats` (counters; never faulted, never counted).
+
+Weight accounting is per client IP (the peer address) and per market, see `ratelimit`.
+Every REST response carries `X-MBX-USED-WEIGHT-1M`; when the window is not one minute
+the honest `X-MBX-USED-WEIGHT-<n>S` header is sent too (same value: the weight used in
+the current window) and exchangeInfo advertises that window.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from kline_lake.fake_exchange import rest
+from kline_lake.fake_exchange.exchange_info import exchange_info
+from kline_lake.fake_exchange.faults import FaultInjector, FaultSpec, parse_faults
+from kline_lake.fake_exchange.params import ApiError, parse_query
+from kline_lake.fake_exchange.ratelimit import WeightLimiter, header_suffix
+from kline_lake.markets import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S, get_market
+
+STAT_KEYS = ("spot", "um", "cm", "us", "archive")
+_PREFIXES = {"/api/v3/": "spot", "/fapi/v1/": "um", "/dapi/v1/": "cm"}
+_5XX = {
+    "500": (500, {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}),
+    "503": (503, {"code": -1008, "msg": "Server is currently overloaded with other requests. Please try again in a few minutes."}),
+}
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake-binance"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without NODELAY, Nagle's algorithm
+        # and delayed ACKs add ~40 ms to every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        self.server.fx._serve(self, head=False)  # type: ignore[attr-defined]
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.server.fx._serve(self, head=True)  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Quiet: tests and benchmarks read /fake/stats instead of logs."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class FakeExchange:
+    """A fake Binance on loopback. Use as a context manager (starts and stops a thread).
+
+    `now_ms`: None for the real clock, an int to pin the data clock, or a callable
+    returning epoch ms. It decides which klines exist and which one is still open; the
+    rate-limit windows always run on the real clock.
+    """
+
+    def __init__(
+        self,
+        seed: int = 1,
+        minute_seconds: float = 60,
+        weight_limit: int | None = None,
+        data_dir: str | Path | None = None,
+        faults: str | FaultSpec | None = None,
+        venue: str = "binance",
+        now_ms: int | Callable[[], int] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        slow_s: float = 1.0,
+    ) -> None:
+        if venue not in ("binance", "us"):
+            raise ValueError(f"venue must be 'binance' or 'us', got {venue!r}")
+        if minute_seconds <= 0:
+            raise ValueError("minute_seconds must be positive")
+        if weight_limit is not None and weight_limit <= 0:
+            raise ValueError("weight_limit must be positive")
+        self.seed = seed
+        self.minute_seconds = minute_seconds
+        self.window_s = int(minute_seconds) if float(minute_seconds).is_integer() else minute_seconds
+        self.weight_limit = weight_limit
+        self.venue = venue
+        self.slow_s = slow_s
+        self._now = now_ms
+        self._host, self._port = host, port
+        self.faults = FaultInjector(faults if isinstance(faults, FaultSpec) else parse_faults(faults), seed)
+        self.source, self.archive = self._make_sources(seed, data_dir)
+        self._limiters = {m: self._limiter(self.budget(m), minute_seconds) for m in ("spot", "um", "cm", "us")}
+        pool_window = FUNDING_POOL_WINDOW_S * minute_seconds / 60
+        self._funding_pool = self._limiter(FUNDING_POOL_REQUESTS, pool_window)
+        self._stats_lock = threading.Lock()
+        self._stats = self._zero_stats()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _make_sources(seed: int, data_dir: str | Path | None) -> tuple[Any, Any]:
+        from kline_lake.fake_exchange.archive import SyntheticArchive
+
+        if data_dir is None:
+            source = rest.SyntheticSource(seed)
+            return source, SyntheticArchive(source)
+        from kline_lake.fake_exchange.real_data import RealSource
+
+        real = RealSource(Path(data_dir))
+        return real, real
+
+    def _limiter(self, limit: int, window_s: float) -> WeightLimiter:
+        m = self.minute_seconds
+        return WeightLimiter(limit, window_s, ban_base_s=2 * m, ban_max_s=3 * 24 * 60 * m, clock=time.time)
+
+    def budget(self, market: str) -> int:
+        """The weight budget per window of `market`."""
+        return self.weight_limit or get_market(market).weight_per_minute
+
+    def now_ms(self) -> int:
+        """The data clock (epoch ms)."""
+        if self._now is None:
+            return int(time.time() * 1000)
+        if callable(self._now):
+            return int(self._now())
+        return int(self._now)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> FakeExchange:
+        if self._server is not None:
+            return self
+        server = _Server((self._host, self._port), _Handler)
+        server.fx = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="fake-exchange", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server, self._thread = None, None
+
+    def __enter__(self) -> FakeExchange:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the fake exchange is not running")
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    # ---- stats -----------------------------------------------------------------------
+
+    @staticmethod
+    def _zero_stats() -> dict[str, dict[str, int]]:
+        return {k: {"requests": 0, "weight": 0, "429": 0, "418": 0, "bytes": 0} for k in STAT_KEYS}
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Counters per market (the body of GET /fake/stats)."""
+        with self._stats_lock:
+            return {k: dict(v) for k, v in self._stats.items()}
+
+    def reset_stats(self) -> None:
+        with self._stats_lock:
+            self._stats = self._zero_stats()
+
+    def _count(self, key: str, weight: int = 0, status: int = 200, nbytes: int = 0) -> None:
+        with self._stats_lock:
+            st = self._stats[key]
+            st["requests"] += 1
+            st["weight"] += weight
+            st["bytes"] += nbytes
+            if status in (429, 418):
+                st[str(status)] += 1
+
+    # ---- request handling ------------------------------------------------------------
+
+    def _serve(self, req: _Handler, head: bool) -> None:
+        url = urlsplit(req.path)
+        path = url.path
+        if path == "/fake/stats":
+            self._send(req, 200, _json(self.stats()), {}, head)
+            return
+        if path.startswith("/data/"):
+            self._serve_archive(req, path, head)
+            return
+        market_name, endpoint = self._route(path)
+        if market_name is None:
+            self._send(req, 404, _json({"code": -5000, "msg": f"Path {path}, Method GET is invalid"}), {}, head)
+            return
+        self._serve_rest(req, market_name, endpoint, url.query, head)
+
+    def _route(self, path: str) -> tuple[str | None, str]:
+        for prefix, name in _PREFIXES.items():
+            if path.startswith(prefix):
+                if name == "spot" and self.venue == "us":
+                    name = "us"
+                endpoint = path[len(prefix):]
+                return (name, endpoint) if rest.known_endpoint(get_market(name), endpoint) else (None, "")
+        return None, ""
+
+    def _serve_rest(self, req: _Handler, market_name: str, endpoint: str, query: str, head: bool) -> None:
+        market = get_market(market_name)
+        client = req.client_address[0]
+        limiter = self._limiters[market_name]
+        suffix = header_suffix(self.window_s) if float(self.window_s).is_integer() else f"{self.window_s}S"
+        fault = self.faults.draw(is_zip=False)
+
+        def headers(used: int) -> dict[str, str]:
+            out = {"X-MBX-USED-WEIGHT-1M": str(used)}
+            if suffix != "1M":
+                out[f"X-MBX-USED-WEIGHT-{suffix}"] = str(used)
+            return out
+
+        if fault in _5XX or fault == "drop":
+            if fault == "drop":
+                self._count(market_name)
+                req.close_connection = True
+                return
+            status, body = _5XX[fault]
+            data = _json(body)
+            self._count(market_name, status=status, nbytes=len(data))
+            self._send(req, status, data, headers(limiter.used(client)), head)
+            return
+        if fault == "slow":
+            time.sleep(self.slow_s)
+        try:
+            params = parse_query(query)
+        except ApiError as exc:
+            params, parse_error = {}, exc
+        else:
+            parse_error = None
+        weight = rest.weight_of(market, endpoint, params)
+        decision = limiter.charge(client, weight)
+        if decision.status == 200 and market_name == "um" and endpoint in ("fundingRate", "fundingInfo"):
+            decision = self._funding_pool.charge(client, 1)
+        if decision.status != 200:
+            data = _json(self._limit_body(decision.status, market_name))
+            hdrs = {**headers(decision.used), "Retry-After": str(decision.retry_after_s)}
+            self._count(market_name, status=decision.status, nbytes=len(data))
+            self._send(req, decision.status, data, hdrs, head)
+            return
+        status, data = self._rest_body(market, endpoint, params, parse_error)
+        self._count(market_name, weight=weight, nbytes=len(data))
+        self._send(req, status, data, headers(decision.used), head, truncate=fault == "truncate")
+
+    def _rest_body(self, market: Any, endpoint: str, params: dict[str, str], parse_error: ApiError | None) -> tuple[int, bytes]:
+        now = self.now_ms()
+        try:
+            if parse_error is not None:
+                raise parse_error
+            body = rest.handle(self.source, market, endpoint, params, now, lambda: self._exchange_info(market.name, now))
+        except ApiError as exc:
+            return exc.status, _json(exc.body())
+        return 200, _json(body)
+
+    def _exchange_info(self, market: str, now_ms: int) -> dict[str, Any]:
+        return exchange_info(market, self.source.specs(market), now_ms, self.budget(market), self.window_s)
+
+    def _limit_body(self, status: int, market: str) -> dict[str, Any]:
+        if status == 429:
+            return {"code": -1003, "msg": f"Too much request weight used; current limit is {self.budget(market)} "
+                    f"request weight per {header_suffix(int(self.window_s)) if float(self.window_s).is_integer() else self.window_s}. "
+                    "Please use WebSocket Streams for live updates to avoid polling the API."}
+        return {"code": -1003, "msg": "Way too much request weight used; IP banned. "
+                "Please use WebSocket Streams for live updates to avoid bans."}
+
+    def _serve_archive(self, req: _Handler, path: str, head: bool) -> None:
+        fault = self.faults.draw(is_zip=path.endswith(".zip"))
+        if fault == "drop":
+            self._count("archive")
+            req.close_connection = True
+            return
+        if fault in _5XX:
+            status, body = _5XX[fault]
+            data = _json(body)
+            self._count("archive", nbytes=len(data))
+            self._send(req, status, data, {}, head)
+            return
+        if fault == "slow":
+            time.sleep(self.slow_s)
+        data = self.archive.get(path, self.now_ms())
+        if data is None:
+            body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
+            self._count("archive", nbytes=len(body))
+            self._send(req, 404, body, {}, head, content_type="application/xml")
+            return
+        if fault == "corrupt-archive":
+            data = bytes(b ^ 0xFF if i % 97 == 0 else b for i, b in enumerate(data))
+        ctype = "application/zip" if path.endswith(".zip") else "text/plain"
+        self._count("archive", nbytes=len(data))
+        self._send(req, 200, data, {}, head, truncate=fault == "truncate", content_type=ctype)
+
+    @staticmethod
+    def _send(req: _Handler, status: int, data: bytes, headers: dict[str, str], head: bool,
+              truncate: bool = False, content_type: str = "application/json;charset=UTF-8") -> None:
+        try:
+            req.send_response(status)
+            req.send_header("Content-Type", content_type)
+            req.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                req.send_header(name, value)
+            if truncate:
+                req.send_header("Connection", "close")
+            req.end_headers()
+            if not head:
+                req.wfile.write(data[: len(data) // 2] if truncate else data)
+            if truncate:
+                req.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            req.close_connection = True
