@@ -1,0 +1,264 @@
+"""The only code that writes data into the lake.
+
+``LakeWriter(root).commit(key, table, covered=[...])`` makes rows durable and records which
+time ranges they completely answer. Guarantees (DESIGN.md "The lake"):
+
+- Schema enforced: every table is ``schemas.conform()``-ed first.
+- Partitioned by the dataset's time column (``schemas.TIME_COLUMNS``: ``open_time``,
+  ``transact_time``, ``funding_time``) into ``year=/month=`` directories; file names are
+  deterministic (see ``layout``), one ``data.parquet`` per month, or one file per day for
+  agg_trades.
+- Rows unique on the dataset key (``schemas.KEYS``) and sorted by it. When a committed row
+  has the key of a stored row, the committed row wins (the exchange's latest answer).
+- Idempotent and byte-stable: a file whose merged content equals what is stored is not
+  rewritten at all, so committing the same rows twice leaves byte-identical files.
+- Atomic and ordered: data files first (temp + fsync + ``os.replace``), then the coverage
+  record, all under the series lock. A crash at any point leaves the old state, or rows
+  without coverage (which a rerun refetches and merges idempotently), never coverage
+  without rows. Orphaned ``.*.tmp`` files are invisible to ``*.parquet`` globs and are
+  removed by the next commit to that partition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kline_lake import coverage, layout
+from kline_lake.atomic import atomic_write_bytes, atomic_write_with
+from kline_lake.errors import InputError, LakeError
+from kline_lake.lake_lock import DEFAULT_TIMEOUT_S, FileLock
+from kline_lake.layout import SeriesKey
+from kline_lake.schemas import KEYS, SCHEMAS, TIME_COLUMNS, conform
+
+__all__ = ["LakeWriter", "SeriesKey", "write_parquet", "merge_rows", "read_data_file"]
+
+# Row groups of at most this many rows: small enough that row-group statistics let
+# DuckDB/Polars skip most of a day of trades, large enough to compress well.
+ROW_GROUP_ROWS = 128 * 1024
+ZSTD_LEVEL = 3
+_PART = "__file"
+
+FaultHook = Callable[[str], None]
+
+
+def write_parquet(table: pa.Table, target: Path, dataset: str,
+                  fault_hook: FaultHook | None = None) -> None:
+    """Atomically write `table` (already conformed, sorted) as the lake's Parquet flavour:
+    zstd, row-group statistics, declared sort order."""
+    key_index = table.schema.get_field_index(KEYS[dataset])
+
+    def _write(tmp: Path) -> None:
+        pq.write_table(
+            table, tmp, compression="zstd", compression_level=ZSTD_LEVEL,
+            write_statistics=True, row_group_size=ROW_GROUP_ROWS,
+            sorting_columns=[pq.SortingColumn(key_index)],
+        )
+
+    before = (lambda _tmp: fault_hook("data-temp-written")) if fault_hook else None
+    atomic_write_with(target, _write, before_replace=before)
+
+
+def read_data_file(path: Path, dataset: str) -> pa.Table:
+    """Read one lake data file in the dataset schema; LakeError naming the file if unreadable."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise LakeError(f"cannot read lake file {path}: {exc}") from exc
+    try:
+        return conform(table, dataset)
+    except InputError as exc:
+        raise LakeError(f"lake file {path} does not match the {dataset} schema: {exc}") from exc
+
+
+def merge_rows(tables: list[pa.Table], dataset: str) -> pa.Table:
+    """Concatenate, keep the last occurrence of each key (later tables win), sort by key."""
+    key = KEYS[dataset]
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return SCHEMAS[dataset].empty_table()
+    frame = pl.from_arrow(pa.concat_tables(tables))
+    frame = frame.unique(subset=[key], keep="last", maintain_order=True).sort(key)
+    return conform(frame.to_arrow(), dataset)
+
+
+def _split_by_target(table: pa.Table, dataset: str) -> dict[tuple[int, int, str], pa.Table]:
+    """Group rows by their (year, month, file name) destination."""
+    time_col = TIME_COLUMNS[dataset]
+    frame = pl.from_arrow(table.select([time_col])).with_row_index("__row")
+    ts = pl.col(time_col)
+    name = (ts.dt.strftime("%Y-%m-%d") + ".parquet") if dataset in layout.DAILY_FILE_DATASETS \
+        else pl.lit(layout.MONTH_FILE)
+    frame = frame.with_columns(ts.dt.year().alias("y"), ts.dt.month().alias("m"), name.alias(_PART))
+    out = {}
+    for (year, month, fname), group in frame.group_by(["y", "m", _PART], maintain_order=True):
+        out[(int(year), int(month), str(fname))] = table.take(group["__row"].to_arrow())
+    return out
+
+
+class LakeWriter:
+    """Writes series into the lake at `root`; see the module docstring for guarantees.
+
+    `lock_timeout_s` bounds the wait for another process holding a series lock.
+    `fault_hook` is a test seam called with a stage name ("data-temp-written",
+    "data-replaced", "before-coverage") so tests can kill the process at each point.
+    """
+
+    def __init__(self, root: str | Path, *, lock_timeout_s: float | None = DEFAULT_TIMEOUT_S,
+                 fault_hook: FaultHook | None = None) -> None:
+        self.root = check_root(Path(root))
+        self.lock_timeout_s = lock_timeout_s
+        self.fault_hook = fault_hook
+
+    # ------------------------------------------------------------------ data
+    def commit(self, key: SeriesKey, table: pa.Table,
+               covered: Iterable[tuple[int, int]] = ()) -> None:
+        """Merge `table` into the series and record `covered` (half-open us ranges).
+
+        Durable on return. Rows are written before the coverage record, under the lock.
+        """
+        table = conform(table, key.dataset)
+        ranges = coverage.validate_ranges(covered)
+        with self.lock(key):
+            self._write_rows(key, table)
+            if ranges:
+                self._hook("before-coverage")
+                path = layout.coverage_path(self.root, key)
+                coverage.write(path, coverage.union(coverage.read(path), ranges))
+
+    def _hook(self, stage: str) -> None:
+        if self.fault_hook is not None:
+            self.fault_hook(stage)
+
+    def _write_rows(self, key: SeriesKey, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        by_month: dict[tuple[int, int], dict[str, pa.Table]] = {}
+        for (year, month, fname), part in _split_by_target(table, key.dataset).items():
+            by_month.setdefault((year, month), {})[fname] = part
+        for (year, month), new_by_file in sorted(by_month.items()):
+            pdir = layout.partition_dir(self.root, key, year, month)
+            rewrite_partition(pdir, key.dataset, new_by_file, self.fault_hook)
+
+    def lock(self, key: SeriesKey) -> FileLock:
+        """The inter-process lock of one series (a context manager)."""
+        return FileLock(layout.lock_path(self.root, key), timeout_s=self.lock_timeout_s)
+
+    # -------------------------------------------------------------- coverage
+    def covered(self, key: SeriesKey) -> list[tuple[int, int]]:
+        """Merged, sorted half-open us ranges known to be completely stored."""
+        return coverage.read(layout.coverage_path(self.root, key))
+
+    def missing(self, key: SeriesKey, start_us: int, end_us: int) -> list[tuple[int, int]]:
+        """The parts of ``[start_us, end_us)`` not covered yet (what a rerun must fetch)."""
+        if start_us >= end_us:
+            return []
+        return coverage.subtract(int(start_us), int(end_us), self.covered(key))
+
+    def last_key_value(self, key: SeriesKey) -> int | None:
+        """The largest stored key (agg_id, or a time key in us), or None if the series is
+        empty. Reads only the key column of the latest non-empty partition."""
+        key_col = KEYS[key.dataset]
+        for pdir in reversed(list_partitions(self.root, key)):
+            files = sorted(pdir.glob("*.parquet"))
+            best = None
+            for path in files:
+                try:
+                    column = pq.read_table(path, columns=[key_col]).column(key_col)
+                except (OSError, pa.ArrowException) as exc:
+                    raise LakeError(f"cannot read lake file {path}: {exc}") from exc
+                if len(column):
+                    if pa.types.is_timestamp(column.type):
+                        column = column.cast(pa.int64())
+                    value = pc.max(column).as_py()
+                    best = value if best is None else max(best, value)
+            if best is not None:
+                return int(best)
+        return None
+
+    # --------------------------------------------------------- exchange info
+    def save_exchange_info(self, market: str, info: dict) -> None:
+        """Cache a market's exchangeInfo JSON under ``_meta/exchange_info/<market>.json``."""
+        path = layout.exchange_info_path(self.root, market)
+        atomic_write_bytes(path, json.dumps(info, sort_keys=True).encode("utf-8"))
+
+    def load_exchange_info(self, market: str) -> dict | None:
+        """The cached exchangeInfo of `market`, or None if never saved."""
+        path = layout.exchange_info_path(self.root, market)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError) as exc:
+            raise LakeError(f"cannot read cached exchangeInfo {path}: {exc}") from exc
+
+
+def check_root(root: Path) -> Path:
+    """Validate a lake root without creating it: InputError if it (or an ancestor) is a
+    file, LakeError if it cannot be created for lack of permission."""
+    if root.exists() and not root.is_dir():
+        raise InputError(f"lake path {root} exists and is not a directory")
+    probe = root
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(f"lake path {root}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LakeError(f"lake path {root} is not writable ({probe})")
+    return root
+
+
+def list_partitions(root: Path, key: SeriesKey) -> list[Path]:
+    """The existing year/month partition directories of a series, oldest first."""
+    base = layout.series_dir(root, key)
+    out = []
+    for ydir in sorted(base.glob("year=*")):
+        out.extend(sorted(p for p in ydir.glob("month=*") if p.is_dir()))
+    return out
+
+
+def rewrite_partition(pdir: Path, dataset: str, new_by_file: dict[str, pa.Table],
+                      fault_hook: FaultHook | None = None) -> list[str]:
+    """Merge `new_by_file` ({canonical file name: rows}) into the partition `pdir`.
+
+    If the partition holds only canonical files, only the targeted files are read and
+    rewritten. If it holds other ``*.parquet`` files (foreign or pre-compaction), the whole
+    partition is normalised: all rows merged and redistributed into canonical files, then
+    the other files removed (after the canonical ones are durable). Returns the names of
+    the files actually (re)written.
+    """
+    for stale in pdir.glob(f".*{layout.TMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)  # orphaned by a crashed writer; invisible to readers
+    existing = sorted(p.name for p in pdir.glob("*.parquet")) if pdir.is_dir() else []
+    foreign = [n for n in existing if not layout.is_canonical_file(dataset, n)]
+    targets: dict[str, list[pa.Table]] = {}
+    if foreign:
+        stored = merge_rows([read_data_file(pdir / n, dataset) for n in existing], dataset)
+        for (_, _, fname), part in _split_by_target(stored, dataset).items():
+            targets.setdefault(fname, []).append(part)
+    for fname, rows in new_by_file.items():
+        targets.setdefault(fname, []).append(rows)
+    written = []
+    for fname in sorted(targets):
+        path = pdir / fname
+        old = read_data_file(path, dataset) if fname in existing else None
+        parts = targets[fname] if (foreign or old is None) else [old, *targets[fname]]
+        merged = merge_rows(parts, dataset)
+        if old is not None and merged.equals(old):
+            continue
+        write_parquet(merged, path, dataset, fault_hook)
+        written.append(fname)
+        if fault_hook is not None:
+            fault_hook("data-replaced")
+    for name in foreign:
+        (pdir / name).unlink(missing_ok=True)
+    return written

@@ -1,0 +1,217 @@
+"""Where things live in the lake: pure path arithmetic, no I/O.
+
+Data files (see DESIGN.md "The lake")::
+
+    <root>/<market>/<dataset>/symbol=<SYMBOL>/[interval=<iv>/]year=<YYYY>/month=<MM>/<file>.parquet
+
+File names are deterministic so that committing the same rows twice leaves identical files:
+
+- klines, mark/index/premium klines and funding: one ``data.parquet`` per month partition
+  (a month of 1m klines is 44,640 rows; rewriting it on each commit is cheap).
+- agg_trades: one ``<YYYY>-<MM>-<DD>.parquet`` per UTC day of ``transact_time`` inside the
+  month partition, so a commit rewrites at most a day of trades rather than a month
+  (a busy symbol trades millions of times a day).
+
+Lake metadata lives under ``<root>/_meta/`` (coverage records, exchangeInfo cache, locks),
+outside every ``<market>/<dataset>`` tree, so a plain ``read_parquet`` glob sees only data.
+Temporary files start with ``.`` and end with ``.tmp``: no ``*.parquet`` glob matches them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kline_lake.errors import InputError
+from kline_lake.markets import DATASETS, KLINE_DATASETS, MARKETS
+
+META_DIR = "_meta"
+MONTH_FILE = "data.parquet"
+DAILY_FILE_DATASETS: frozenset[str] = frozenset({"agg_trades"})
+TMP_SUFFIX = ".tmp"
+
+# Binance symbols are upper-case letters and digits, COIN-M adds "_" (BTCUSD_PERP,
+# BTCUSD_250328), and a few recent spot listings use non-ASCII letters. `\w` (Unicode)
+# admits all of those and no path character ("/", "\\", ".", "=", whitespace...).
+_SYMBOL_RE = re.compile(r"\w{1,64}")
+_DAY_FILE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\.parquet")
+
+US_PER_SECOND = 1_000_000
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    """One series of the lake: market, dataset, symbol and (for kline datasets) interval."""
+
+    market: str
+    dataset: str
+    symbol: str
+    interval: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_series(self)
+
+    @property
+    def slug(self) -> str:
+        """A flat, filesystem-safe identifier (used for lock and coverage file names)."""
+        parts = [self.market, self.dataset, self.symbol]
+        if self.interval is not None:
+            parts.append(self.interval)
+        return "__".join(parts)
+
+
+def validate_symbol(symbol: str) -> str:
+    """Return `symbol` if it is safe as a path component, else raise InputError."""
+    if not isinstance(symbol, str) or not _SYMBOL_RE.fullmatch(symbol):
+        raise InputError(
+            f"invalid symbol {symbol!r}: expected letters, digits and '_' only (e.g. BTCUSDT)"
+        )
+    return symbol
+
+
+def validate_series(key: SeriesKey) -> None:
+    """Raise InputError unless `key` names a valid series (interval iff kline dataset)."""
+    if key.market not in MARKETS:
+        raise InputError(f"unknown market {key.market!r}; expected one of {', '.join(MARKETS)}")
+    if key.dataset not in DATASETS:
+        raise InputError(f"unknown dataset {key.dataset!r}; expected one of {', '.join(DATASETS)}")
+    validate_symbol(key.symbol)
+    if key.dataset in KLINE_DATASETS:
+        if key.interval is None:
+            raise InputError(f"dataset {key.dataset!r} needs an interval")
+        from kline_lake.intervals import validate_interval
+
+        validate_interval(key.interval, key.market)
+    elif key.interval is not None:
+        raise InputError(f"dataset {key.dataset!r} has no interval (got {key.interval!r})")
+
+
+def dataset_dir(root: Path, market: str, dataset: str) -> Path:
+    return Path(root) / market / dataset
+
+
+def series_dir(root: Path, key: SeriesKey) -> Path:
+    """`<root>/<market>/<dataset>/symbol=<S>/[interval=<iv>/]`."""
+    path = dataset_dir(root, key.market, key.dataset) / f"symbol={key.symbol}"
+    if key.interval is not None:
+        path = path / f"interval={key.interval}"
+    return path
+
+
+def partition_dir(root: Path, key: SeriesKey, year: int, month: int) -> Path:
+    """The year/month partition directory of a series."""
+    return series_dir(root, key) / f"year={year:04d}" / f"month={month:02d}"
+
+
+def year_month_day(ts_us: int) -> tuple[int, int, int]:
+    """UTC (year, month, day) of a microsecond timestamp."""
+    dt = datetime.fromtimestamp(ts_us // US_PER_SECOND, tz=UTC)
+    return dt.year, dt.month, dt.day
+
+
+def year_month(ts_us: int) -> tuple[int, int]:
+    """UTC (year, month) of a microsecond timestamp."""
+    year, month, _ = year_month_day(ts_us)
+    return year, month
+
+
+def month_start_us(year: int, month: int) -> int:
+    return int(datetime(year, month, 1, tzinfo=UTC).timestamp()) * US_PER_SECOND
+
+
+def month_end_us(year: int, month: int) -> int:
+    """Exclusive end of a month: the first microsecond of the next month."""
+    idx = year * 12 + month  # month is 1-based, so this is already "next month" 0-based
+    return month_start_us(idx // 12, idx % 12 + 1)
+
+
+def months_overlapping(start_us: int | None, end_us: int | None,
+                       available: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The (year, month) pairs of `available` whose month overlaps [start_us, end_us)."""
+    out = []
+    for year, month in available:
+        if end_us is not None and month_start_us(year, month) >= end_us:
+            continue
+        if start_us is not None and month_end_us(year, month) <= start_us:
+            continue
+        out.append((year, month))
+    return out
+
+
+def file_name(dataset: str, ts_us: int) -> str:
+    """The deterministic data file name for a row of `dataset` at time `ts_us`."""
+    if dataset in DAILY_FILE_DATASETS:
+        year, month, day = year_month_day(ts_us)
+        return f"{year:04d}-{month:02d}-{day:02d}.parquet"
+    return MONTH_FILE
+
+
+def is_canonical_file(dataset: str, name: str) -> bool:
+    """Whether `name` is a file name this writer produces for `dataset`."""
+    if dataset in DAILY_FILE_DATASETS:
+        return _DAY_FILE_RE.fullmatch(name) is not None
+    return name == MONTH_FILE
+
+
+def day_of_file(name: str) -> tuple[int, int, int] | None:
+    """(year, month, day) encoded in a daily file name, or None."""
+    match = _DAY_FILE_RE.fullmatch(name)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def meta_dir(root: Path) -> Path:
+    return Path(root) / META_DIR
+
+
+def coverage_path(root: Path, key: SeriesKey) -> Path:
+    return meta_dir(root) / "coverage" / key.market / key.dataset / f"{key.slug}.json"
+
+
+def lock_path(root: Path, key: SeriesKey) -> Path:
+    return meta_dir(root) / "locks" / f"{key.slug}.lock"
+
+
+def exchange_info_path(root: Path, market: str) -> Path:
+    if market not in MARKETS:
+        raise InputError(f"unknown market {market!r}; expected one of {', '.join(MARKETS)}")
+    return meta_dir(root) / "exchange_info" / f"{market}.json"
+
+
+def parse_partition_value(part: str, name: str) -> str | None:
+    """`'symbol=BTCUSDT'`, `'symbol'` -> `'BTCUSDT'`; None if the component does not match."""
+    prefix = f"{name}="
+    return part[len(prefix):] if part.startswith(prefix) else None
+
+
+def series_key_of_file(root: Path, path: Path) -> tuple[SeriesKey, int, int] | None:
+    """Parse a data file path back into (series, year, month); None if it does not fit
+    the layout (a misplaced file)."""
+    try:
+        rel = Path(path).relative_to(root).parts
+    except ValueError:
+        return None
+    if len(rel) < 6:
+        return None
+    market, dataset = rel[0], rel[1]
+    has_interval = dataset in KLINE_DATASETS
+    expected = 7 if has_interval else 6
+    if len(rel) != expected:
+        return None
+    symbol = parse_partition_value(rel[2], "symbol")
+    interval = parse_partition_value(rel[3], "interval") if has_interval else None
+    year = parse_partition_value(rel[-3], "year")
+    month = parse_partition_value(rel[-2], "month")
+    if None in (symbol, year, month) or (has_interval and interval is None):
+        return None
+    try:
+        key = SeriesKey(market, dataset, symbol, interval)
+        y, m = int(year), int(month)
+    except ValueError:  # InputError is a ValueError
+        return None
+    if not 1 <= m <= 12:
+        return None
+    return key, y, m
