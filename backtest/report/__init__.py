@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -104,16 +104,16 @@ def sweep_report_html(sweep: SweepResult, metric: str = "sharpe", x: str | None 
 
 
 def _write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write atomically (temp file in the same directory, then rename)."""
+    """Write atomically: a unique temp file beside `path`, then rename over it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "x", encoding="utf-8") as fh:  # honours the umask, unlike mkstemp
             fh.write(text)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
 

@@ -18,6 +18,7 @@ from backtest.results import RunResult, SweepResult
 TEMPLATE = "plotly_white"
 LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration", "fees_paid",
                              "funding_paid"})
+MAX_LABELLED_CELLS = 400  # heatmaps up to 20 x 20 print each cell's value
 GREEN, RED, GREY, BLUE, ORANGE = "#2ca02c", "#d62728", "#555555", "#1f77b4", "#ff7f0e"
 
 
@@ -64,19 +65,20 @@ def _trade_markers(trades: pl.DataFrame, max_markers: int) -> list[go.Scatter]:
     side = t.get_column("side").to_numpy()
     status = t.get_column("status").to_numpy()
     pnl = _col(t, "pnl")
+    size = 9 if t.height <= 500 else 5  # dense markers would hide the price line
     out = []
     for name, mask, symbol, color in (("long entry", side == "long", "triangle-up", GREEN),
                                       ("short entry", side == "short", "triangle-down", RED)):
         if mask.any():
             out.append(go.Scatter(
                 x=_time_ms(t, "entry_time")[mask], y=_col(t, "entry_price")[mask],
-                mode="markers", name=name, marker={"symbol": symbol, "size": 9, "color": color}))
+                mode="markers", name=name, marker={"symbol": symbol, "size": size, "color": color}))
     for name, mask, symbol, color in (("exit", status == "closed", "circle-open", GREY),
                                       ("liquidation", status == "liquidated", "x", RED)):
         if mask.any():
             out.append(go.Scatter(
                 x=_time_ms(t, "exit_time")[mask], y=_col(t, "exit_price")[mask],
-                mode="markers", name=name, marker={"symbol": symbol, "size": 9, "color": color},
+                mode="markers", name=name, marker={"symbol": symbol, "size": size, "color": color},
                 customdata=pnl[mask], hovertemplate="exit %{y}<br>trade PnL %{customdata:.2f}"))
     return out
 
@@ -202,6 +204,7 @@ def sweep_figure(sweep: SweepResult, metric: str = "sharpe", x: str | None = Non
     fig = go.Figure(go.Heatmap(
         x=[str(v) for v in xs], y=[str(v) for v in ys], z=z, colorscale=scale,
         colorbar={"title": {"text": metric}},
+        texttemplate="%{z:.3g}" if z.size <= MAX_LABELLED_CELLS else None,
         hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{metric}=%{{z:.4g}}<extra></extra>"))
     fig.update_layout(template=TEMPLATE, title=f"{metric} over {x} x {y}{note}", height=480,
                       xaxis={"title": x, "type": "category"},

@@ -4,7 +4,9 @@ Each figure is stored as ``<script type="application/json" data-figure="<div id>
 holding the figure's plotly JSON, and one small inline script draws them all with
 ``Plotly.newPlot``. The page needs no network to open (no ``src=`` or ``href=`` to
 any URL), and the figure data stay machine-readable. Figure JSON is escaped so that
-no ``<`` can end the script element early.
+no ``<`` can end the script element early. When every figure has been drawn the
+script sets ``data-figures-rendered="<count>"`` on ``<body>`` (the browser test reads
+it); a failure sets ``data-render-error`` and logs to the console.
 """
 
 from __future__ import annotations
@@ -39,11 +41,18 @@ td.gap { text-align: center; color: #888; font-style: italic; }
 RENDER_JS = """
 (function () {
   var specs = document.querySelectorAll('script[type="application/json"][data-figure]');
+  var drawn = [];
   for (var k = 0; k < specs.length; k++) {
     var spec = JSON.parse(specs[k].textContent);
     var div = document.getElementById(specs[k].getAttribute('data-figure'));
-    Plotly.newPlot(div, spec.data, spec.layout, spec.config);
+    drawn.push(Plotly.newPlot(div, spec.data, spec.layout, spec.config));
   }
+  Promise.all(drawn).then(function () {
+    document.body.setAttribute('data-figures-rendered', String(drawn.length));
+  }, function (err) {
+    document.body.setAttribute('data-render-error', String(err));
+    console.error('report: a figure failed to render: ' + err);
+  });
 })();
 """
 

@@ -54,7 +54,7 @@ def format_value(name: str, value: Any) -> str:
         return f"{value:,.2f} d"
     if name == "n_trades":
         return f"{int(value):,}"
-    return f"{value:.6g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return f"{value:.6g}"
 
 
 def exact_value(value: Any) -> str | None:
