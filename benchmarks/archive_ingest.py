@@ -27,6 +27,7 @@ import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -166,6 +167,92 @@ def part1_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+FAKE_NOW = "2025-01-01T06:00"  # the fake exchange's pinned clock for part 2
+_SERVER_SNIPPET = """
+import sys, time
+from datetime import datetime, timezone
+from kline_lake.fake_exchange import FakeExchange
+now = int(datetime.fromisoformat(sys.argv[1]).replace(tzinfo=timezone.utc).timestamp() * 1000)
+with FakeExchange(seed=7, now_ms=now) as fx:
+    print(fx.base_url, flush=True)
+    sys.stdin.read()
+"""
+
+
+def _start_fake_exchange() -> tuple[subprocess.Popen, str]:
+    """The fake exchange in its own process (so it does not share our GIL)."""
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER_SNIPPET, FAKE_NOW],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=str(Path(__file__).resolve().parents[1]))
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://"):
+        proc.kill()
+        raise RuntimeError("the fake exchange did not start")
+    return proc, url
+
+
+def _stats(url: str) -> dict:
+    import httpx
+
+    return httpx.get(f"{url}/fake/stats").json()
+
+
+def _download(url: str, source: str, start: str, root: Path) -> dict:
+    import asyncio
+
+    from kline_lake.download import run_download, validate_request
+
+    os.environ["KLINE_LAKE_ARCHIVE_URL"] = url
+    before = _stats(url)
+    req = validate_request(market="spot", dataset="klines", symbols="BTCUSDT", interval="1m",
+                           start=start, end=None, lake=root, base_url=url, source=source)
+    t0 = time.perf_counter()
+    totals = asyncio.run(run_download(req))
+    wall = time.perf_counter() - t0
+    after = _stats(url)
+    return {
+        "source": source, "wall_s": wall, "rows": totals.rows_written,
+        "weight": after["spot"]["weight"] - before["spot"]["weight"],
+        "requests": after["spot"]["requests"] - before["spot"]["requests"],
+        "archive_files": after["archive"]["requests"] - before["archive"]["requests"],
+        "archive_mb": (after["archive"]["bytes"] - before["archive"]["bytes"]) / 1e6,
+        "rows_from_archive": totals.extra.get("rows from archive", 0),
+        "rows_from_rest": totals.extra.get("rows from REST", totals.rows_written if source == "rest" else 0),
+    }
+
+
+def part2(quick: bool) -> list[dict]:
+    """auto vs rest for spot BTCUSDT 1m from ``start`` to the fake exchange's now."""
+    start = "2024-11-01" if quick else "2024-01-01"
+    proc, url = _start_fake_exchange()
+    try:
+        out = []
+        for source in ("auto", "rest"):
+            with tempfile.TemporaryDirectory() as tmp:
+                row = _download(url, source, start, Path(tmp))
+                row["range"] = f"{start} .. {FAKE_NOW}"
+                out.append(row)
+        if out[0]["rows"] != out[1]["rows"]:
+            raise RuntimeError(f"auto and rest lakes differ in rows: {out}")
+        return out
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def part2_table(rows: list[dict]) -> str:
+    lines = ["| source | range | rows | rows from archive | rows from REST | REST requests "
+             "| weight used | archive files | archive MB | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['source']} | {r['range']} | {r['rows']:,} | {r['rows_from_archive']:,} "
+            f"| {r['rows_from_rest']:,} | {r['requests']:,} | {r['weight']:,} "
+            f"| {r['archive_files']} | {r['archive_mb']:.1f} | {r['wall_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs, for CI")
@@ -177,8 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     print("## Archive ingest, one core\n")
     print(part1_table(results["ingest_one_core"]))
     if not args.skip_download:
-        from benchmarks_archive_download import part2, part2_table  # noqa: PLC0415
-
         results["auto_vs_rest"] = part2(args.quick)
         print("\n## One year of 1m klines: auto vs rest (fake exchange)\n")
         print(part2_table(results["auto_vs_rest"]))

@@ -83,7 +83,7 @@ class ArchiveOutcome:
 class ArchiveProgress:
     """Progress callbacks (files done, bytes received); no-ops by default.
 
-    :class:`kline_lake.archive_download.TqdmArchiveProgress` draws two tqdm bars.
+    :class:`kline_lake.archive_hybrid.HybridProgress` draws them as tqdm bars.
     """
 
     def add_files_total(self, n: int) -> None:
@@ -94,32 +94,6 @@ class ArchiveProgress:
 
     def add_bytes(self, n: int) -> None:
         """``n`` more zip bytes were received."""
-
-
-class TqdmArchiveProgress(ArchiveProgress):
-    """Two tqdm bars: archive files and archive bytes."""
-
-    def __init__(self, disable: bool | None = None, position: int = 0) -> None:
-        from tqdm import tqdm
-
-        self.files = tqdm(total=0, unit="file", desc="archive files", disable=disable,
-                          position=position, leave=True)
-        self.bytes = tqdm(total=None, unit="B", unit_scale=True, desc="archive bytes",
-                          disable=disable, position=position + 1, leave=True)
-
-    def add_files_total(self, n: int) -> None:
-        self.files.total = (self.files.total or 0) + n
-        self.files.refresh()
-
-    def file_done(self) -> None:
-        self.files.update(1)
-
-    def add_bytes(self, n: int) -> None:
-        self.bytes.update(n)
-
-    def close(self) -> None:
-        self.files.close()
-        self.bytes.close()
 
 
 @dataclass(frozen=True)

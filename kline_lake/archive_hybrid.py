@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
@@ -38,7 +39,7 @@ from kline_lake.download import RunContext, SeriesTask
 from kline_lake.intervals import INTERVAL_MS
 from kline_lake.lake_writer import SeriesKey
 from kline_lake.markets import KLINE_DATASETS, resolve_archive_url
-from kline_lake.progress import RunTotals
+from kline_lake.progress import MAX_SYMBOL_BARS, RunTotals, TqdmProgress
 from kline_lake.schemas import TIME_COLUMNS
 
 US_PER_MS = 1000
@@ -67,6 +68,47 @@ def kline_holes_ms(open_ms: np.ndarray, interval: str, covered_ms: Sequence[Rang
         if int(inside[-1]) + step < end:
             holes.append((int(inside[-1]) + step, end))
     return holes
+
+
+class HybridProgress(TqdmProgress, ArchiveProgress):
+    """The download bars (rows and weight per symbol, a total) plus two archive bars:
+    files (done / planned) and bytes received."""
+
+    def __init__(self, stream: TextIO | None = None, disable: bool | None = None) -> None:
+        super().__init__(stream, disable)
+        self._files = None
+        self._bytes = None
+
+    def start(self, labels: list[str], expected_rows: dict[str, int | None]) -> None:
+        from tqdm import tqdm
+
+        super().start(labels, expected_rows)
+        pos = 1 + (len(labels) if len(labels) <= MAX_SYMBOL_BARS else 0)
+        kw = {"file": self.stream, "disable": self.disable, "dynamic_ncols": True, "leave": True}
+        self._files = tqdm(total=0, desc="archive files", unit=" files", position=pos, **kw)
+        self._bytes = tqdm(desc="archive bytes", unit="B", unit_scale=True, unit_divisor=1024,
+                           position=pos + 1, **kw)
+
+    def add_files_total(self, n: int) -> None:
+        if self._files is None:
+            return
+        self._files.total = (self._files.total or 0) + n
+        self._files.refresh()
+
+    def file_done(self) -> None:
+        if self._files is not None:
+            self._files.update(1)
+
+    def add_bytes(self, n: int) -> None:
+        if self._bytes is not None:
+            self._bytes.update(n)
+
+    def close(self) -> None:
+        for bar in (self._files, self._bytes):
+            if bar is not None:
+                bar.close()
+        self._files = self._bytes = None
+        super().close()
 
 
 def _bump(totals: RunTotals, name: str, n: int) -> None:

@@ -5,6 +5,7 @@ REST from the fake exchange. The auto lake must equal the REST-only lake."""
 from __future__ import annotations
 
 import asyncio
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from archive_helpers import ArchiveServer
 
-from kline_lake.archive_hybrid import kline_holes_ms
+from kline_lake.archive_hybrid import HybridProgress, kline_holes_ms
 from kline_lake.download import run_download, validate_request
 from kline_lake.fake_exchange import FakeExchange
 
@@ -40,10 +41,11 @@ def lake_table(root: Path) -> pa.Table:
     return pa.concat_tables([pq.read_table(f) for f in files]).sort_by("open_time")
 
 
-def run(root: Path, fx: FakeExchange, source: str, start: str, end: str | None = None):
+def run(root: Path, fx: FakeExchange, source: str, start: str, end: str | None = None,
+        progress=None):
     req = validate_request(market="spot", dataset="klines", symbols="BTCUSDT", interval="1h",
                            start=start, end=end, lake=root, base_url=fx.base_url, source=source)
-    return asyncio.run(run_download(req))
+    return asyncio.run(run_download(req, progress=progress))
 
 
 @pytest.fixture
@@ -86,8 +88,13 @@ def test_source_archive_skips_what_the_archive_lacks(
                            rest_day_csv(fx, ms(2024, 3, 1)))
     monkeypatch.setenv("KLINE_LAKE_ARCHIVE_URL", archive_server.base_url)
     fx.reset_stats()
-    totals = run(tmp_path, fx, "archive", "2024-03-01", "2024-03-03")
+    stream = io.StringIO()
+    totals = run(tmp_path, fx, "archive", "2024-03-01", "2024-03-03",
+                 progress=HybridProgress(stream=stream, disable=False))
     assert totals.rows_written == 24
+    drawn = stream.getvalue()
+    assert "archive files" in drawn and "2/2" in drawn  # one ingested, one 404
+    assert "archive bytes" in drawn
     assert totals.extra["ranges skipped (not in archive)"] == 1
     klines_weight = fx.stats()["spot"]["weight"]
     assert klines_weight <= 40  # exchangeInfo (20) + time; no klines pages
