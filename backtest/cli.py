@@ -56,6 +56,8 @@ def _common(fn: Callable) -> Callable:
                      help="Maintenance margin rate: enables isolated-margin liquidation."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
                      help="Write results as JSON here."),
+        click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+                     help="Write a self-contained HTML report here."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -114,6 +116,10 @@ def run_cmd(**kw: Any) -> None:
         click.echo(f"note: {note}", err=True)
     if kw["json_path"]:
         result.to_json(kw["json_path"])
+    if kw["report_path"]:
+        from backtest.report import write_run_report
+
+        click.echo(f"report: {write_run_report(result, kw['report_path'])}", err=True)
 
 
 @cli.command("sweep")
@@ -141,6 +147,11 @@ def sweep_cmd(sort_by: str, top: int, **kw: Any) -> None:
         click.echo("  ".join(_fmt(v) for v in row))
     if kw["json_path"]:
         result.to_json(kw["json_path"])
+    if kw["report_path"]:
+        from backtest.report import write_sweep_report
+
+        path = write_sweep_report(result, kw["report_path"], metric=sort_by)
+        click.echo(f"report: {path}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,7 +69,7 @@ def trades_frame(trades: np.ndarray, open_time_us: np.ndarray) -> pl.DataFrame:
         "funding_paid": t[:, 8],
         "pnl": t[:, 9],
         "return": t[:, 9] / (t[:, 3] * t[:, 4]) if t.shape[0] else t[:, 9],
-        "status": [_TRADE_STATUS[int(s)] for s in t[:, T_STATUS]],
+        "status": pl.Series([_TRADE_STATUS[int(s)] for s in t[:, T_STATUS]], dtype=pl.String),
         "liquidated": t[:, T_STATUS] == TRADE_LIQUIDATED,
     })
 

@@ -1,0 +1,69 @@
+"""Property tests (Hypothesis) of the simulation kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+from bt_helpers import make_bars
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import backtest
+from backtest.data import Bars, FundingEvents
+from backtest.engine import load_market_data, make_config, simulate
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+signals = st.lists(st.sampled_from([-1, 0, 0, 1]), min_size=5, max_size=80)
+
+
+@SETTINGS
+@given(sig=signals, seed=st.integers(0, 10_000), fee=st.floats(0, 0.01),
+       slip=st.floats(0, 50), direction=st.sampled_from(["long", "short", "both"]),
+       fill=st.sampled_from(["next_open", "close"]), leverage=st.floats(1, 5),
+       size=st.floats(0.1, 1.0))
+def test_equity_is_cash_plus_position_value_every_bar(sig, seed, fee, slip, direction, fill,
+                                                      leverage, size):
+    bars = make_bars(len(sig), seed=seed)
+    rng = np.random.default_rng(seed)
+    times = bars.open_time_us[::3] + 5_000
+    ev = FundingEvents(times, rng.normal(0, 1e-3, times.shape[0]),
+                       np.full(times.shape[0], np.nan))
+    cfg = make_config(fee=fee, slippage_bps=slip, direction=direction, fill=fill,
+                      leverage=leverage, size=size)
+    data = load_market_data(None, "um", "X", "1h", None, None, bars=bars, funding_events=ev)
+    out = simulate(data, np.array(sig, dtype=np.int8), cfg)
+    recon = out["cash"] + out["position"] * bars.close
+    np.testing.assert_allclose(out["equity"], recon, rtol=1e-9, atol=1e-9)
+    # fees only grow; the trade PnLs add up to the change in equity
+    assert np.all(np.diff(out["cum_fees"]) >= 0)
+    total_pnl = out["trades"][:, 9].sum()
+    np.testing.assert_allclose(total_pnl, out["equity"][-1] - 10_000.0, rtol=1e-9, atol=1e-6)
+
+
+@SETTINGS
+@given(sig=signals, price=st.floats(0.01, 1e6),
+       direction=st.sampled_from(["long", "short", "both"]),
+       fill=st.sampled_from(["next_open", "close"]), leverage=st.floats(1, 20))
+def test_zero_fee_round_trips_at_one_price_conserve_value(sig, price, direction, fill,
+                                                          leverage):
+    n = len(sig)
+    flat = np.full(n, price)
+    bars = Bars("um", "X", "1h", np.arange(n, dtype=np.int64) * 3_600_000_000, flat, flat,
+                flat, flat, np.ones(n))
+    res = backtest.run(lambda b: np.array(sig, dtype=np.int8), bars=bars, fee=0.0,
+                       slippage_bps=0.0, funding=False, direction=direction, fill=fill,
+                       leverage=leverage, cash=1234.5)
+    np.testing.assert_allclose(res.equity_curve, 1234.5, rtol=1e-12)
+    closed = res.trades.filter(res.trades["status"] == "closed")
+    assert np.all(np.abs(closed["pnl"].to_numpy()) <= 1e-9 * 1234.5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(sig=signals, seed=st.integers(0, 1000))
+def test_pure_python_mode_matches_jit(sig, seed):
+    bars = make_bars(len(sig), seed=seed)
+    kw = dict(bars=bars, fee=0.001, slippage_bps=3, direction="both", funding=False)
+    a = backtest.run(lambda b: np.array(sig, dtype=np.int8), jit=True, **kw)
+    b = backtest.run(lambda b: np.array(sig, dtype=np.int8), jit=False, **kw)
+    np.testing.assert_array_equal(a.equity_curve, b.equity_curve)
+    np.testing.assert_array_equal(list(a.metrics.values()), list(b.metrics.values()))
