@@ -5,7 +5,8 @@ downloaded concurrently (:func:`kline_lake.archive_fetch.fetch_archive_file`: sh
 verified before anything is parsed), parsed with pyarrow
 (:func:`kline_lake.parsing.parse_archive_csv`), clipped to the piece, and committed
 through the :class:`~kline_lake.lake_writer.LakeWriter` one calendar month at a time
-(one commit per month partition, so a month of daily files is one rewrite, not thirty).
+(one commit per month partition, so a month of daily files is one rewrite, not thirty;
+agg_trades commit file by file, matching the lake's per-day trade files).
 
 Coverage: an archive file is the exchange's complete answer for its day or month, so a
 piece's whole range is recorded as covered even when the file is short or empty; stretches
@@ -41,8 +42,8 @@ from kline_lake.parsing import parse_archive_csv
 from kline_lake.schemas import TIME_COLUMNS, TS
 
 DEFAULT_CONCURRENCY = 8
-# Months held in memory at once (each up to a month of parsed rows).
-DEFAULT_MONTHS_IN_FLIGHT = 3
+# Commit groups (a month of klines, a day of trades) held in memory at once.
+DEFAULT_GROUPS_IN_FLIGHT = 2
 
 
 @dataclass
@@ -103,10 +104,10 @@ class ArchiveSettings:
     base_url: str
     policy: FetchPolicy = field(default_factory=FetchPolicy)
     concurrency: int = DEFAULT_CONCURRENCY
-    months_in_flight: int = DEFAULT_MONTHS_IN_FLIGHT
+    groups_in_flight: int = DEFAULT_GROUPS_IN_FLIGHT
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.months_in_flight < 1:
+        if self.concurrency < 1 or self.groups_in_flight < 1:
             raise ValueError("archive concurrency must be at least 1")
 
 
@@ -120,12 +121,15 @@ def clip_rows(table: pa.Table, dataset: str, start_us: int, end_us: int) -> pa.T
     return table.filter(mask)
 
 
-def group_by_month(pieces: list[PlanPiece]) -> list[list[PlanPiece]]:
-    """Archive pieces grouped by the calendar month of their period, in time order."""
-    groups: dict[tuple[int, int], list[PlanPiece]] = {}
+def group_for_commit(pieces: list[PlanPiece], dataset: str) -> list[list[PlanPiece]]:
+    """Archive pieces grouped into commits, in time order: one per calendar month (the
+    lake's month partition file), or one per file for agg_trades (the lake keeps a file
+    per day there, and a day of trades is already large)."""
+    if dataset == "agg_trades":
+        return [[p] for p in sorted(pieces)]
+    groups: dict[str, list[PlanPiece]] = {}
     for piece in sorted(pieces):
-        label = piece.period_label  # YYYY-MM[-DD]
-        groups.setdefault((int(label[:4]), int(label[5:7])), []).append(piece)
+        groups.setdefault(piece.period_label[:7], []).append(piece)  # YYYY-MM
     return [groups[k] for k in sorted(groups)]
 
 
@@ -147,18 +151,19 @@ class _SeriesIngest:
         self.settings, self.progress = settings, progress
         self.commit = commit or self._commit_direct
         self.files_sem = asyncio.Semaphore(settings.concurrency)
-        self.months_sem = asyncio.Semaphore(settings.months_in_flight)
+        self.groups_sem = asyncio.Semaphore(settings.groups_in_flight)
         self.outcome = ArchiveOutcome()
 
     async def run(self, pieces: list[PlanPiece]) -> ArchiveOutcome:
         pieces = [p for p in pieces if p.is_archive]
         self.progress.add_files_total(len(pieces))
-        await asyncio.gather(*(self._month(group) for group in group_by_month(pieces)))
+        groups = group_for_commit(pieces, self.key.dataset)
+        await asyncio.gather(*(self._group(g) for g in groups))
         self.outcome.rest_pieces.sort()
         return self.outcome
 
-    async def _month(self, group: list[PlanPiece]) -> None:
-        async with self.months_sem:
+    async def _group(self, group: list[PlanPiece]) -> None:
+        async with self.groups_sem:
             results = await asyncio.gather(*(self._one(p) for p in group))
             parsed = [r for r in results if r is not None]
             if parsed:

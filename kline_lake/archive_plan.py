@@ -106,14 +106,20 @@ def next_month_us(month_start_us: int) -> int:
 
 
 def archive_frequencies(market: Market, dataset: str) -> tuple[str, ...]:
-    """Which file frequencies the archive offers for ``dataset`` on ``market``.
+    """Which file frequencies the planner uses for ``dataset`` on ``market``.
 
-    Binance.US has no archive; fundingRate is published monthly only.
+    Binance.US has no archive; fundingRate is published monthly only. aggTrades use the
+    daily files only (a decision): a monthly aggTrades zip of a busy symbol holds tens of
+    millions of trades (several GB of CSV) that would have to sit in memory at once,
+    while daily files bound memory to one day, download in parallel and map one to one
+    onto the lake's per-day agg_trades files.
     """
     if market.archive_prefix is None:
         return ()
     if dataset == "funding":
         return (MONTHLY,)
+    if dataset == "agg_trades":
+        return (DAILY,)
     return (MONTHLY, DAILY)
 
 

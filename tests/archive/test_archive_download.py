@@ -17,6 +17,7 @@ from kline_lake import archive_manifest
 from kline_lake.archive_download import (
     ArchiveSettings,
     clip_rows,
+    group_for_commit,
     ingest_archive_pieces,
     raise_first,
 )
@@ -168,3 +169,9 @@ def test_clip_rows_pure() -> None:
     assert clip_rows(table, "klines", 60_000_000, 3 * 60_000_000).num_rows == 2
     empty = table.slice(0, 0)
     assert clip_rows(empty, "klines", 0, 1).num_rows == 0
+
+
+def test_commit_groups_month_for_klines_day_for_trades() -> None:
+    pieces = plan_range(us(2024, 1, 30), us(2024, 2, 3), us(2024, 6, 1))
+    assert [len(g) for g in group_for_commit(pieces, "klines")] == [2, 2]
+    assert [len(g) for g in group_for_commit(pieces, "agg_trades")] == [1, 1, 1, 1]

@@ -170,3 +170,10 @@ def test_archive_paths_every_market_and_dataset() -> None:
         archive_path(US, "klines", "BTCUSDT", "1m", day)
     with pytest.raises(ValueError):
         archive_path(SPOT, "klines", "BTCUSDT", "1m", fallback_to_rest(day))
+
+
+def test_agg_trades_use_daily_files_only() -> None:
+    freqs = archive_frequencies(SPOT, "agg_trades")
+    assert freqs == (DAILY,)
+    pieces = plan_range(us(2024, 1, 1), us(2024, 3, 1), us(2024, 6, 1), freqs)
+    assert len(pieces) == 60 and {p.kind for p in pieces} == {DAILY}
