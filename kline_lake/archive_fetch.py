@@ -191,7 +191,10 @@ async def fetch_archive_file(
             client, url, policy.max_zip_bytes, policy, sleep, rng, on_bytes
         )
         if got == expected:
-            member, csv_bytes = extract_single_csv(data, name, policy.zip_limits)
+            # inflating a month of klines takes tens of ms: keep it off the event loop
+            member, csv_bytes = await asyncio.to_thread(
+                extract_single_csv, data, name, policy.zip_limits
+            )
             return FetchedArchive(url, name, got, len(data), member, csv_bytes, attempt)
         if attempt < policy.checksum_attempts:
             await sleep(policy.backoff_s(attempt, rng))

@@ -177,3 +177,15 @@ def test_agg_trades_use_daily_files_only() -> None:
     assert freqs == (DAILY,)
     pieces = plan_range(us(2024, 1, 1), us(2024, 3, 1), us(2024, 6, 1), freqs)
     assert len(pieces) == 60 and {p.kind for p in pieces} == {DAILY}
+
+
+@settings(max_examples=150, deadline=None)
+@given(_t, st.integers(min_value=1, max_value=400 * US_PER_DAY), _t, st.data())
+def test_fallbacks_still_tile(start: int, length: int, now: int, data) -> None:
+    pieces = plan_range(start, start + length, now)
+    flags = data.draw(st.lists(st.booleans(), min_size=len(pieces), max_size=len(pieces)))
+    replaced = [fallback_to_rest(p) if f and p.is_archive else p for p, f in zip(pieces, flags, strict=True)]
+    merged = merge_rest_pieces(replaced)
+    check_tiling(merged, start, start + length)
+    for x, y in zip(merged, merged[1:], strict=False):
+        assert not (x.kind == REST and y.kind == REST)
