@@ -133,6 +133,18 @@ def group_for_commit(pieces: list[PlanPiece], dataset: str) -> list[list[PlanPie
     return [groups[k] for k in sorted(groups)]
 
 
+async def gather_or_cancel(coros: list[Awaitable[None]]) -> None:
+    """Run all; on the first failure cancel the rest (what was committed stays) and raise."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 @dataclass
 class _Parsed:
     piece: PlanPiece
@@ -158,7 +170,7 @@ class _SeriesIngest:
         pieces = [p for p in pieces if p.is_archive]
         self.progress.add_files_total(len(pieces))
         groups = group_for_commit(pieces, self.key.dataset)
-        await asyncio.gather(*(self._group(g) for g in groups))
+        await gather_or_cancel([self._group(g) for g in groups])
         self.outcome.rest_pieces.sort()
         return self.outcome
 

@@ -138,9 +138,9 @@ async def _get_bounded(
                 if on_bytes is not None:
                     on_bytes(len(chunk))
             return bytes(buf), digest.hexdigest()
-    except (httpx.TimeoutException, httpx.TransportError) as exc:
-        # TransportError covers refused/dropped connections and bodies shorter than
-        # their Content-Length (RemoteProtocolError).
+    except httpx.RequestError as exc:
+        # RequestError covers timeouts, refused/dropped connections, bodies shorter than
+        # their Content-Length (RemoteProtocolError) and undecodable bodies.
         raise TransientError(f"archive transfer failed ({type(exc).__name__}: {exc}): {url}") from exc
 
 

@@ -175,3 +175,25 @@ def test_commit_groups_month_for_klines_day_for_trades() -> None:
     pieces = plan_range(us(2024, 1, 30), us(2024, 2, 3), us(2024, 6, 1))
     assert [len(g) for g in group_for_commit(pieces, "klines")] == [2, 2]
     assert [len(g) for g in group_for_commit(pieces, "agg_trades")] == [1, 1, 1, 1]
+
+
+def test_commit_failure_propagates_and_cancels_the_rest(archive_server, tmp_path: Path) -> None:
+    from kline_lake.errors import LakeError
+
+    serve_real_days(archive_server)
+    pieces = plan_range(us(2020, 1, 1), us(2020, 1, 4), us(2024, 6, 1))
+    calls: list[int] = []
+
+    async def failing_commit(key, table, covered_us) -> None:
+        calls.append(table.num_rows)
+        raise LakeError("disk full (simulated by the test's commit function)")
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            return await ingest_archive_pieces(client, LakeWriter(tmp_path), SPOT, KEY, pieces,
+                                               settings(archive_server), commit=failing_commit)
+
+    with pytest.raises(LakeError, match="disk full"):
+        asyncio.run(go())
+    assert calls == [4320]  # one month group: the three days in one commit
+    assert archive_manifest.read_manifest(tmp_path, KEY) == {}
