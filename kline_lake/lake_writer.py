@@ -89,7 +89,7 @@ def merge_rows(tables: list[pa.Table], dataset: str) -> pa.Table:
     return conform(frame.to_arrow(), dataset)
 
 
-def _split_by_target(table: pa.Table, dataset: str) -> dict[tuple[int, int, str], pa.Table]:
+def split_by_target(table: pa.Table, dataset: str) -> dict[tuple[int, int, str], pa.Table]:
     """Group rows by their (year, month, file name) destination."""
     time_col = TIME_COLUMNS[dataset]
     frame = pl.from_arrow(table.select([time_col])).with_row_index("__row")
@@ -141,7 +141,7 @@ class LakeWriter:
         if not table.num_rows:
             return
         by_month: dict[tuple[int, int], dict[str, pa.Table]] = {}
-        for (year, month, fname), part in _split_by_target(table, key.dataset).items():
+        for (year, month, fname), part in split_by_target(table, key.dataset).items():
             by_month.setdefault((year, month), {})[fname] = part
         for (year, month), new_by_file in sorted(by_month.items()):
             pdir = layout.partition_dir(self.root, key, year, month)
@@ -243,7 +243,7 @@ def rewrite_partition(pdir: Path, dataset: str, new_by_file: dict[str, pa.Table]
     targets: dict[str, list[pa.Table]] = {}
     if foreign:
         stored = merge_rows([read_data_file(pdir / n, dataset) for n in existing], dataset)
-        for (_, _, fname), part in _split_by_target(stored, dataset).items():
+        for (_, _, fname), part in split_by_target(stored, dataset).items():
             targets.setdefault(fname, []).append(part)
     for fname, rows in new_by_file.items():
         targets.setdefault(fname, []).append(rows)

@@ -22,7 +22,7 @@ def synthetic_klines(start_ms: int, n: int, interval: str = "1m", seed: int = 0,
     open_ms = start_ms + np.arange(n, dtype=np.int64) * step_ms
     steps = rng.normal(0.0, 0.001, size=n)
     close = 100.0 * np.exp(np.cumsum(steps))
-    open_ = np.concatenate([[100.0], close[:-1]])
+    open_ = np.concatenate([[100.0], close[:-1]])[:n]
     spread = np.abs(rng.normal(0.0, 0.0005, size=n)) * close
     high = np.maximum(open_, close) + spread
     low = np.minimum(open_, close) - spread

@@ -1,0 +1,297 @@
+"""Read side of the lake: ``Lake(root)`` answers queries as Polars or Arrow.
+
+- ``lake.klines(market, symbol, interval, start, end)`` (and ``agg_trades``, ``funding``,
+  ``mark_klines``, ``index_klines``, ``premium_klines``): a Polars DataFrame (or LazyFrame
+  with ``lazy=True``) with exactly the dataset's schema columns, sorted by key, rows whose
+  time column lies in ``[start, end)``. Partition pruning: the file list is built from the
+  year/month directories (and, for agg_trades, the daily file names) that overlap the
+  range, so a one-day query on a ten-year lake opens one file.
+- ``lake.sql(query)``: DuckDB views ``klines``, ``agg_trades``, ``funding``,
+  ``mark_klines``, ``index_klines``, ``premium_klines`` over every market, with columns
+  ``market``, the schema columns, then the Hive columns ``symbol``, [``interval``],
+  ``year``, ``month`` (INTEGER). A dataset without files is an empty view of the same
+  columns. Views are re-created on each call so files written meanwhile are seen.
+- ``inventory``, ``gaps``, ``resample``, ``verify``, ``compact``: see their modules.
+
+Times (``start``/``end``) may be a ``datetime`` (naive = UTC), a ``date``, an ISO string
+(``"2024-01-01"``, ``"2024-01-01T12:30"``), or an int epoch in ms or us (told apart by
+magnitude as in ``schemas.to_us``). All results are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from kline_lake import coverage, layout
+from kline_lake.errors import InputError
+from kline_lake.layout import SeriesKey
+from kline_lake.markets import DATASETS, KLINE_DATASETS, MARKETS
+from kline_lake.schemas import SCHEMAS, TIME_COLUMNS
+
+US_PER_SECOND = 1_000_000
+_MS_US_THRESHOLD = 10**15
+_DUCK_TYPES = {
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+    pa.float64(): "DOUBLE",
+    pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN",
+}
+
+
+def to_us(value: Any, what: str = "time") -> int | None:
+    """Coerce a user-supplied time to epoch microseconds (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InputError(f"{what}: expected a date, datetime or epoch, got {value!r}")
+    if isinstance(value, int):
+        return value if abs(value) >= _MS_US_THRESHOLD else value * 1000
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise InputError(f"cannot parse {what} {value!r}: expected e.g. 2024-01-01 or "
+                             f"2024-01-01T12:30") from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+        return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
+    if isinstance(value, date):
+        return to_us(datetime(value.year, value.month, value.day, tzinfo=UTC), what)
+    if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
+        return to_us(value.to_pydatetime(), what)
+    raise InputError(f"{what}: expected a date, datetime or epoch, got {type(value).__name__}")
+
+
+def check_range(start_us: int | None, end_us: int | None) -> None:
+    if start_us is not None and end_us is not None and start_us > end_us:
+        raise InputError("start is after end")
+
+
+def empty_frame(dataset: str) -> pl.DataFrame:
+    """An empty Polars frame with the dataset's columns and types."""
+    return pl.from_arrow(SCHEMAS[dataset].empty_table())
+
+
+def series_files(root: Path, key: SeriesKey, start_us: int | None = None,
+                 end_us: int | None = None) -> list[Path]:
+    """Data files of a series whose partition (and, for daily files, day) overlaps
+    ``[start_us, end_us)``, in key order. Only directory names are read: no file is opened."""
+    base = layout.series_dir(root, key)
+    months = []
+    for ydir in base.glob("year=*"):
+        for mdir in ydir.glob("month=*"):
+            try:
+                months.append((int(ydir.name[5:]), int(mdir.name[6:])))
+            except ValueError:
+                continue  # not ours; verify() reports it
+    files: list[Path] = []
+    for year, month in sorted(layout.months_overlapping(start_us, end_us, months)):
+        pdir = layout.partition_dir(root, key, year, month)
+        for path in sorted(pdir.glob("*.parquet")):
+            if _day_file_outside(path.name, start_us, end_us):
+                continue
+            files.append(path)
+    return files
+
+
+def _day_file_outside(name: str, start_us: int | None, end_us: int | None) -> bool:
+    day = layout.day_of_file(name)
+    if day is None:
+        return False
+    try:
+        day_start = int(datetime(*day, tzinfo=UTC).timestamp()) * US_PER_SECOND
+    except ValueError:
+        return False
+    day_end = day_start + 86_400 * US_PER_SECOND
+    return (end_us is not None and day_start >= end_us) or (
+        start_us is not None and day_end <= start_us)
+
+
+def scan_series(root: Path, key: SeriesKey, start_us: int | None = None,
+                end_us: int | None = None) -> pl.LazyFrame:
+    """A LazyFrame over the pruned files of a series, filtered to ``[start_us, end_us)``."""
+    files = series_files(root, key, start_us, end_us)
+    if not files:
+        return empty_frame(key.dataset).lazy()
+    frame = pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
+    time_col = pl.col(TIME_COLUMNS[key.dataset])
+    if start_us is not None:
+        frame = frame.filter(time_col >= pl.lit(start_us).cast(pl.Datetime("us", "UTC")))
+    if end_us is not None:
+        frame = frame.filter(time_col < pl.lit(end_us).cast(pl.Datetime("us", "UTC")))
+    return frame
+
+
+def _view_sql(root: Path, dataset: str) -> str:
+    schema = SCHEMAS[dataset]
+    hive = ["symbol", *(["interval"] if dataset in KLINE_DATASETS else []), "year", "month"]
+    cols = ", ".join(f'"{f.name}"' for f in schema)
+    hive_cols = ", ".join(f'"{h}"' for h in hive)
+    hive_types = ", ".join(
+        f"'{h}': {'INTEGER' if h in ('year', 'month') else 'VARCHAR'}" for h in hive)
+    parts = []
+    for market in MARKETS:
+        ddir = layout.dataset_dir(root, market, dataset)
+        if next(ddir.glob("**/*.parquet"), None) is None:
+            continue
+        glob = str(ddir / "**" / "*.parquet").replace("'", "''")
+        parts.append(
+            f"SELECT '{market}' AS market, {cols}, {hive_cols} FROM read_parquet('{glob}', "
+            f"hive_partitioning = true, hive_types = {{{hive_types}}})"
+        )
+    if parts:
+        return " UNION ALL ".join(parts)
+    typed = ", ".join(f'CAST(NULL AS {_DUCK_TYPES[f.type]}) AS "{f.name}"' for f in schema)
+    hive_typed = ", ".join(
+        f'CAST(NULL AS {"INTEGER" if h in ("year", "month") else "VARCHAR"}) AS "{h}"'
+        for h in hive)
+    return f"SELECT CAST(NULL AS VARCHAR) AS market, {typed}, {hive_typed} WHERE false"
+
+
+class Lake:
+    """A Parquet lake on disk, opened read-only for queries (and compaction).
+
+    Raises InputError if `root` does not exist or is not a directory.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.exists():
+            raise InputError(f"lake {self.root} does not exist")
+        if not self.root.is_dir():
+            raise InputError(f"lake path {self.root} is not a directory")
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def __repr__(self) -> str:
+        return f"Lake({str(self.root)!r})"
+
+    # ------------------------------------------------------------- series
+    def read(self, market: str, dataset: str, symbol: str, interval: str | None = None,
+             start: Any = None, end: Any = None, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Rows of one series in ``[start, end)`` as Polars (see the module docstring)."""
+        key = SeriesKey(market, dataset, symbol, interval)
+        start_us, end_us = to_us(start, "start"), to_us(end, "end")
+        check_range(start_us, end_us)
+        frame = scan_series(self.root, key, start_us, end_us)
+        return frame if lazy else frame.collect()
+
+    def klines(self, market: str, symbol: str, interval: str, start: Any = None,
+               end: Any = None, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Klines of one symbol and interval, open_time in ``[start, end)``."""
+        return self.read(market, "klines", symbol, interval, start, end, lazy)
+
+    def mark_klines(self, market: str, symbol: str, interval: str, start: Any = None,
+                    end: Any = None, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Mark-price klines (futures)."""
+        return self.read(market, "mark_klines", symbol, interval, start, end, lazy)
+
+    def index_klines(self, market: str, symbol: str, interval: str, start: Any = None,
+                     end: Any = None, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Index-price klines (futures; the symbol is the pair, e.g. BTCUSDT)."""
+        return self.read(market, "index_klines", symbol, interval, start, end, lazy)
+
+    def premium_klines(self, market: str, symbol: str, interval: str, start: Any = None,
+                       end: Any = None, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Premium-index klines (futures)."""
+        return self.read(market, "premium_klines", symbol, interval, start, end, lazy)
+
+    def agg_trades(self, market: str, symbol: str, start: Any = None, end: Any = None,
+                   lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Aggregate trades, transact_time in ``[start, end)``, sorted by agg_id."""
+        return self.read(market, "agg_trades", symbol, None, start, end, lazy)
+
+    def funding(self, market: str, symbol: str, start: Any = None, end: Any = None,
+                lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Funding events, funding_time in ``[start, end)``."""
+        return self.read(market, "funding", symbol, None, start, end, lazy)
+
+    def covered(self, market: str, dataset: str, symbol: str,
+                interval: str | None = None) -> list[tuple[int, int]]:
+        """The series' coverage record: merged half-open us ranges fetched completely."""
+        key = SeriesKey(market, dataset, symbol, interval)
+        return coverage.read(layout.coverage_path(self.root, key))
+
+    # ---------------------------------------------------------------- SQL
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The Lake's DuckDB connection with fresh views over the lake (UTC session)."""
+        if self._con is None:
+            self._con = duckdb.connect(":memory:")
+            self._con.execute("SET TimeZone = 'UTC'")
+        for dataset in DATASETS:
+            self._con.execute(f'CREATE OR REPLACE VIEW "{dataset}" AS {_view_sql(self.root, dataset)}')
+        return self._con
+
+    def sql(self, query: str, format: str = "polars") -> pl.DataFrame | pa.Table:
+        """Run `query` against the views; ``format`` is "polars" or "arrow".
+
+        InputError (one line) for bad SQL or an unknown format.
+        """
+        if format not in ("polars", "arrow"):
+            raise InputError(f"unknown format {format!r}; expected 'polars' or 'arrow'")
+        con = self.connection()
+        try:
+            rel = con.sql(query)
+            if rel is None:  # a statement without a result set
+                return pl.DataFrame() if format == "polars" else pa.table({})
+            return rel.pl() if format == "polars" else rel.to_arrow_table()
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"SQL error: {first}") from None
+
+    def close(self) -> None:
+        """Close the DuckDB connection (the Lake can still be used; it reopens)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    # ---------------------------------------------------------- questions
+    def inventory(self) -> pl.DataFrame:
+        """Per market/dataset/symbol/interval: first and last time, rows, files, bytes."""
+        from kline_lake.inventory import inventory
+
+        return inventory(self.root)
+
+    def gaps(self, market: str, symbol: str, interval: str, start: Any = None,
+             end: Any = None, dataset: str = "klines") -> pl.DataFrame:
+        """Missing klines as runs, each tagged "confirmed" or "unknown" (see ``gaps``)."""
+        from kline_lake.gaps import find_gaps
+
+        key = SeriesKey(market, dataset, symbol, interval)
+        start_us, end_us = to_us(start, "start"), to_us(end, "end")
+        check_range(start_us, end_us)
+        return find_gaps(self.root, key, start_us, end_us)
+
+    def resample(self, market: str, symbol: str, from_interval: str, to_interval: str,
+                 start: Any = None, end: Any = None, dataset: str = "klines",
+                 partial: bool = False) -> pl.DataFrame:
+        """Exact OHLCV aggregation of stored klines to a coarser interval (see ``resample``)."""
+        from kline_lake.resample import resample_series
+
+        key = SeriesKey(market, dataset, symbol, from_interval)
+        start_us, end_us = to_us(start, "start"), to_us(end, "end")
+        check_range(start_us, end_us)
+        return resample_series(self.root, key, to_interval, start_us, end_us, partial=partial)
+
+    def verify(self):
+        """Check every file and coverage record; returns a ``verify.VerifyReport``."""
+        from kline_lake.verify import verify_lake
+
+        return verify_lake(self.root)
+
+    def compact(self, market: str | None = None, dataset: str | None = None,
+                symbol: str | None = None, force: bool = False):
+        """Merge each partition's files into its canonical file(s); returns a
+        ``compact.CompactReport`` (see ``compact``)."""
+        from kline_lake.compact import compact_lake
+
+        return compact_lake(self.root, market=market, dataset=dataset, symbol=symbol,
+                            force=force)
