@@ -55,16 +55,20 @@ class DataSource(Protocol):
 
 
 def fmt_units(values: np.ndarray, grid: int, display: int) -> list[str]:
-    """Integers in units of 10**-grid -> decimal strings with `display` decimals."""
-    scale = 10**grid
-    out = []
-    for v in np.asarray(values).tolist():
-        a = -v if v < 0 else v
-        text = ("-" if v < 0 else "") + str(a // scale)
-        if display:
-            frac = f"{a % scale:0{grid}d}" if grid else ""
-            text += "." + frac + "0" * (display - grid)
-        out.append(text)
+    """Integers in units of 10**-grid -> decimal strings with `display` (>= grid) decimals."""
+    v = np.asarray(values, dtype=np.int64)
+    a = np.abs(v)
+    tail = "0" * (display - grid)
+    if grid:
+        scale = 10**grid
+        fmt = f"%d.%0{grid}d{tail}"
+        out = [fmt % pair for pair in zip((a // scale).tolist(), (a % scale).tolist(), strict=True)]
+    else:
+        fmt = f"%d.{tail}" if display else "%d"
+        out = [fmt % x for x in a.tolist()]
+    neg = v < 0
+    if neg.any():
+        out = ["-" + text if n else text for text, n in zip(out, neg.tolist(), strict=True)]
     return out
 
 

@@ -84,7 +84,6 @@ def fix_total(parts: np.ndarray, total: np.ndarray, lo: np.ndarray | int, hi: np
     """Adjust integer `parts` (P, n) by whole units so each row sums to `total` (P,),
     keeping lo <= parts <= hi. Requires sum(lo) <= total <= sum(hi) per row."""
     parts = parts.copy()
-    n = parts.shape[1]
     lo_b = np.broadcast_to(lo, parts.shape)
     hi_b = np.broadcast_to(hi, parts.shape)
     for _ in range(10_000):
@@ -93,7 +92,8 @@ def fix_total(parts: np.ndarray, total: np.ndarray, lo: np.ndarray | int, hi: np
             return parts
         need = np.abs(diff)
         room = np.where((diff > 0)[:, None], hi_b - parts, parts - lo_b)
-        step = np.minimum(room, ((need + n - 1) // n)[:, None])
+        movable = np.maximum((room > 0).sum(axis=1), 1)
+        step = np.minimum(room, (-(-need // movable))[:, None])
         over = np.maximum(np.cumsum(step, axis=1) - need[:, None], 0)
         step = np.clip(step - over, 0, None)
         if not step.any():
