@@ -29,8 +29,8 @@ def fake_exchange(host: str, port: int, seed: int, minute_seconds: float, weight
     """Serve a fake Binance (REST for every market and the archive) on HOST:PORT."""
     from kline_lake.fake_exchange import FakeExchange
 
-    if minute_seconds <= 0:
-        raise InputError("--minute-seconds must be positive")
+    if minute_seconds < 1 or not minute_seconds.is_integer():
+        raise InputError(f"--minute-seconds must be a whole number of seconds >= 1, got {minute_seconds:g}")
     if weight_limit is not None and weight_limit <= 0:
         raise InputError("--weight-limit must be positive")
     if not 0 <= port <= 65535:

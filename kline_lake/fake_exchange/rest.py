@@ -16,6 +16,7 @@ Data sources implement `specs`, `spec`, `klines`, `agg_trades`, `funding` (see
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -220,6 +221,26 @@ def _funding_info(source: DataSource, market: Market) -> Any:
     ]
 
 
+def _info_symbols(source: DataSource, market: Market, params: Mapping[str, str]) -> list[SymbolSpec]:
+    """exchangeInfo's symbol list; spot accepts `symbol=X` or `symbols=["X","Y"]`."""
+    specs = source.specs(market.name)
+    if market.is_futures or not (params.get("symbol") or params.get("symbols")):
+        return specs
+    if params.get("symbol"):
+        wanted = [params["symbol"]]
+    else:
+        try:
+            wanted = json.loads(params["symbols"])
+        except ValueError:
+            raise ApiError(-1100, "Illegal characters found in parameter 'symbols'; legal range is '^\\[(\"[A-Z0-9-_.]{1,20}\"(,\"[A-Z0-9-_.]{1,20}\"){0,}){0,1}\\]$'.") from None
+        if not isinstance(wanted, list):
+            raise ApiError(-1100, "Illegal characters found in parameter 'symbols'.")
+    by_name = {s.symbol: s for s in specs}
+    if any(w not in by_name for w in wanted):
+        raise ApiError(-1121, "Invalid symbol.")
+    return [by_name[w] for w in wanted]
+
+
 FUTURES_ONLY = {"fundingRate", "fundingInfo", *PRICE_KLINE_KINDS}
 ENDPOINTS = {"ping", "time", "exchangeInfo", "klines", "aggTrades", *FUTURES_ONLY}
 
@@ -240,7 +261,7 @@ def handle(source: DataSource, market: Market, endpoint: str, params: Mapping[st
     if endpoint == "time":
         return {"serverTime": now_ms}
     if endpoint == "exchangeInfo":
-        return exchange_info()
+        return exchange_info(_info_symbols(source, market, params))
     if endpoint == "klines" or endpoint in PRICE_KLINE_KINDS:
         return _klines(source, market, endpoint, params, now_ms)
     if endpoint == "aggTrades":

@@ -41,6 +41,10 @@ def _json(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def _window_words(window_s: int) -> str:
+    return f"{window_s // 60} MINUTE" if window_s % 60 == 0 else f"{window_s} SECOND"
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-binance"
@@ -91,13 +95,14 @@ class FakeExchange:
     ) -> None:
         if venue not in ("binance", "us"):
             raise ValueError(f"venue must be 'binance' or 'us', got {venue!r}")
-        if minute_seconds <= 0:
-            raise ValueError("minute_seconds must be positive")
+        if minute_seconds < 1 or not float(minute_seconds).is_integer():
+            # The exchange advertises windows in whole seconds (rateLimits intervalNum).
+            raise ValueError(f"minute_seconds must be a whole number of seconds >= 1, got {minute_seconds}")
         if weight_limit is not None and weight_limit <= 0:
             raise ValueError("weight_limit must be positive")
         self.seed = seed
-        self.minute_seconds = minute_seconds
-        self.window_s = int(minute_seconds) if float(minute_seconds).is_integer() else minute_seconds
+        self.minute_seconds = int(minute_seconds)
+        self.window_s = int(minute_seconds)
         self.weight_limit = weight_limit
         self.venue = venue
         self.slow_s = slow_s
@@ -233,7 +238,7 @@ class FakeExchange:
         market = get_market(market_name)
         client = req.client_address[0]
         limiter = self._limiters[market_name]
-        suffix = header_suffix(self.window_s) if float(self.window_s).is_integer() else f"{self.window_s}S"
+        suffix = header_suffix(self.window_s)
         fault = self.faults.draw(is_zip=False)
 
         def headers(used: int) -> dict[str, str]:
@@ -279,18 +284,18 @@ class FakeExchange:
         try:
             if parse_error is not None:
                 raise parse_error
-            body = rest.handle(self.source, market, endpoint, params, now, lambda: self._exchange_info(market.name, now))
+            body = rest.handle(self.source, market, endpoint, params, now, lambda specs: self._exchange_info(market.name, now, specs))
         except ApiError as exc:
             return exc.status, _json(exc.body())
         return 200, _json(body)
 
-    def _exchange_info(self, market: str, now_ms: int) -> dict[str, Any]:
-        return exchange_info(market, self.source.specs(market), now_ms, self.budget(market), self.window_s)
+    def _exchange_info(self, market: str, now_ms: int, specs: list[Any]) -> dict[str, Any]:
+        return exchange_info(market, specs, now_ms, self.budget(market), self.window_s)
 
     def _limit_body(self, status: int, market: str) -> dict[str, Any]:
         if status == 429:
             return {"code": -1003, "msg": f"Too much request weight used; current limit is {self.budget(market)} "
-                    f"request weight per {header_suffix(int(self.window_s)) if float(self.window_s).is_integer() else self.window_s}. "
+                    f"request weight per {_window_words(self.window_s)}. "
                     "Please use WebSocket Streams for live updates to avoid polling the API."}
         return {"code": -1003, "msg": "Way too much request weight used; IP banned. "
                 "Please use WebSocket Streams for live updates to avoid bans."}

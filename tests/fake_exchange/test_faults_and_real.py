@@ -118,3 +118,42 @@ def test_cli_bad_options_exit_2() -> None:
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and "error" in proc.stderr
+
+
+def test_us_venue_budget_and_stats() -> None:
+    with FakeExchange(venue="us") as fx, httpx.Client(base_url=fx.base_url) as c:
+        info = c.get("/api/v3/exchangeInfo")
+        assert info.json()["rateLimits"][0]["limit"] == 1200
+        assert info.headers["x-mbx-used-weight-1m"] == "10"
+        assert c.get("/api/v3/klines", params={"symbol": "XMRUSDT", "interval": "1m"}).json()["code"] == -1121
+        assert c.get("/api/v3/aggTrades", params={"symbol": "BTCUSDT", "limit": 1}).status_code == 200
+        stats = fx.stats()
+        assert stats["us"]["requests"] == 3 and stats["us"]["weight"] == 10 + 2 + 2
+        assert stats["spot"]["requests"] == 0
+
+
+def test_concurrent_clients(fx: FakeExchange) -> None:
+    import concurrent.futures
+
+    def work(i: int) -> int:
+        with httpx.Client(base_url=fx.base_url, timeout=30) as c:
+            rows = c.get("/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m", "limit": 200,
+                                                    "startTime": 1_600_000_000_000 + i * 86_400_000}).json()
+            return len(rows)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(work, range(16))) == [200] * 16
+
+
+def test_exchange_info_symbol_filter_and_head(client: httpx.Client) -> None:
+    body = client.get("/api/v3/exchangeInfo", params={"symbols": '["ETHUSDT","BTCUSDT"]'}).json()
+    assert [s["symbol"] for s in body["symbols"]] == ["ETHUSDT", "BTCUSDT"]
+    assert client.get("/api/v3/exchangeInfo", params={"symbol": "NOPE"}).json()["code"] == -1121
+    head = client.head("/data/spot/daily/klines/BTCUSDT/1d/BTCUSDT-1d-2021-01-01.zip")
+    assert head.status_code == 200 and int(head.headers["content-length"]) > 0 and head.content == b""
+
+
+def test_bad_constructor_arguments() -> None:
+    for kwargs in ({"minute_seconds": 0}, {"minute_seconds": 2.5}, {"venue": "kraken"}, {"weight_limit": -1}):
+        with pytest.raises(ValueError):
+            FakeExchange(**kwargs)
