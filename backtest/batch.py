@@ -17,54 +17,69 @@ from backtest.metrics import N_METRICS, metrics_nb
 @njit(cache=True)
 def run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
                init_cash, size_frac, leverage, fee_rate, slip, mmr, bars_per_year, bar_days,
-               out_row):
-    """Simulate one signal array and write its metrics to `out_row`; returns the status."""
+               scratch, trades, out_row):
+    """Simulate one signal array into reusable `scratch` (5, n) and `trades` buffers and
+    write its metrics to `out_row`; returns the kernel status."""
     n = close.shape[0]
-    equity = np.empty(n)
-    pos = np.empty(n)
-    cash = np.empty(n)
-    fees = np.empty(n)
-    fund = np.empty(n)
     orders = np.empty((0, N_ORDER_COLS))
-    trades = np.empty((n + 1, N_TRADE_COLS))
     status, _, n_tr = simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra,
                                   direction, fill_close, init_cash, size_frac, leverage,
-                                  fee_rate, slip, mmr, equity, pos, cash, fees, fund, orders,
-                                  trades)
-    fees_paid = fees[n - 1] if n > 0 else 0.0
-    funding_paid = fund[n - 1] if n > 0 else 0.0
-    metrics_nb(equity, pos, trades[:n_tr], init_cash, fees_paid, funding_paid, bars_per_year,
-               bar_days, out_row)
+                                  fee_rate, slip, mmr, scratch[0], scratch[1], scratch[2],
+                                  scratch[3], scratch[4], orders, trades)
+    fees_paid = scratch[3, n - 1] if n > 0 else 0.0
+    funding_paid = scratch[4, n - 1] if n > 0 else 0.0
+    metrics_nb(scratch[0], scratch[1], trades[:n_tr], init_cash, fees_paid, funding_paid,
+               bars_per_year, bar_days, out_row)
     return status
+
+
+@njit(cache=True)
+def _chunk_bounds(n_items, n_chunks, k):
+    size = (n_items + n_chunks - 1) // n_chunks
+    return min(k * size, n_items), min((k + 1) * size, n_items)
 
 
 @njit(cache=True, parallel=True)
 def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_open,
                    fund_intra, direction, fill_close, init_cash, size_frac, leverage, fee_rate,
-                   slip, mmr, bars_per_year, bar_days):
+                   slip, mmr, bars_per_year, bar_days, n_chunks):
     """Crossover grid: `lines` holds one indicator row per distinct window; grid point c
-    crosses row ``fast_idx[c]`` with row ``slow_idx[c]``. Returns (metrics, statuses)."""
+    crosses row ``fast_idx[c]`` with row ``slow_idx[c]``. The grid is split in `n_chunks`
+    parallel chunks (one per thread), each reusing one set of scratch buffers.
+    Returns (metrics, statuses)."""
     n_combo = fast_idx.shape[0]
+    n = close.shape[0]
     out = np.empty((n_combo, N_METRICS))
     status = np.zeros(n_combo, dtype=np.int64)
-    for c in prange(n_combo):
-        sig = cross_signal_nb(lines[fast_idx[c]], lines[slow_idx[c]])
-        status[c] = run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra,
-                               direction, fill_close, init_cash, size_frac, leverage, fee_rate,
-                               slip, mmr, bars_per_year, bar_days, out[c])
+    for k in prange(n_chunks):
+        lo, hi = _chunk_bounds(n_combo, n_chunks, k)
+        scratch = np.empty((5, n))
+        trades = np.empty((n + 1, N_TRADE_COLS))
+        for c in range(lo, hi):
+            sig = cross_signal_nb(lines[fast_idx[c]], lines[slow_idx[c]])
+            status[c] = run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra,
+                                   direction, fill_close, init_cash, size_frac, leverage,
+                                   fee_rate, slip, mmr, bars_per_year, bar_days, scratch,
+                                   trades, out[c])
     return out, status
 
 
 @njit(cache=True, parallel=True)
 def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, direction,
                      fill_close, init_cash, size_frac, leverage, fee_rate, slip, mmr,
-                     bars_per_year, bar_days):
+                     bars_per_year, bar_days, n_chunks):
     """Generic grid: one precomputed int8 signal row per grid point."""
     n_combo = sigs.shape[0]
+    n = close.shape[0]
     out = np.empty((n_combo, N_METRICS))
     status = np.zeros(n_combo, dtype=np.int64)
-    for c in prange(n_combo):
-        status[c] = run_one_nb(open_, high, low, close, sigs[c], fund_at_open, fund_intra,
-                               direction, fill_close, init_cash, size_frac, leverage, fee_rate,
-                               slip, mmr, bars_per_year, bar_days, out[c])
+    for k in prange(n_chunks):
+        lo, hi = _chunk_bounds(n_combo, n_chunks, k)
+        scratch = np.empty((5, n))
+        trades = np.empty((n + 1, N_TRADE_COLS))
+        for c in range(lo, hi):
+            status[c] = run_one_nb(open_, high, low, close, sigs[c], fund_at_open, fund_intra,
+                                   direction, fill_close, init_cash, size_frac, leverage,
+                                   fee_rate, slip, mmr, bars_per_year, bar_days, scratch,
+                                   trades, out[c])
     return out, status

@@ -229,24 +229,27 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
             or fund_at_open.shape[0] != n or fund_intra.shape[0] != n or equity_out.shape[0] != n):
         return STATUS_BAD_INPUT, 0, 0
     liq_on = not np.isnan(mmr)
+    # hot loop: helpers are only called on bars where something happens
     for i in range(n):
         if st[POS] != 0.0 and fund_at_open[i] != 0.0:
             _charge_funding_nb(st, fund_at_open[i])
-        if not fill_close and i > 0:
+        if not fill_close and i > 0 and sig[i - 1] != 0:
             apply_signal_nb(st, orders, trades, i, sig[i - 1], open_[i], direction, fee_rate,
                             slip, size_frac, leverage)
         if liq_on and st[POS] != 0.0:
             _check_liquidation_nb(st, orders, trades, i, high[i], low[i], fee_rate, mmr)
         if st[POS] != 0.0 and fund_intra[i] != 0.0:
             _charge_funding_nb(st, fund_intra[i])
-        if fill_close:
+        if fill_close and sig[i] != 0:
             apply_signal_nb(st, orders, trades, i, sig[i], close[i], direction, fee_rate,
                             slip, size_frac, leverage)
-        equity_out[i] = (st[CASH] + st[POS] * close[i]) - st[FUND]
-        pos_out[i] = st[POS]
-        cash_out[i] = st[CASH] - st[FUND]
+        pos = st[POS]
+        fund = st[FUND]
+        equity_out[i] = (st[CASH] + pos * close[i]) - fund
+        pos_out[i] = pos
+        cash_out[i] = st[CASH] - fund
         fees_out[i] = st[FEES]
-        fund_out[i] = st[FUND]
+        fund_out[i] = fund
     if st[POS] != 0.0 and n > 0:
         side = 1 if st[POS] > 0.0 else -1
         _record_trade_nb(st, trades, n - 1, side, abs(st[POS]), close[n - 1], 0.0, TRADE_OPEN)

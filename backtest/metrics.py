@@ -76,27 +76,71 @@ def cagr_nb(final_equity, init_cash, n_bars, bar_days):
 
 
 @njit(cache=True, error_model="numpy")
-def sharpe_nb(returns, bars_per_year):
+def _ratios_nb(mean, sq_dev, sq_down, n, bars_per_year):
+    """(sharpe, sortino) from the mean, sum of squared deviations and of squared
+    negative returns over n returns."""
+    sharpe = np.nan
+    sortino = np.nan
+    if n >= 2 and sq_dev > 0.0:
+        sharpe = mean / np.sqrt(sq_dev / (n - 1)) * np.sqrt(bars_per_year)
+    if n >= 1 and sq_down > 0.0:
+        sortino = mean / np.sqrt(sq_down / n) * np.sqrt(bars_per_year)
+    return sharpe, sortino
+
+
+@njit(cache=True, error_model="numpy")
+def _return_ratios_nb(returns, bars_per_year):
     n = returns.shape[0]
-    if n < 2:
-        return np.nan
-    mean = returns.mean()
-    var = ((returns - mean) ** 2).sum() / (n - 1)
-    if not var > 0.0:
-        return np.nan
-    return mean / np.sqrt(var) * np.sqrt(bars_per_year)
+    if n == 0:
+        return np.nan, np.nan
+    total = 0.0
+    for t in range(n):
+        total += returns[t]
+    mean = total / n
+    sq_dev = 0.0
+    sq_down = 0.0
+    for t in range(n):
+        d = returns[t] - mean
+        sq_dev += d * d
+        if returns[t] < 0.0:
+            sq_down += returns[t] * returns[t]
+    return _ratios_nb(mean, sq_dev, sq_down, n, bars_per_year)
+
+
+@njit(cache=True, error_model="numpy")
+def equity_ratios_nb(equity, init_cash, bars_per_year):
+    """(sharpe, sortino) of the equity curve's returns without materializing them:
+    the same arithmetic, in the same order, as `sharpe_nb(returns_nb(...))`."""
+    n = equity.shape[0]
+    if n == 0:
+        return np.nan, np.nan
+    total = 0.0
+    prev = init_cash
+    for t in range(n):
+        total += equity[t] / prev - 1.0
+        prev = equity[t]
+    mean = total / n
+    sq_dev = 0.0
+    sq_down = 0.0
+    prev = init_cash
+    for t in range(n):
+        r = equity[t] / prev - 1.0
+        prev = equity[t]
+        d = r - mean
+        sq_dev += d * d
+        if r < 0.0:
+            sq_down += r * r
+    return _ratios_nb(mean, sq_dev, sq_down, n, bars_per_year)
+
+
+@njit(cache=True, error_model="numpy")
+def sharpe_nb(returns, bars_per_year):
+    return _return_ratios_nb(returns, bars_per_year)[0]
 
 
 @njit(cache=True, error_model="numpy")
 def sortino_nb(returns, bars_per_year):
-    n = returns.shape[0]
-    if n < 1:
-        return np.nan
-    down = np.minimum(returns, 0.0)
-    dd = np.sqrt((down * down).mean())
-    if not dd > 0.0:
-        return np.nan
-    return returns.mean() / dd * np.sqrt(bars_per_year)
+    return _return_ratios_nb(returns, bars_per_year)[1]
 
 
 @njit(cache=True, error_model="numpy")
@@ -161,6 +205,16 @@ def trade_stats_nb(pnl, closed):
 
 
 @njit(cache=True, error_model="numpy")
+def _closed_trade_stats_nb(trades):
+    closed = np.empty(trades.shape[0], dtype=np.bool_)
+    pnl = np.empty(trades.shape[0])
+    for k in range(trades.shape[0]):
+        closed[k] = trades[k, T_STATUS] != TRADE_OPEN
+        pnl[k] = trades[k, T_PNL]
+    return trade_stats_nb(pnl, closed)
+
+
+@njit(cache=True, error_model="numpy")
 def exposure_nb(position):
     n = position.shape[0]
     if n == 0:
@@ -178,18 +232,15 @@ def metrics_nb(equity, position, trades, init_cash, fees_paid, funding_paid, bar
     """Fill `out` (length N_METRICS, in METRIC_NAMES order) from one simulated run."""
     n = equity.shape[0]
     final = equity[n - 1] if n > 0 else init_cash
-    rets = returns_nb(equity, init_cash)
     out[0] = final
     out[1] = total_return_nb(final, init_cash)
     out[2] = cagr_nb(final, init_cash, n, bar_days)
-    out[3] = sharpe_nb(rets, bars_per_year)
-    out[4] = sortino_nb(rets, bars_per_year)
+    out[3], out[4] = equity_ratios_nb(equity, init_cash, bars_per_year)
     out[6] = max_drawdown_nb(equity, init_cash)
     out[5] = calmar_nb(out[2], out[6])
     out[7] = max_drawdown_duration_nb(equity, init_cash, bar_days)
     out[8] = trades.shape[0]
-    closed = trades[:, T_STATUS] != TRADE_OPEN
-    out[9], out[10], out[11] = trade_stats_nb(trades[:, T_PNL].copy(), closed)
+    out[9], out[10], out[11] = _closed_trade_stats_nb(trades)
     out[12] = exposure_nb(position)
     out[13] = fees_paid
     out[14] = funding_paid

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -58,6 +59,11 @@ def valid_points(strat: Strategy, grid: Mapping[str, Sequence[Any]]
     return ok, skipped
 
 
+def _n_chunks(n_points: int) -> int:
+    """One chunk of grid points per Numba thread (each reuses its scratch buffers)."""
+    return max(1, min(n_points, numba.get_num_threads()))
+
+
 def _kernel(fn, jit: bool):
     return fn if jit else fn.py_func
 
@@ -73,7 +79,8 @@ def _run_cross(strat: Strategy, data: MarketData, points: list[dict], config: Co
     slow_idx = np.array([pos[p["slow"]] for p in points], dtype=np.int64)
     metrics, _ = _kernel(sweep_cross_nb, jit)(
         b.open, b.high, b.low, b.close, lines, fast_idx, slow_idx, data.fund_at_open,
-        data.fund_intra, *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days)
+        data.fund_intra, *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
+        _n_chunks(len(points)))
     return metrics
 
 
@@ -90,7 +97,8 @@ def _run_signals(strat: Strategy, data: MarketData, points: list[dict], config: 
             sigs[k] = strategy_signals(strat, b, p, config.direction)
         metrics, _ = _kernel(sweep_signals_nb, jit)(
             b.open, b.high, b.low, b.close, sigs, data.fund_at_open, data.fund_intra,
-            *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days)
+            *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
+            _n_chunks(len(chunk)))
         out.append(metrics)
     return np.concatenate(out)
 

@@ -1,0 +1,203 @@
+"""Benchmark: an sma_cross parameter sweep, ours vs vectorbt, on one year of 1m bars.
+
+    python benchmarks/sweep.py            # 525,600 bars, 20 x 20 grid
+    python benchmarks/sweep.py --quick    # 50,000 bars, 5 x 5 grid
+
+Each engine runs in its own subprocess (so its peak RSS, ``ru_maxrss``, is its own):
+first a warm-up on a small slice (Numba compilation; reported separately), then the
+timed sweep on the full data. Both get identical seeded synthetic prices, the same
+signals convention (a crossover on bar t's close fills at bar t+1's open), fees and
+slippage, funding off. vectorbt uses its own MA indicator and
+``Portfolio.from_signals``. The parent checks that final equity, total return, max
+drawdown and trade counts agree to 1e-9 relative, prints a markdown table and writes
+JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FEE_RATE = 0.0005
+SLIPPAGE_BPS = 1.0
+INIT_CASH = 10_000.0
+WARMUP_BARS = 2_000
+
+
+def make_prices(n_bars: int, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded 1m random walk around 30k: (open, close); open gaps off the previous close."""
+    rng = np.random.default_rng(seed)
+    close = 30_000.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0008, n_bars)))
+    open_ = np.r_[close[0], close[:-1]] * (1.0 + rng.normal(0.0, 0.0001, n_bars))
+    return open_, close
+
+
+def grid(quick: bool) -> tuple[list[int], list[int]]:
+    if quick:
+        return list(range(5, 30, 5)), list(range(40, 140, 20))
+    return list(range(5, 105, 5)), list(range(110, 510, 20))
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+# ---- children ---------------------------------------------------------------------------
+
+def run_ours(open_: np.ndarray, close: np.ndarray, fast: list[int], slow: list[int]) -> dict:
+    import backtest
+    from backtest.data import Bars
+
+    def sweep(o, c):
+        n = c.shape[0]
+        t_us = (1_704_067_200_000 + np.arange(n, dtype=np.int64) * 60_000) * 1000
+        bars = Bars("um", "SYN", "1m", t_us, o, np.maximum(o, c), np.minimum(o, c), c,
+                    np.ones(n))
+        res = backtest.sweep("sma_cross", {"fast": fast, "slow": slow}, bars=bars,
+                             fee=FEE_RATE, slippage_bps=SLIPPAGE_BPS, funding=False,
+                             cash=INIT_CASH)
+        return res.to_frame()
+
+    return _timed(sweep, open_, close, lambda f: {
+        "final_equity": f["final_equity"].to_list(),
+        "total_return": f["total_return"].to_list(),
+        "max_drawdown": f["max_drawdown"].to_list(),
+        "n_trades": f["n_trades"].to_list(),
+    })
+
+
+def run_vectorbt(open_: np.ndarray, close: np.ndarray, fast: list[int], slow: list[int]) -> dict:
+    import pandas as pd
+    import vectorbt as vbt
+
+    fast_all = [f for f in fast for _ in slow]
+    slow_all = [s for _ in fast for s in slow]
+
+    def sweep(o, c):
+        idx = pd.date_range("2024-01-01", periods=c.shape[0], freq="min")
+        close_s, open_s = pd.Series(c, idx), pd.Series(o, idx)
+        fast_ma = vbt.MA.run(close_s, fast_all, short_name="fast")
+        slow_ma = vbt.MA.run(close_s, slow_all, short_name="slow")
+        entries = fast_ma.ma_crossed_above(slow_ma).shift(1, fill_value=False)
+        exits = fast_ma.ma_crossed_below(slow_ma).shift(1, fill_value=False)
+        return vbt.Portfolio.from_signals(close_s, entries, exits, price=open_s,
+                                          fees=FEE_RATE, slippage=SLIPPAGE_BPS / 1e4,
+                                          init_cash=INIT_CASH, freq="1min")
+
+    return _timed(sweep, open_, close, lambda pf: {
+        "final_equity": pf.final_value().to_list(),
+        "total_return": pf.total_return().to_list(),
+        "max_drawdown": (-pf.max_drawdown()).to_list(),
+        "n_trades": pf.trades.count().to_list(),
+    })
+
+
+def _timed(sweep, open_, close, extract) -> dict:
+    rss_imports = _peak_rss_mb()
+    t0 = time.perf_counter()
+    sweep(open_[:WARMUP_BARS], close[:WARMUP_BARS])
+    warmup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = sweep(open_, close)
+    run_s = time.perf_counter() - t0
+    metrics = extract(result)
+    return {"warmup_s": warmup_s, "run_s": run_s, "peak_rss_mb": _peak_rss_mb(),
+            "rss_after_imports_mb": rss_imports, "metrics": metrics}
+
+
+def child(engine: str, n_bars: int, quick: bool, out: str) -> None:
+    open_, close = make_prices(n_bars)
+    fast, slow = grid(quick)
+    fn = run_ours if engine == "ours" else run_vectorbt
+    Path(out).write_text(json.dumps(fn(open_, close, fast, slow)))
+
+
+# ---- parent -----------------------------------------------------------------------------
+
+def spawn(engine: str, n_bars: int, quick: bool, tmp: Path, threads: int) -> dict:
+    out = tmp / f"bench_{engine}_{threads}.json"
+    env = os.environ | {"NUMBA_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, __file__, "--child", engine, "--bars", str(n_bars),
+           "--out", str(out)] + (["--quick"] if quick else [])
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    return json.loads(out.read_text())
+
+
+def compare(a: dict, b: dict) -> float:
+    """Largest relative difference over the compared metrics; trade counts must be equal."""
+    if a["n_trades"] != b["n_trades"]:
+        raise SystemExit("trade counts differ between engines")
+    worst = 0.0
+    for name in ("final_equity", "total_return", "max_drawdown"):
+        x, y = np.asarray(a[name]), np.asarray(b[name])
+        worst = max(worst, float(np.max(np.abs(x - y) / np.maximum(np.abs(y), 1e-12))))
+    return worst
+
+
+def table(rows: list[tuple[str, dict]], n_bars: int, n_combos: int) -> str:
+    lines = [f"sma_cross sweep: {n_bars:,} 1m bars x {n_combos} combinations",
+             "",
+             "| engine | warm-up / compile (s) | sweep (s) | peak RSS (MB) |",
+             "|---|---:|---:|---:|"]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['warmup_s']:.2f} | {r['run_s']:.2f} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="50,000 bars and a 5 x 5 grid")
+    ap.add_argument("--bars", type=int, default=None)
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "sweep_results.json"))
+    ap.add_argument("--child", choices=["ours", "vectorbt"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    n_bars = args.bars or (50_000 if args.quick else 525_600)
+    if args.child:
+        child(args.child, n_bars, args.quick, args.out)
+        return
+    tmp = Path(args.json).resolve().parent
+    tmp.mkdir(parents=True, exist_ok=True)
+    ours = spawn("ours", n_bars, args.quick, tmp, threads=2)
+    ours_1t = spawn("ours", n_bars, args.quick, tmp, threads=1)
+    vbt = spawn("vectorbt", n_bars, args.quick, tmp, threads=1)
+    worst = compare(ours["metrics"], vbt["metrics"])
+    fast, slow = grid(args.quick)
+    n_combos = len(fast) * len(slow)
+    rows = [("kline-lake backtest (2 threads)", ours), ("kline-lake backtest (1 thread)", ours_1t),
+            ("vectorbt 1.2 (MA + from_signals)", vbt)]
+    print(table(rows, n_bars, n_combos))
+    speed = vbt["run_s"] / ours["run_s"]
+    speed_1t = vbt["run_s"] / ours_1t["run_s"]
+    mem = ours["peak_rss_mb"] / vbt["peak_rss_mb"]
+    print(f"\nspeed-up: {speed:.1f}x (2 threads), {speed_1t:.1f}x (1 thread); "
+          f"peak memory: {mem:.3f} of vectorbt's")
+    print(f"metrics identical: max relative difference {worst:.2e} over {n_combos} "
+          f"combinations; trade counts equal")
+    summary = {
+        "n_bars": n_bars, "n_combinations": n_combos, "fee_rate": FEE_RATE,
+        "slippage_bps": SLIPPAGE_BPS, "speedup": speed, "speedup_1_thread": speed_1t,
+        "memory_ratio": mem, "max_rel_diff": worst,
+        "ours": {k: v for k, v in ours.items() if k != "metrics"},
+        "ours_1_thread": {k: v for k, v in ours_1t.items() if k != "metrics"},
+        "vectorbt": {k: v for k, v in vbt.items() if k != "metrics"},
+    }
+    Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    for name in ("ours", "ours_1_thread", "vectorbt"):
+        (tmp / f"bench_{'ours' if name != 'vectorbt' else 'vectorbt'}_"
+         f"{1 if name != 'ours' else 2}.json").unlink(missing_ok=True)
+    if worst > 1e-9:
+        raise SystemExit(f"metrics differ: {worst:.2e}")
+
+
+if __name__ == "__main__":
+    main()
