@@ -214,7 +214,8 @@ def _download(url: str, source: str, start: str, root: Path) -> dict:
         "source": source, "wall_s": wall, "rows": totals.rows_written,
         "weight": after["spot"]["weight"] - before["spot"]["weight"],
         "requests": after["spot"]["requests"] - before["spot"]["requests"],
-        "archive_files": after["archive"]["requests"] - before["archive"]["requests"],
+        "archive_files": totals.extra.get("archive files", 0),
+        "archive_requests": after["archive"]["requests"] - before["archive"]["requests"],
         "archive_mb": (after["archive"]["bytes"] - before["archive"]["bytes"]) / 1e6,
         "rows_from_archive": totals.extra.get("rows from archive", 0),
         "rows_from_rest": totals.extra.get("rows from REST", totals.rows_written if source == "rest" else 0),
@@ -227,12 +228,15 @@ def part2(quick: bool) -> list[dict]:
     proc, url = _start_fake_exchange()
     try:
         out = []
-        for source in ("auto", "rest"):
+        # The fake exchange builds each zip on first request (the real archive serves
+        # prebuilt files from a CDN), so auto runs twice: cold, then with its cache warm.
+        for source, label in (("auto", "auto"), ("rest", "rest"), ("auto", "auto (archive cache warm)")):
             with tempfile.TemporaryDirectory() as tmp:
                 row = _download(url, source, start, Path(tmp))
                 row["range"] = f"{start} .. {FAKE_NOW}"
+                row["source"] = label
                 out.append(row)
-        if out[0]["rows"] != out[1]["rows"]:
+        if len({r["rows"] for r in out}) != 1:
             raise RuntimeError(f"auto and rest lakes differ in rows: {out}")
         return out
     finally:
