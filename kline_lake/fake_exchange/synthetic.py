@@ -66,17 +66,24 @@ def stable_key(*parts: object) -> np.uint64:
     return np.uint64(int.from_bytes(digest, "little"))
 
 
+def _hash(key: np.uint64, counter: np.ndarray, stream: int) -> np.ndarray:
+    ctr = np.asarray(counter, dtype=np.int64).astype(np.uint64)
+    salt = np.uint64((int(key) + stream * 0xD1B54A32D192ED03) % 2**64)
+    return _mix(ctr * _GOLDEN + salt)
+
+
 def uniform(key: np.uint64, counter: np.ndarray, stream: int) -> np.ndarray:
     """Uniform floats in (0, 1), a pure function of (key, counter, stream)."""
-    ctr = np.asarray(counter, dtype=np.int64).astype(np.uint64)
-    h = _mix(_mix(ctr ^ key) + np.uint64((stream * 0x9E3779B97F4A7C15) % 2**64))
+    h = _hash(key, counter, stream)
     return ((h >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 2**53)
 
 
 def normal(key: np.uint64, counter: np.ndarray, stream: int) -> np.ndarray:
-    """Standard normals (Box-Muller), a pure function of (key, counter, stream)."""
-    u1 = uniform(key, counter, 2 * stream + 100)
-    u2 = uniform(key, counter, 2 * stream + 101)
+    """Standard normals (Box-Muller on the two 32-bit halves of one hash), a pure
+    function of (key, counter, stream)."""
+    h = _hash(key, counter, stream + 1000)
+    u1 = ((h >> np.uint64(32)).astype(np.float64) + 0.5) * (1.0 / 2**32)
+    u2 = (h & np.uint64(0xFFFFFFFF)).astype(np.float64) * (1.0 / 2**32)
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
