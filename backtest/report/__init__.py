@@ -47,7 +47,8 @@ def _describe_run(result: RunResult) -> tuple[str, str]:
     cfg = result.config
     title = (f"{result.strategy} on {cfg.get('symbol', '?')} {cfg.get('interval', '')} "
              f"({cfg.get('market', '?')})")
-    subtitle = (f"{cfg.get('start', '?')} to {cfg.get('end', '?')}, "
+    start, end = (str(cfg.get(k, "?")).replace(".000000Z", "Z") for k in ("start", "end"))
+    subtitle = (f"{start} to {end} (bar opens, UTC), "
                 f"{cfg.get('n_bars', result.equity.height):,} bars; "
                 f"funding {'on' if cfg.get('funding') else 'off'}, "
                 f"fee rate {cfg.get('fee_rate')}, slippage {cfg.get('slippage_bps')} bps")

@@ -238,3 +238,12 @@ def test_empty_result_is_refused(run_result):
                       run_result.orders, "x", {}, {})
     with pytest.raises(ValueError, match="no bars"):
         run_report_html(empty)
+
+
+def test_run_without_trades_still_reports():
+    result = make_run(n=200, params={"fast": 150, "slow": 400})
+    assert result.trades.height == 0
+    parsed = parse_report(run_report_html(result))
+    assert len(parsed.tables["trades"]) == 1  # the header only
+    assert [t["name"] for t in parsed.figures["fig-price"]["data"]] == ["close"]
+    assert "2024-01-01T00:00:00Z to 2024-01-09T07:00:00Z" in run_report_html(result)
