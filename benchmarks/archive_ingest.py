@@ -140,6 +140,25 @@ def bench_ingest(label: str, csv_bytes: bytes, key: SeriesKey, start_ms: int, en
     }
 
 
+def profile_kline_month(top: int = 15) -> str:
+    """cProfile of one month of 1m klines through the pipeline (tottime order)."""
+    import cProfile
+    import pstats
+
+    csv_bytes, start, end = kline_month_csv(2023, 1)
+    zip_bytes = make_zip("bench.csv", csv_bytes)
+    sha = hashlib.sha256(zip_bytes).hexdigest()
+    key = SeriesKey("spot", "klines", "BTCUSDT", "1m")
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = cProfile.Profile()
+        prof.enable()
+        ingest_once(zip_bytes, sha, key, start, end, Path(tmp))
+        prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
 def part1(quick: bool, repeats: int) -> list[dict]:
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
@@ -262,11 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller inputs, for CI")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-download", action="store_true", help="part 1 only")
+    parser.add_argument("--profile", action="store_true", help="cProfile a kline month (part 1)")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "archive_ingest.json"))
     args = parser.parse_args(argv)
     results: dict = {"ingest_one_core": part1(args.quick, 3 if args.quick else args.repeats)}
     print("## Archive ingest, one core\n")
     print(part1_table(results["ingest_one_core"]))
+    if args.profile:
+        print("\n```\n" + profile_kline_month() + "```")
     if not args.skip_download:
         results["auto_vs_rest"] = part2(args.quick)
         print("\n## One year of 1m klines: auto vs rest (fake exchange)\n")
