@@ -32,7 +32,7 @@ from kline_lake import coverage, layout
 from kline_lake.errors import InputError
 from kline_lake.layout import SeriesKey
 from kline_lake.markets import DATASETS, KLINE_DATASETS, MARKETS
-from kline_lake.schemas import SCHEMAS, TIME_COLUMNS
+from kline_lake.schemas import KEYS, SCHEMAS, TIME_COLUMNS
 
 US_PER_SECOND = 1_000_000
 _MS_US_THRESHOLD = 10**15
@@ -118,11 +118,17 @@ def _day_file_outside(name: str, start_us: int | None, end_us: int | None) -> bo
 
 def scan_series(root: Path, key: SeriesKey, start_us: int | None = None,
                 end_us: int | None = None) -> pl.LazyFrame:
-    """A LazyFrame over the pruned files of a series, filtered to ``[start_us, end_us)``."""
+    """A LazyFrame over the pruned files of a series, filtered to ``[start_us, end_us)``,
+    sorted by the dataset key and unique on it."""
     files = series_files(root, key, start_us, end_us)
     if not files:
         return empty_frame(key.dataset).lazy()
     frame = pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
+    if any(not layout.is_canonical_file(key.dataset, f.name) for f in files):
+        # a partition holds foreign/uncompacted files: their rows may overlap or be out of
+        # order, so restore the lake's invariants (unique sorted keys) at read time
+        frame = frame.unique(subset=[KEYS[key.dataset]], keep="last", maintain_order=True) \
+            .sort(KEYS[key.dataset])
     time_col = pl.col(TIME_COLUMNS[key.dataset])
     if start_us is not None:
         frame = frame.filter(time_col >= pl.lit(start_us).cast(pl.Datetime("us", "UTC")))

@@ -72,18 +72,19 @@ def next_open_expr(bucket: pl.Expr, to_interval: str) -> pl.Expr:
     return bucket + pl.duration(milliseconds=INTERVAL_MS[to_interval])
 
 
-def aggregate(frame: pl.DataFrame, dataset: str, to_interval: str) -> pl.DataFrame:
-    """Pure aggregation of sorted klines into `to_interval` bars, plus a ``slots`` column
-    counting source rows per bar."""
+def aggregate(frame: pl.DataFrame | pl.LazyFrame, dataset: str,
+              to_interval: str) -> pl.DataFrame | pl.LazyFrame:
+    """Pure aggregation of klines sorted by open_time into `to_interval` bars, plus a
+    ``slots`` column counting source rows per bar. Lazy in, lazy out."""
     names = SCHEMAS[dataset].names
     aggs = [
         pl.col("open").first(), pl.col("high").max(), pl.col("low").min(),
         pl.col("close").last(), pl.len().alias("slots"),
     ]
     aggs += [pl.col(c).sum() for c in _SUMS if c in names]
-    out = (frame.sort("open_time")
-           .group_by(bucket_expr(to_interval).alias("open_time"), maintain_order=True)
-           .agg(aggs))
+    out = (frame.group_by(bucket_expr(to_interval).alias("open_time"), maintain_order=True)
+           .agg(aggs)
+           .sort("open_time"))
     out = out.with_columns(
         (next_open_expr(pl.col("open_time"), to_interval)
          - pl.duration(milliseconds=1)).alias("close_time"))
@@ -113,17 +114,18 @@ def resample_series(root: Path, key: SeriesKey, to_interval: str, start_us: int 
         raise InputError(f"resample is defined for kline datasets, not {key.dataset!r}")
     check_resample(key.interval, to_interval)
     lo, hi = _bounds(start_us, end_us, to_interval)
-    source = scan_series(root, key, lo, hi).collect().sort("open_time")
-    bars = aggregate(source, key.dataset, to_interval)
+    # files hold sorted, unique keys and are listed in key order (verify() checks it), so
+    # the scan is already sorted and the aggregation can stream without a sort
+    bars = aggregate(scan_series(root, key, lo, hi), key.dataset, to_interval).collect()
     if not partial and bars.height:
-        source_opens = source["open_time"].cast(pl.Int64).to_numpy()
-        bars = bars.filter(_complete_mask(root, key, bars, source_opens))
+        bars = bars.filter(_complete_mask(root, key, bars, lo, hi))
     return bars.drop("slots")
 
 
-def _complete_mask(root: Path, key: SeriesKey, bars: pl.DataFrame,
-                   source_opens: np.ndarray) -> pl.Series:
+def _complete_mask(root: Path, key: SeriesKey, bars: pl.DataFrame, lo: int | None,
+                   hi: int | None) -> pl.Series:
     """True for bars whose every source slot is present or confirmed empty by coverage."""
+    from kline_lake.catalog import scan_series
     from kline_lake.gaps import grid
 
     opens = bars["open_time"].cast(pl.Int64).to_numpy()
@@ -138,6 +140,8 @@ def _complete_mask(root: Path, key: SeriesKey, bars: pl.DataFrame,
     covered = coverage.read(layout.coverage_path(root, key))
     if not covered:
         return pl.Series(complete)
+    source_opens = (scan_series(root, key, lo, hi).select("open_time").collect()
+                    ["open_time"].cast(pl.Int64).to_numpy())
     for i in np.flatnonzero(~complete):
         lo, hi = np.searchsorted(source_opens, [opens[i], ends[i]])
         slots = grid(int(opens[i]), int(ends[i]), key.interval)

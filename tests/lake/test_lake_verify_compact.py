@@ -64,6 +64,9 @@ def test_duplicate_across_files_and_compact_fixes_it(good):
     report = Lake(good).verify()
     assert ("duplicate-keys", "error") in _kinds(report)
     assert ("extra-file", "warning") in _kinds(report)
+    # reads restore unique sorted keys even before compaction
+    read = Lake(good).klines("um", "BTCUSDT", "1m", "2024-01-01", "2024-02-01")
+    assert read.height == original.num_rows and read["open_time"].is_sorted()
     result = Lake(good).compact()
     assert result.partitions_compacted == 1 and result.files_after == result.files_before - 1
     assert [p.name for p in pdir.glob("*.parquet")] == ["data.parquet"]
