@@ -181,3 +181,26 @@ def test_the_quirks_are_really_in_the_files(fx) -> None:
     spot_agg = asyncio.run(csv("data/spot/daily/aggTrades/XMRUSDT/XMRUSDT-aggTrades-2021-03-02.zip"))
     um_agg = asyncio.run(csv("data/futures/um/daily/aggTrades/SRMUSDT/SRMUSDT-aggTrades-2021-03-02.zip"))
     assert spot_agg.split(b"\n", 1)[0].count(b",") == 7 and um_agg.split(b"\n", 1)[0].count(b",") == 6
+
+
+REAL_ROOT = "/work/shared/real_data"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days"),
+    [
+        ("2020-01-01", "2020-01-04", 3),  # the original zips with their real CHECKSUM files
+        ("2021-10-20", "2021-10-25", 5),  # CSV days (zipped and summed by the fake)
+        ("2024-12-31", "2025-01-02", 2),  # ms day, then the first microsecond day
+    ],
+)
+def test_real_files_archive_equals_real_rest(tmp_path, monkeypatch, start, end, days) -> None:
+    with FakeExchange(seed=1, data_dir=REAL_ROOT) as real:
+        monkeypatch.setenv("KLINE_LAKE_ARCHIVE_URL", real.base_url)
+        auto, rest, totals = both(real, tmp_path, "spot", "klines", "BTCUSDT", start, end, "1m")
+    assert totals.extra["archive files"] == days and "rows from REST" not in totals.extra
+    assert auto.num_rows == days * 1440
+    assert auto.equals(rest)
+    close = auto.column("close_time").cast(pa.int64()).to_numpy()
+    opens = auto.column("open_time").cast(pa.int64()).to_numpy()
+    assert ((close - opens) == 59_999_000).all()
