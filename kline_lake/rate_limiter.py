@@ -1,0 +1,335 @@
+"""Shared, weight-aware request limiter: one per (host, API) across all concurrent tasks.
+
+Binance counts request weight per IP in fixed windows aligned to the wall clock
+(`REQUEST_WEIGHT`, e.g. 6000 per 1 MINUTE on spot, 2400 on futures) and reports the
+running total of the current window in every response header `X-MBX-USED-WEIGHT-(n)(u)`
+(`1M` for a one-minute window, `10S` for ten seconds...). Exceeding it earns a 429 with
+`Retry-After`; sending anything during that back-off earns a 418 IP ban (2 minutes to
+3 days). Docs: https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits
+and https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info#limits
+
+How this limiter stays under the budget:
+- Budgets come from `exchangeInfo.rateLimits` (generic interval parsing: SECOND, MINUTE,
+  HOUR, DAY times `intervalNum`), `RAW_REQUESTS` included, plus the separate
+  fundingRate pool (500 requests per 5 minutes) as a window that only tagged requests
+  pay into.
+- Weight is *reserved before sending*, under one lock, against the window the request is
+  sent in; a request that does not fit waits for the next window. Many concurrent tasks
+  therefore never overshoot: the sum reserved in any window is at most `limit - margin`.
+- The server header is followed: `used - reserved_here` is weight someone else spent
+  from this IP in this window (another process, a request that straddled the window
+  boundary); it is added to the estimate so we stop early rather than earn a 429.
+- After a 429 nothing is sent until `Retry-After` has passed (and the window is marked
+  full). A 418 is waited out when short, otherwise `BannedError`.
+
+`WindowCounter` is the pure bookkeeping (times passed in); `RateLimiter` adds the lock,
+the clock and the waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kline_lake.errors import BannedError
+from kline_lake.retry import Clock, SystemClock
+
+INTERVAL_UNIT_S: dict[str, float] = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
+HEADER_UNIT_S: dict[str, float] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_USED_WEIGHT_RE = re.compile(r"x-mbx-used-weight-(\d+)([smhd])", re.IGNORECASE)
+
+DEFAULT_MARGIN_FRACTION = 0.05
+DEFAULT_MIN_MARGIN = 2
+DEFAULT_MAX_BAN_WAIT_S = 150.0
+# Sleep a hair past a window's end so the server (whose clock may be slightly behind)
+# has switched windows too.
+WINDOW_GUARD_S = 0.02
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """One budget: at most `limit` units per fixed window of `window_s` seconds.
+
+    `counts` is "weight" or "requests"; `pool` None means every request pays, a name
+    (e.g. "funding") means only requests tagged with that pool pay.
+    """
+
+    name: str
+    limit: int
+    window_s: float
+    counts: str = "weight"
+    pool: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit <= 0 or self.window_s <= 0:
+            raise ValueError(f"rate window {self.name}: limit and window must be > 0")
+        if self.counts not in ("weight", "requests"):
+            raise ValueError(f"rate window {self.name}: counts must be 'weight' or 'requests'")
+
+
+def interval_seconds(interval: str, interval_num: int) -> float:
+    """`rateLimits` interval ("SECOND", "MINUTE", "HOUR", "DAY") x intervalNum -> seconds."""
+    try:
+        unit_s = INTERVAL_UNIT_S[str(interval).upper()]
+    except KeyError:
+        raise ValueError(f"unknown rate-limit interval {interval!r}") from None
+    if int(interval_num) <= 0:
+        raise ValueError(f"rate-limit intervalNum must be > 0, got {interval_num!r}")
+    return unit_s * int(interval_num)
+
+
+def parse_rate_limits(rate_limits: Iterable[Mapping]) -> list[RateWindow]:
+    """The REQUEST_WEIGHT and RAW_REQUESTS windows of an exchangeInfo `rateLimits` list.
+
+    ORDERS limits concern order placement and are ignored.
+    """
+    windows = []
+    for entry in rate_limits:
+        kind = entry.get("rateLimitType")
+        if kind not in ("REQUEST_WEIGHT", "RAW_REQUESTS"):
+            continue
+        window_s = interval_seconds(entry["interval"], entry.get("intervalNum", 1))
+        counts = "weight" if kind == "REQUEST_WEIGHT" else "requests"
+        windows.append(RateWindow(kind, int(entry["limit"]), window_s, counts))
+    return windows
+
+
+def used_weight_from_headers(headers: Mapping[str, str]) -> dict[float, int]:
+    """`X-MBX-USED-WEIGHT-(n)(unit)` headers -> {window seconds: used weight}."""
+    used: dict[float, int] = {}
+    for name, value in headers.items():
+        match = _USED_WEIGHT_RE.fullmatch(name.strip())
+        if match is None:
+            continue
+        try:
+            used[int(match.group(1)) * HEADER_UNIT_S[match.group(2).lower()]] = int(value)
+        except ValueError:
+            continue  # a garbled header is ignored; our own bookkeeping still holds
+    return used
+
+
+def usable_limit(limit: int, margin_fraction: float, min_margin: int) -> int:
+    """The part of a budget we allow ourselves: `limit` minus the safety margin."""
+    margin = max(min_margin, math.ceil(limit * margin_fraction))
+    return max(1, limit - margin)
+
+
+@dataclass
+class WindowCounter:
+    """Pure bookkeeping of one fixed-window budget. Windows are aligned to the epoch
+    (`phase_s` shifts them), as the exchange aligns them to the wall-clock minute."""
+
+    window: RateWindow
+    usable: int
+    phase_s: float = 0.0
+    _index: int = field(default=-(2**62), init=False)
+    _reserved: int = field(default=0, init=False)
+    _external: int = field(default=0, init=False)
+
+    def index(self, now_s: float) -> int:
+        return math.floor((now_s - self.phase_s) / self.window.window_s)
+
+    def window_end_s(self, now_s: float) -> float:
+        return (self.index(now_s) + 1) * self.window.window_s + self.phase_s
+
+    def _roll(self, now_s: float) -> None:
+        idx = self.index(now_s)
+        if idx != self._index:
+            self._index, self._reserved, self._external = idx, 0, 0
+
+    def cost_of(self, weight: int, pools: frozenset[str]) -> int:
+        """What one request of `weight`, tagged with `pools`, costs in this window."""
+        if self.window.pool is not None and self.window.pool not in pools:
+            return 0
+        return weight if self.window.counts == "weight" else 1
+
+    def estimate(self, now_s: float, carry: int = 0) -> int:
+        """Units believed used in the current window (ours plus others'); `carry` is the
+        cost of our requests sent in earlier windows and still unanswered (the server
+        may count them in this one)."""
+        self._roll(now_s)
+        return self._reserved + self._external + carry
+
+    def wait_s(self, now_s: float, cost: int, carry: int = 0) -> float:
+        """0 if `cost` fits now, else seconds until the next window."""
+        if cost <= 0 or self.estimate(now_s, carry) + cost <= self.usable:
+            return 0.0
+        return max(0.0, self.window_end_s(now_s) - now_s)
+
+    def reserve(self, now_s: float, cost: int) -> None:
+        self._roll(now_s)
+        self._reserved += cost
+
+    def observe_used(self, now_s: float, used: int) -> None:
+        """Follow the server's count for the current window: anything above what we
+        reserved here was spent by someone else (or straddled the boundary)."""
+        self._roll(now_s)
+        self._external = max(self._external, used - self._reserved)
+
+    def exhaust(self, now_s: float) -> None:
+        """The server said 429: treat the current window as full."""
+        self._roll(now_s)
+        self._external = max(self._external, self.usable - self._reserved)
+
+
+@dataclass(eq=False)
+class Ticket:
+    """A reservation: per window, the window index it was sent in and its cost.
+    Hand it back with `RateLimiter.release` once the answer (or failure) is in."""
+
+    indices: tuple[int, ...]
+    costs: tuple[int, ...]
+
+
+@dataclass
+class LimiterStats:
+    """Counters for progress and the summary line."""
+
+    requests: int = 0
+    weight: int = 0
+    rate_limited_429: int = 0
+    banned_418: int = 0
+    waited_s: float = 0.0
+
+
+class RateLimiter:
+    """Async limiter shared by every task talking to one (host, API prefix).
+
+    `acquire(weight, pools=...)` waits until the request fits every window and reserves
+    it; call it immediately before sending. Feed every response's headers to
+    `observe_headers`, and 429/418 answers to `on_429`/`on_418`.
+    """
+
+    def __init__(
+        self,
+        windows: Sequence[RateWindow],
+        *,
+        clock: Clock | None = None,
+        margin_fraction: float = DEFAULT_MARGIN_FRACTION,
+        min_margin: int = DEFAULT_MIN_MARGIN,
+        max_ban_wait_s: float = DEFAULT_MAX_BAN_WAIT_S,
+    ) -> None:
+        if not 0.0 <= margin_fraction < 1.0:
+            raise ValueError("margin_fraction must be within [0, 1)")
+        self.clock: Clock = clock or SystemClock()
+        self.margin_fraction = margin_fraction
+        self.min_margin = min_margin
+        self.max_ban_wait_s = max_ban_wait_s
+        self.stats = LimiterStats()
+        self._lock = asyncio.Lock()
+        self._blocked_until_s = 0.0
+        self._counters: list[WindowCounter] = []
+        self._in_flight: list[Ticket] = []
+        self.set_windows(windows)
+
+    @property
+    def windows(self) -> list[RateWindow]:
+        return [c.window for c in self._counters]
+
+    def set_windows(self, windows: Sequence[RateWindow]) -> None:
+        """Replace the budgets (e.g. once exchangeInfo is known), keeping this window's
+        reservations so a switch never double-spends."""
+        if not windows:
+            raise ValueError("a rate limiter needs at least one window")
+        now = self.clock.time()
+        old = {(c.window.name, c.window.pool): c for c in self._counters}
+        counters = []
+        for window in windows:
+            counter = WindowCounter(
+                window, usable_limit(window.limit, self.margin_fraction, self.min_margin)
+            )
+            previous = old.get((window.name, window.pool))
+            if previous is not None and previous.window.window_s == window.window_s:
+                counter.reserve(now, previous.estimate(now))
+            counters.append(counter)
+        self._counters = counters
+        self._in_flight = []  # old tickets refer to the old windows; they stay reserved
+
+    def usable(self, name: str = "REQUEST_WEIGHT") -> int:
+        """The usable (margin-deducted) budget of the window called `name`."""
+        for counter in self._counters:
+            if counter.window.name == name:
+                return counter.usable
+        raise KeyError(name)
+
+    def _carry(self, i: int, now_s: float) -> int:
+        current = self._counters[i].index(now_s)
+        return sum(t.costs[i] for t in self._in_flight
+                   if len(t.costs) > i and t.indices[i] < current)
+
+    async def acquire(self, weight: int, *, pools: Iterable[str] = ()) -> Ticket:
+        """Wait until a request of `weight` fits every budget, reserve it, and return the
+        ticket to `release` when the request is over."""
+        tags = frozenset(pools)
+        for counter in self._counters:
+            if counter.cost_of(weight, tags) > counter.usable:
+                raise ValueError(
+                    f"request weight {weight} exceeds the usable budget {counter.usable} "
+                    f"of {counter.window.name}"
+                )
+        async with self._lock:
+            while True:
+                now = self.clock.time()
+                wait = self._blocked_until_s - now
+                if wait <= 0:
+                    wait = max(c.wait_s(now, c.cost_of(weight, tags), self._carry(i, now))
+                               for i, c in enumerate(self._counters))
+                    if wait <= 0:
+                        costs = tuple(c.cost_of(weight, tags) for c in self._counters)
+                        for counter, cost in zip(self._counters, costs, strict=True):
+                            counter.reserve(now, cost)
+                        ticket = Ticket(tuple(c.index(now) for c in self._counters), costs)
+                        self._in_flight.append(ticket)
+                        self.stats.requests += 1
+                        self.stats.weight += weight
+                        return ticket
+                    wait += WINDOW_GUARD_S
+                self.stats.waited_s += wait
+                await self.clock.sleep(wait)
+
+    def release(self, ticket: Ticket) -> None:
+        """The request of `ticket` is answered (or failed): stop counting it as in flight.
+        Call after `observe_headers` so the server's count already includes it."""
+        if ticket in self._in_flight:  # absent if the windows were replaced since
+            self._in_flight.remove(ticket)
+
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        """Follow `X-MBX-USED-WEIGHT-*` from a response received now."""
+        used = used_weight_from_headers(headers)
+        if not used:
+            return
+        now = self.clock.time()
+        for counter in self._counters:
+            window = counter.window
+            if window.pool is None and window.counts == "weight" and window.window_s in used:
+                counter.observe_used(now, used[window.window_s])
+
+    def on_429(self, retry_after_s: float) -> None:
+        """Stop sending for `retry_after_s` and treat the current windows as full."""
+        now = self.clock.time()
+        self.stats.rate_limited_429 += 1
+        self._blocked_until_s = max(self._blocked_until_s, now + max(retry_after_s, 0.0) + WINDOW_GUARD_S)
+        for counter in self._counters:
+            if counter.window.pool is None:
+                counter.exhaust(now)
+
+    def on_418(self, retry_after_s: float, url: str = "") -> None:
+        """Wait out a short ban; raise BannedError if it is longer than we accept."""
+        self.stats.banned_418 += 1
+        if retry_after_s > self.max_ban_wait_s:
+            raise BannedError(retry_after_s, url)
+        self.on_429(retry_after_s)
+        self.stats.rate_limited_429 -= 1  # counted as a ban, not a 429
+
+    def time_to_window_end_s(self) -> float:
+        """Seconds until the longest all-request window ends (a 429 fallback back-off)."""
+        now = self.clock.time()
+        ends = [c.window_end_s(now) - now for c in self._counters if c.window.pool is None]
+        return max(ends, default=1.0)
+
+    def blocked_for_s(self) -> float:
+        """Seconds left in the current back-off (0 when free to send)."""
+        return max(0.0, self._blocked_until_s - self.clock.time())

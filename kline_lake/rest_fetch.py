@@ -1,0 +1,237 @@
+"""The REST source: thin I/O loops around the pure page plans of `pagination`.
+
+`fetch_series_rest(ctx, task, ranges_ms)` fetches the given ranges of one series and
+commits them through the series sink. Long ranges are split into independent chunks
+that run concurrently (the shared limiter keeps the sum within the budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from kline_lake import pagination as pg
+from kline_lake.download import RunContext, SeriesTask
+from kline_lake.errors import InputError, TransientError
+from kline_lake.intervals import INTERVAL_MS, MS_PER_DAY, MS_PER_HOUR
+from kline_lake.markets import ENDPOINTS, best_page_limit
+from kline_lake.parsing import parse_rest_agg_trades, parse_rest_funding, parse_rest_klines
+
+CHUNKS_PER_SERIES = 8  # chunks of one series fetched at once
+TARGET_CHUNKS = 32  # aim for this many chunks per series when the range is long
+MAX_PAGES_PER_CHUNK = 16
+
+
+async def fetch_series_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[pg.Range]) -> None:
+    """Fetch `ranges_ms` of the task's series from REST and commit them (batched)."""
+    dataset = task.key.dataset
+    sink = ctx.sink(task)
+    if dataset == "agg_trades":
+        await _fetch_agg_trades(ctx, task, sink, ranges_ms)
+    elif dataset == "funding":
+        await _fetch_funding(ctx, task, sink, ranges_ms)
+    else:
+        await _fetch_klines(ctx, task, sink, ranges_ms)
+    await sink.flush()
+
+
+async def _run_bounded(coros: Sequence[Awaitable[None]], limit: int) -> None:
+    """Run coroutines with at most `limit` at once; first failure cancels the rest."""
+    gate = asyncio.Semaphore(limit)
+
+    async def guarded(c: Awaitable[None]) -> None:
+        async with gate:
+            await c
+
+    tasks = [asyncio.ensure_future(guarded(c)) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _parse(fn, rows: Any, *args: Any):
+    """Parse a page; a shape problem in a 200 answer is a transient (malformed) body."""
+    try:
+        return fn(rows, *args)
+    except InputError as exc:
+        raise TransientError(f"malformed exchange answer: {exc}") from None
+
+
+# ----------------------------------------------------------------- klines
+def _kline_base_params(task: SeriesTask) -> dict[str, Any]:
+    if task.key.dataset == "index_klines":
+        return {"pair": task.info.pair, "interval": task.key.interval}
+    return {"symbol": task.key.symbol, "interval": task.key.interval}
+
+
+def pages_per_chunk(total_ms: int, interval: str, limit: int) -> int:
+    """Enough pages per chunk for about TARGET_CHUNKS chunks, within [1, 16]."""
+    slot_ms = INTERVAL_MS.get(interval, 31 * MS_PER_DAY)
+    pages = math.ceil(total_ms / (slot_ms * limit)) if total_ms > 0 else 1
+    return max(1, min(MAX_PAGES_PER_CHUNK, math.ceil(pages / TARGET_CHUNKS)))
+
+
+async def _fetch_klines(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[pg.Range]) -> None:
+    market, interval = ctx.market, task.key.interval
+    upper = pg.kline_upper_bound_ms(task.end_ms, interval, ctx.server_now_ms)
+    ranges = pg.clip_ranges(ranges_ms, task.start_ms, upper)
+    if not ranges:
+        return
+    endpoint = ENDPOINTS[task.key.dataset]
+    limit = best_page_limit(market, task.key.dataset)
+    slot_ms = INTERVAL_MS.get(interval, 31 * MS_PER_DAY)
+    if ranges[-1][1] - ranges[0][0] > slot_ms * limit:
+        ranges = await _listing_clamp(ctx, task, sink, endpoint, ranges)
+    window = pg.CM_KLINE_WINDOW_MS if market.name == "cm" else None
+    total = sum(b - a for a, b in ranges)
+    ppc = pages_per_chunk(total, interval, limit)
+    chunks = [c for a, b in ranges for c in pg.plan_kline_chunks(a, b, interval, limit, ppc, window)]
+    await _run_bounded([_kline_chunk(ctx, task, sink, endpoint, limit, c) for c in chunks],
+                       CHUNKS_PER_SERIES)
+
+
+async def _listing_clamp(ctx: RunContext, task: SeriesTask, sink, endpoint: str,
+                         ranges: list[pg.Range]) -> list[pg.Range]:
+    """Probe the first kline at or after the range start (limit 1) so nothing is planned
+    before the listing; the part before it is recorded as confirmed empty.
+    (exchangeInfo's onboardDate is not used: on the real exchange the first kline can be
+    earlier, e.g. USD-M BTCUSDT lists 2019-09-25 but has klines from 2019-09-08.)"""
+    probe_end = ranges[-1][1]
+    params = {**_kline_base_params(task), "startTime": ranges[0][0], "endTime": probe_end - 1,
+              "limit": 1}
+    window = pg.CM_KLINE_WINDOW_MS if ctx.market.name == "cm" else None
+    if window is not None and probe_end - ranges[0][0] > window:
+        return ranges  # COIN-M cannot probe a window longer than 200 days in one request
+    rows = await ctx.client.get(endpoint, params, expect=list)
+    first_open = int(rows[0][0]) if rows else None
+    todo, empty = pg.clamp_to_first_open(ranges, first_open, probe_end)
+    if empty:
+        await sink.add(None, empty)
+    return todo
+
+
+async def _kline_chunk(ctx: RunContext, task: SeriesTask, sink, endpoint: str, limit: int,
+                       chunk: pg.Range) -> None:
+    cursor, chunk_end = chunk
+    base = _kline_base_params(task)
+    while cursor is not None and cursor < chunk_end:
+        params = {**base, **pg.kline_page_params(cursor, chunk_end, limit)}
+        rows = await ctx.client.get(endpoint, params, expect=list)
+        page = pg.interpret_kline_page(rows, cursor, chunk_end, limit, task.key.interval,
+                                       ctx.server_now_ms)
+        table = _parse(parse_rest_klines, page.rows, task.key.dataset) if page.rows else None
+        task.holes_ms.extend(page.holes)
+        await sink.add(table, [page.covered] if page.covered else [])
+        cursor = page.next_cursor_ms
+
+
+# ------------------------------------------------------------- agg trades
+def agg_chunk_ms(total_ms: int) -> int:
+    """Chunk length for agg trades: about TARGET_CHUNKS chunks, whole hours, 1 h..1 day."""
+    per = math.ceil(total_ms / TARGET_CHUNKS / MS_PER_HOUR) * MS_PER_HOUR
+    return max(MS_PER_HOUR, min(MS_PER_DAY, per))
+
+
+async def _fetch_agg_trades(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[pg.Range]) -> None:
+    upper = min(task.end_ms, ctx.server_now_ms)
+    ranges = pg.clip_ranges(ranges_ms, task.start_ms, upper)
+    if not ranges:
+        return
+    ranges = await _agg_listing_clamp(ctx, task, sink, ranges)
+    step = agg_chunk_ms(sum(b - a for a, b in ranges))
+    chunks = [c for a, b in ranges for c in pg.plan_time_chunks(a, b, step)]
+    spans: list[tuple[int, int, int | None, int | None]] = []
+    await _run_bounded([_agg_chunk(ctx, task, sink, c, upper, spans) for c in chunks],
+                       CHUNKS_PER_SERIES)
+    task.id_holes.extend(cross_chunk_id_holes(spans))
+
+
+def cross_chunk_id_holes(spans: list[tuple[int, int, int | None, int | None]]) -> list[pg.Range]:
+    """Id holes between chunks adjacent in time: (start_ms, end_ms, first_id, last_id)
+    per chunk, ids None for a chunk without trades."""
+    holes = []
+    prev_end, prev_last = None, None
+    for start, end, first, last in sorted(spans):
+        if prev_end != start:
+            prev_last = None
+        if first is not None:
+            if prev_last is not None and first > prev_last + 1:
+                holes.append((prev_last + 1, first))
+            prev_last = last
+        prev_end = end
+    return holes
+
+
+async def _agg_listing_clamp(ctx: RunContext, task: SeriesTask, sink,
+                             ranges: list[pg.Range]) -> list[pg.Range]:
+    """No trade before the first 1m kline: one cheap klines probe (weight 1 on futures)
+    avoids walking years of empty one-hour windows before a listing."""
+    if ctx.market.name == "cm" and ranges[-1][1] - ranges[0][0] > pg.CM_KLINE_WINDOW_MS:
+        return ranges
+    params = {"symbol": task.key.symbol, "interval": "1m", "startTime": ranges[0][0],
+              "endTime": ranges[-1][1] - 1, "limit": 1}
+    rows = await ctx.client.get("klines", params, expect=list)
+    first = int(rows[0][0]) if rows else None
+    todo, empty = pg.clamp_to_first_open(ranges, first, ranges[-1][1])
+    if empty:
+        await sink.add(None, empty)
+    return todo
+
+
+async def _agg_chunk(ctx: RunContext, task: SeriesTask, sink, chunk: pg.Range, cap_ms: int,
+                     spans: list[tuple[int, int, int | None, int | None]]) -> None:
+    start, chunk_end = chunk
+    limit = ctx.market.agg_trades_max_limit
+    futures = ctx.market.is_futures
+    confirmed = start
+    window_t: int | None = start
+    from_id: int | None = None
+    first_id = last_id = None
+    while True:
+        if from_id is None:
+            window = pg.agg_window_params(window_t, chunk_end, futures, limit)
+            params = {"symbol": task.key.symbol, **window}
+        else:
+            window = None
+            params = {"symbol": task.key.symbol, **pg.agg_from_id_params(from_id, limit)}
+        rows = await ctx.client.get("aggTrades", params, expect=list)
+        page = pg.interpret_agg_page(rows, chunk_end_ms=chunk_end, cap_ms=cap_ms, limit=limit,
+                                     from_id=from_id, window=window)
+        task.id_holes.extend(page.holes)
+        table = _parse(parse_rest_agg_trades, page.rows) if page.rows else None
+        if page.rows:
+            first_id = int(page.rows[0]["a"]) if first_id is None else first_id
+            last_id = int(page.rows[-1]["a"])
+        if page.covered_end_ms is not None:
+            await sink.add(table, [(confirmed, page.covered_end_ms)])
+            break
+        # Trades come in time order: everything before the last trade's time is in hand.
+        reached = page.next_window_ms if page.next_window_ms is not None else int(page.rows[-1]["T"])
+        await sink.add(table, [(confirmed, reached)] if reached > confirmed else [])
+        confirmed = max(confirmed, reached)
+        from_id, window_t = page.next_from_id, page.next_window_ms
+    spans.append((start, chunk_end, first_id, last_id))
+
+
+# ---------------------------------------------------------------- funding
+async def _fetch_funding(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[pg.Range]) -> None:
+    upper = min(task.end_ms, ctx.server_now_ms)
+    ranges = pg.clip_ranges(ranges_ms, task.start_ms, upper)
+    limit = ctx.market.funding_max_limit
+    weight = ctx.client.weight_of("fundingRate", limit)
+    for a, b in ranges:
+        cursor: int | None = a
+        while cursor is not None:
+            params = {"symbol": task.key.symbol, **pg.funding_params(cursor, b, limit)}
+            rows = await ctx.client.get("fundingRate", params, weight=weight,
+                                        pools=("funding",), expect=list)
+            page = pg.interpret_funding_page(rows, cursor, b, limit, upper)
+            table = _parse(parse_rest_funding, page.rows) if page.rows else None
+            await sink.add(table, [page.covered] if page.covered else [])
+            cursor = page.next_cursor_ms
