@@ -41,6 +41,14 @@ def _json(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def _sent(data: bytes, head: bool, truncate: bool = False) -> int:
+    """Body bytes a response puts on the wire (counted before sending, so a client that
+    reads /fake/stats right after its response sees its own request)."""
+    if head:
+        return 0
+    return len(data) // 2 if truncate else len(data)
+
+
 def _window_words(window_s: int) -> str:
     return f"{window_s // 60} MINUTE" if window_s % 60 == 0 else f"{window_s} SECOND"
 
@@ -254,7 +262,7 @@ class FakeExchange:
                 return
             status, body = _5XX[fault]
             data = _json(body)
-            self._count(market_name, status=status, nbytes=len(data))
+            self._count(market_name, status=status, nbytes=_sent(data, head))
             self._send(req, status, data, headers(limiter.used(client)), head)
             return
         if fault == "slow":
@@ -272,11 +280,11 @@ class FakeExchange:
         if decision.status != 200:
             data = _json(self._limit_body(decision.status, market_name))
             hdrs = {**headers(decision.used), "Retry-After": str(decision.retry_after_s)}
-            self._count(market_name, status=decision.status, nbytes=len(data))
+            self._count(market_name, status=decision.status, nbytes=_sent(data, head))
             self._send(req, decision.status, data, hdrs, head)
             return
         status, data = self._rest_body(market, endpoint, params, parse_error)
-        self._count(market_name, weight=weight, nbytes=len(data))
+        self._count(market_name, weight=weight, nbytes=_sent(data, head, fault == "truncate"))
         self._send(req, status, data, headers(decision.used), head, truncate=fault == "truncate")
 
     def _rest_body(self, market: Any, endpoint: str, params: dict[str, str], parse_error: ApiError | None) -> tuple[int, bytes]:
@@ -309,7 +317,7 @@ class FakeExchange:
         if fault in _5XX:
             status, body = _5XX[fault]
             data = _json(body)
-            self._count("archive", nbytes=len(data))
+            self._count("archive", nbytes=_sent(data, head))
             self._send(req, status, data, {}, head)
             return
         if fault == "slow":
@@ -317,13 +325,13 @@ class FakeExchange:
         data = self.archive.get(path, self.now_ms())
         if data is None:
             body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
-            self._count("archive", nbytes=len(body))
+            self._count("archive", nbytes=_sent(body, head))
             self._send(req, 404, body, {}, head, content_type="application/xml")
             return
         if fault == "corrupt-archive":
             data = bytes(b ^ 0xFF if i % 97 == 0 else b for i, b in enumerate(data))
         ctype = "application/zip" if path.endswith(".zip") else "text/plain"
-        self._count("archive", nbytes=len(data))
+        self._count("archive", nbytes=_sent(data, head, fault == "truncate"))
         self._send(req, 200, data, {}, head, truncate=fault == "truncate", content_type=ctype)
 
     @staticmethod

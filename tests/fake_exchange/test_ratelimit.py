@@ -122,3 +122,23 @@ def test_short_window_advertised_honestly() -> None:
         assert info.json()["rateLimits"][0] == {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND",
                                                 "intervalNum": 10, "limit": 2400}
         assert info.headers["x-mbx-used-weight-10s"] == "1"
+
+
+def test_funding_pool_500_per_5_minutes() -> None:
+    """USD-M fundingRate: weight-free, but 500 requests per 5 (scaled) minutes."""
+    with FakeExchange(minute_seconds=2) as fx, httpx.Client(base_url=fx.base_url) as c:
+        ok = 0
+        for _ in range(1100):
+            r = c.get("/fapi/v1/fundingInfo")  # shares the pool with fundingRate
+            if r.status_code == 429:
+                assert 1 <= int(r.headers["retry-after"]) <= 10
+                break
+            assert r.status_code == 200
+            ok += 1
+        else:
+            raise AssertionError("the funding pool never answered 429")
+        assert ok >= 500
+        assert fx.stats()["um"]["weight"] == 0 and fx.stats()["um"]["429"] == 1
+        assert c.get("/fapi/v1/fundingRate", params={"symbol": "BTCUSDT"}).status_code == 418
+        # the pool is separate from the weight budget: klines still pass
+        assert c.get("/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m", "limit": 1}).status_code == 200
