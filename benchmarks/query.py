@@ -54,15 +54,16 @@ def build_lake(root: Path, years: int, symbols: int) -> int:
     return total
 
 
+def _data_files(root: Path) -> list[Path]:
+    return sorted(root.glob("*/*/symbol=*/interval=*/year=*/month=*/*.parquet"))
+
+
 def naive_read_all(root: Path) -> pd.DataFrame:
-    """The baseline: every data file read with pandas, partition values from the path."""
+    """The baseline: every data file read with pandas, the symbol taken from the path."""
     frames = []
-    for path in sorted(root.glob("*/*/symbol=*/interval=*/year=*/month=*/*.parquet")):
+    for path in _data_files(root):
         frame = pd.read_parquet(path)
         frame["symbol"] = path.parts[-5].split("=", 1)[1]
-        frame["interval"] = path.parts[-4].split("=", 1)[1]
-        frame["_bytes"] = path.stat().st_size
-        frame["_file"] = str(path)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -85,12 +86,19 @@ def naive_resample(root: Path, symbol: str, start: pd.Timestamp, end: pd.Timesta
 
 
 def naive_inventory(root: Path) -> pd.DataFrame:
-    frame = naive_read_all(root)
-    grouped = frame.groupby(["symbol", "interval"])
-    out = grouped.agg(first_time=("open_time", "min"), last_time=("open_time", "max"),
-                      rows=("open_time", "size"), files=("_file", "nunique"))
-    sizes = frame.drop_duplicates("_file").groupby(["symbol", "interval"])["_bytes"].sum()
-    return out.assign(bytes=sizes).reset_index()
+    """Every file read with pandas; per-file first/last/rows/bytes, then per series."""
+    records = []
+    for path in _data_files(root):
+        frame = pd.read_parquet(path)
+        records.append({"symbol": path.parts[-5].split("=", 1)[1],
+                        "interval": path.parts[-4].split("=", 1)[1],
+                        "first_time": frame["open_time"].min(),
+                        "last_time": frame["open_time"].max(),
+                        "rows": len(frame), "bytes": path.stat().st_size})
+    per_file = pd.DataFrame(records)
+    return per_file.groupby(["symbol", "interval"]).agg(
+        first_time=("first_time", "min"), last_time=("last_time", "max"),
+        rows=("rows", "sum"), files=("rows", "size"), bytes=("bytes", "sum")).reset_index()
 
 
 def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -114,13 +122,13 @@ def run(years: int, symbols: int, repeat: int, root: Path) -> dict:
     results = {}
 
     lake_s, ours = best_of(lambda: lake.klines("um", symbol, "1m", day, day + pd.Timedelta(days=1)), repeat)
-    naive_s, theirs = best_of(lambda: naive_day(root, symbol, day), max(1, repeat // 2))
+    naive_s, theirs = best_of(lambda: naive_day(root, symbol, day), repeat)
     assert ours["close"].to_list() == theirs["close"].tolist() and ours.height == 1440
     results["one-day slice"] = (lake_s, naive_s)
 
     lake_s, ours = best_of(lambda: lake.resample("um", symbol, "1m", "1h", year_start, year_end), repeat)
     naive_s, theirs = best_of(lambda: naive_resample(root, symbol, year_start, year_end),
-                              max(1, repeat // 2))
+                              repeat)
     assert ours.height == len(theirs) == 365 * 24
     assert ours["high"].to_list() == theirs["high"].tolist()
     assert ours["trades"].to_list() == theirs["trades"].tolist()
@@ -128,7 +136,7 @@ def run(years: int, symbols: int, repeat: int, root: Path) -> dict:
     results["1m->1h resample, 1 year"] = (lake_s, naive_s)
 
     lake_s, ours = best_of(lake.inventory, repeat)
-    naive_s, theirs = best_of(lambda: naive_inventory(root), max(1, repeat // 2))
+    naive_s, theirs = best_of(lambda: naive_inventory(root), repeat)
     assert sorted(ours["rows"].to_list()) == sorted(theirs["rows"].tolist())
     assert sorted(ours["bytes"].to_list()) == sorted(theirs["bytes"].tolist())
     results["inventory"] = (lake_s, naive_s)
