@@ -34,11 +34,12 @@ from kline_lake.archive_plan import (
     archive_frequencies,
     merge_rest_pieces,
     plan_for_source,
+    resolve_download_archive_url,
 )
-from kline_lake.download import RunContext, SeriesTask
+from kline_lake.download import DownloadRequest, RunContext, SeriesTask
 from kline_lake.intervals import INTERVAL_MS
 from kline_lake.lake_writer import SeriesKey
-from kline_lake.markets import KLINE_DATASETS, resolve_archive_url
+from kline_lake.markets import KLINE_DATASETS
 from kline_lake.progress import MAX_SYMBOL_BARS, RunTotals, TqdmProgress
 from kline_lake.schemas import TIME_COLUMNS
 
@@ -116,8 +117,13 @@ def _bump(totals: RunTotals, name: str, n: int) -> None:
         totals.extra[name] = totals.extra.get(name, 0) + n
 
 
-def _archive_url(ctx: RunContext) -> str:
-    return resolve_archive_url(getattr(ctx.request, "archive_url", None))
+def archive_url_for(request: DownloadRequest) -> str:
+    """The archive base of a download (see
+    :func:`kline_lake.archive_plan.resolve_download_archive_url`): an overridden REST base
+    (flag or environment) stands in for an archive URL nobody set."""
+    base = request.base_url
+    rest_override = None if base == request.market.default_base_url else base
+    return resolve_download_archive_url(getattr(request, "archive_url", None), rest_override)
 
 
 def _make_commit(ctx: RunContext, task: SeriesTask):
@@ -144,7 +150,7 @@ async def fetch_series_hybrid(ctx: RunContext, task: SeriesTask, ranges_ms: list
               for p in plan_for_source(source, a * US_PER_MS, b * US_PER_MS, now_us, freqs)]
     archive_pieces = [p for p in pieces if p.is_archive]
     progress = ctx.progress if isinstance(ctx.progress, ArchiveProgress) else ArchiveProgress()
-    settings = ArchiveSettings(_archive_url(ctx))
+    settings = ArchiveSettings(archive_url_for(ctx.request))
     errors = []
     if archive_pieces:
         async with archive_client(max_connections=settings.concurrency) as client:

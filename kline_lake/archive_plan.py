@@ -29,13 +29,21 @@ archive names the monthly kline interval ``1mo`` (the API's ``1M``).
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from kline_lake.errors import InputError
-from kline_lake.markets import ARCHIVE_NAMES, KLINE_DATASETS, Market
+from kline_lake.markets import (
+    ARCHIVE_NAMES,
+    DEFAULT_ARCHIVE_URL,
+    ENV_ARCHIVE_URL,
+    ENV_BASE_URL,
+    KLINE_DATASETS,
+    Market,
+)
 
 US_PER_DAY = 86_400_000_000
 MONTHLY = "monthly"
@@ -260,3 +268,21 @@ def archive_path(
 def archive_url(base_url: str, path: str) -> str:
     """Join the archive base URL (no trailing slash needed) and an archive path."""
     return f"{base_url.rstrip('/')}/{path.lstrip('/')}"
+
+
+def resolve_download_archive_url(
+    archive_url: str | None, base_url: str | None, env: Mapping[str, str] | None = None
+) -> str:
+    """The archive base URL of a download: ``--archive-url``, then KLINE_LAKE_ARCHIVE_URL,
+    then ``--base-url``, then KLINE_LAKE_BASE_URL, then https://data.binance.vision.
+
+    A decision: when the REST base is overridden (the fake exchange, a mirror) and the
+    archive is not, the archive is looked up at the same base (the fake exchange serves
+    both), so pointing a download at a local exchange never reaches a real host. A base
+    that does not serve ``/data/...`` answers 404 there, and every piece falls back to
+    REST.
+    """
+    env = os.environ if env is None else env
+    url = (archive_url or env.get(ENV_ARCHIVE_URL) or base_url or env.get(ENV_BASE_URL)
+           or DEFAULT_ARCHIVE_URL)
+    return url.rstrip("/")

@@ -189,3 +189,14 @@ def test_fallbacks_still_tile(start: int, length: int, now: int, data) -> None:
     check_tiling(merged, start, start + length)
     for x, y in zip(merged, merged[1:], strict=False):
         assert not (x.kind == REST and y.kind == REST)
+
+
+def test_archive_url_resolution_order() -> None:
+    from kline_lake.archive_plan import resolve_download_archive_url as r
+
+    env = {"KLINE_LAKE_ARCHIVE_URL": "http://a/", "KLINE_LAKE_BASE_URL": "http://b"}
+    assert r("http://x/", "http://y", env) == "http://x"
+    assert r(None, "http://y", env) == "http://a"
+    assert r(None, "http://y", {"KLINE_LAKE_BASE_URL": "http://b"}) == "http://y"
+    assert r(None, None, {"KLINE_LAKE_BASE_URL": "http://b"}) == "http://b"
+    assert r(None, None, {}) == "https://data.binance.vision"

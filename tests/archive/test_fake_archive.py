@@ -204,3 +204,14 @@ def test_real_files_archive_equals_real_rest(tmp_path, monkeypatch, start, end, 
     close = auto.column("close_time").cast(pa.int64()).to_numpy()
     opens = auto.column("open_time").cast(pa.int64()).to_numpy()
     assert ((close - opens) == 59_999_000).all()
+
+
+def test_overridden_base_url_serves_the_archive_too(fx, tmp_path, monkeypatch) -> None:
+    """No archive URL anywhere: a download pointed at a local exchange looks for the
+    archive there too, never at data.binance.vision."""
+    monkeypatch.delenv("KLINE_LAKE_ARCHIVE_URL", raising=False)
+    monkeypatch.delenv("KLINE_LAKE_BASE_URL", raising=False)
+    before = fx.stats()["archive"]["requests"]
+    totals = download(fx, tmp_path, "auto", "um", "klines", "BTCUSDT", "2023-05-01", "2023-05-03", "1h")
+    assert totals.extra["archive files"] == 2
+    assert fx.stats()["archive"]["requests"] - before == 4  # two zips and their CHECKSUMs
