@@ -215,3 +215,11 @@ def test_overridden_base_url_serves_the_archive_too(fx, tmp_path, monkeypatch) -
     totals = download(fx, tmp_path, "auto", "um", "klines", "BTCUSDT", "2023-05-01", "2023-05-03", "1h")
     assert totals.extra["archive files"] == 2
     assert fx.stats()["archive"]["requests"] - before == 4  # two zips and their CHECKSUMs
+
+
+def test_weekly_klines_not_in_archive_fall_back_whole(archive_env, tmp_path) -> None:
+    # the fake archive (a documented decision of its own) has no 3d/1w/1mo files: every
+    # monthly piece 404s, the fallbacks merge into one REST range
+    auto, rest, totals = both(archive_env, tmp_path, "spot", "klines", "ETHUSDT", "2023-01-01", "2023-04-01", "1w")
+    assert totals.extra["files not in archive"] == 3 and "archive files" not in totals.extra
+    assert auto.equals(rest) and auto.num_rows == 13
