@@ -22,8 +22,11 @@ SOURCES = ("rest",)  # the archive issue adds "archive" and "auto"
 @click.option("--base-url", default=None, help="REST base URL for every market (env KLINE_LAKE_BASE_URL).")
 @click.option("--source", default="rest", show_default=True, type=click.Choice(SOURCES), help="Where the data comes from.")
 @click.option("--quiet", is_flag=True, help="No progress bars (the summary line is still printed).")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Rows per lake commit (default 100000).")
 def download(market: str, dataset: str, symbols: str, interval: str | None, start: str,
-             end: str | None, lake: str, base_url: str | None, source: str, quiet: bool) -> None:
+             end: str | None, lake: str, base_url: str | None, source: str, quiet: bool,
+             batch_rows: int | None) -> None:
     """Download klines, aggregate trades or funding into the Parquet lake.
 
     Only what the lake does not cover yet is fetched; the exchange's weight budget is
@@ -36,5 +39,6 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
                                interval=interval, start=start, end=end, lake=lake,
                                base_url=base_url, source=source)
     progress = NullProgress() if quiet else TqdmProgress()
-    totals = asyncio.run(run_download(request, progress=progress))
+    kwargs = {} if batch_rows is None else {"batch_rows": batch_rows}
+    totals = asyncio.run(run_download(request, progress=progress, **kwargs))
     click.echo(summary_line(totals))
