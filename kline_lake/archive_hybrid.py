@@ -10,7 +10,7 @@ file the archive does not have (404), goes to the REST source
 part and counts what it skipped.
 
 Commits go through the run's ``ctx.commit`` (serialized, counted), and the summary gets
-per-source counters in ``totals.extra``: archive files, archive MB, rows from the
+per-source counters in ``totals.extra``: archive files, archive kB, rows from the
 archive, rows from REST, files not in the archive.
 """
 
@@ -159,7 +159,7 @@ async def fetch_series_hybrid(ctx: RunContext, task: SeriesTask, ranges_ms: list
                                                   _make_commit(ctx, task))
         stats = outcome.stats
         _bump(ctx.totals, "archive files", stats.files)
-        _bump(ctx.totals, "archive MB", round(stats.bytes / 1e6))
+        _bump(ctx.totals, "archive kB", -(-stats.bytes // 1000))
         _bump(ctx.totals, "rows from archive", stats.rows)
         _bump(ctx.totals, "files not in archive", stats.not_in_archive)
         _bump(ctx.totals, "checksum retries", stats.checksum_retries)
