@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,10 +67,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        self.server.fx._serve(self, head=False)  # type: ignore[attr-defined]
+        self._guarded(head=False)
 
     def do_HEAD(self) -> None:  # noqa: N802
-        self.server.fx._serve(self, head=True)  # type: ignore[attr-defined]
+        self._guarded(head=True)
+
+    def _guarded(self, head: bool) -> None:
+        """Serve; a bug in the fake becomes a logged 500 with the exchange's -1000 body
+        instead of a silently dropped connection."""
+        try:
+            self.server.fx._serve(self, head=head)  # type: ignore[attr-defined]
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception:  # noqa: BLE001 (server boundary: report, answer, keep serving)
+            sys.stderr.write(f"fake-exchange: error serving {self.path}\n{traceback.format_exc()}")
+            body = _json({"code": -1000, "msg": "An unknown error occurred while processing the request."})
+            FakeExchange._send(self, 500, body, {}, head)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Quiet: tests and benchmarks read /fake/stats instead of logs."""
