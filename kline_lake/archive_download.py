@@ -11,7 +11,8 @@ agg_trades commit file by file, matching the lake's per-day trade files).
 Coverage: an archive file is the exchange's complete answer for its day or month, so a
 piece's whole range is recorded as covered even when the file is short or empty; stretches
 without rows inside it are confirmed gaps (maintenance, before listing). A file the archive
-does not have (404) is handed back as a REST piece. A file that fails its CHECKSUM after
+does not have (404) is handed back as a REST piece; a missing monthly file is first
+retried as the daily files of its days (monthly files are published days late). A file that fails its CHECKSUM after
 retries contributes nothing; the other files are still committed and the first error is
 raised at the end, naming the file. Every committed file is recorded in the archive
 manifest (:mod:`kline_lake.archive_manifest`) with its sha256.
@@ -34,7 +35,15 @@ import pyarrow.compute as pc
 from kline_lake import archive_manifest
 from kline_lake.archive_fetch import FetchedArchive, FetchPolicy, NotInArchive, fetch_archive_file
 from kline_lake.archive_manifest import ManifestEntry
-from kline_lake.archive_plan import PlanPiece, archive_path, archive_url, fallback_to_rest
+from kline_lake.archive_plan import (
+    DAILY,
+    MONTHLY,
+    REST,
+    PlanPiece,
+    archive_path,
+    archive_url,
+    fallback_pieces,
+)
 from kline_lake.errors import KlineLakeError
 from kline_lake.lake_writer import LakeWriter, SeriesKey
 from kline_lake.markets import Market
@@ -105,6 +114,10 @@ class ArchiveSettings:
     policy: FetchPolicy = field(default_factory=FetchPolicy)
     concurrency: int = DEFAULT_CONCURRENCY
     groups_in_flight: int = DEFAULT_GROUPS_IN_FLIGHT
+    # what the archive offers for the series (archive_plan.archive_frequencies): a monthly
+    # 404 is retried as daily files only when daily files exist
+    frequencies: tuple[str, ...] = (MONTHLY, DAILY)
+    now_us: int | None = None  # the run's clock, to tell a late monthly file from an absent one
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.groups_in_flight < 1:
@@ -177,11 +190,23 @@ class _SeriesIngest:
     async def _group(self, group: list[PlanPiece]) -> None:
         async with self.groups_sem:
             results = await asyncio.gather(*(self._one(p) for p in group))
-            parsed = [r for r in results if r is not None]
+            parsed = [r for rs in results for r in rs]
             if parsed:
                 await self._commit(parsed)
 
-    async def _one(self, piece: PlanPiece) -> _Parsed | None:
+    async def _fallback(self, piece: PlanPiece) -> list[_Parsed]:
+        """A 404: the daily files of a missing month, or a REST piece."""
+        self.outcome.stats.not_in_archive += 1
+        self.progress.file_done()
+        alternatives = fallback_pieces(piece, self.settings.frequencies, self.settings.now_us)
+        if alternatives[0].kind == REST:
+            self.outcome.rest_pieces.extend(alternatives)
+            return []
+        self.progress.add_files_total(len(alternatives))
+        results = await asyncio.gather(*(self._one(p) for p in alternatives))
+        return [r for rs in results for r in rs]
+
+    async def _one(self, piece: PlanPiece) -> list[_Parsed]:
         path = archive_path(self.market, self.key.dataset, self.key.symbol, self.key.interval, piece)
         url = archive_url(self.settings.base_url, path)
         try:
@@ -191,16 +216,14 @@ class _SeriesIngest:
                 )
             table = await asyncio.to_thread(parse_archive_csv, fetched.csv_bytes, self.key.dataset)
         except NotInArchive:
-            self.outcome.stats.not_in_archive += 1
-            self.outcome.rest_pieces.append(fallback_to_rest(piece))
-            self.progress.file_done()
-            return None
+            return await self._fallback(piece)
         except KlineLakeError as exc:  # ChecksumError, TransientError, UnsafeArchiveError, InputError
             self.outcome.errors.append(exc)
             self.progress.file_done()
-            return None
+            return []
         self.outcome.stats.checksum_retries += fetched.attempts - 1
-        return _Parsed(piece, path, fetched, clip_rows(table, self.key.dataset, piece.start_us, piece.end_us))
+        table = clip_rows(table, self.key.dataset, piece.start_us, piece.end_us)
+        return [_Parsed(piece, path, fetched, table)]
 
     async def _commit_direct(self, key: SeriesKey, table: pa.Table,
                              covered_us: list[tuple[int, int]]) -> None:

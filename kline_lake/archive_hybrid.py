@@ -150,7 +150,7 @@ async def fetch_series_hybrid(ctx: RunContext, task: SeriesTask, ranges_ms: list
               for p in plan_for_source(source, a * US_PER_MS, b * US_PER_MS, now_us, freqs)]
     archive_pieces = [p for p in pieces if p.is_archive]
     progress = ctx.progress if isinstance(ctx.progress, ArchiveProgress) else ArchiveProgress()
-    settings = ArchiveSettings(archive_url_for(ctx.request))
+    settings = ArchiveSettings(archive_url_for(ctx.request), frequencies=freqs, now_us=now_us)
     errors = []
     if archive_pieces:
         async with archive_client(max_connections=settings.concurrency) as client:

@@ -50,6 +50,10 @@ MONTHLY = "monthly"
 DAILY = "daily"
 REST = "rest"
 SOURCES = ("auto", "archive", "rest")
+# How late a monthly file may be published after its month ends before a 404 is taken as
+# "absent" rather than "not yet" (binance-public-data: monthly files appear by the first
+# Monday of the next month; two weeks leaves room for delays).
+MONTHLY_LAG_US = 14 * US_PER_DAY
 
 # The archive folder spells the calendar-month interval "1mo"; the REST API says "1M".
 _ARCHIVE_INTERVAL = {"1M": "1mo"}
@@ -218,6 +222,30 @@ def plan_for_source(
 def fallback_to_rest(piece: PlanPiece) -> PlanPiece:
     """The REST piece that replaces an archive piece the archive does not have (404)."""
     return replace(piece, kind=REST, period_start_us=piece.start_us, period_end_us=piece.end_us)
+
+
+def fallback_pieces(
+    piece: PlanPiece, frequencies: tuple[str, ...], now_us: int | None = None
+) -> list[PlanPiece]:
+    """What to try when the archive lacks ``piece`` (404). Pure.
+
+    A recent monthly file -> the daily files of its days, when the dataset has daily
+    files: the exchange publishes a month's file days after the month ends ("new monthly
+    data at the first monday of the month"), while each day is out the day after it ends.
+    A month that ended more than ``MONTHLY_LAG_US`` before ``now_us`` is not late but
+    absent (before a listing, an interval the archive lacks): its days are not tried.
+    Anything else -> the REST piece for the same range.
+    """
+    recent = now_us is None or piece.period_end_us + MONTHLY_LAG_US > day_floor_us(now_us)
+    if piece.kind != MONTHLY or DAILY not in frequencies or not recent:
+        return [fallback_to_rest(piece)]
+    out = []
+    d0 = day_floor_us(piece.start_us)
+    while d0 < piece.end_us:
+        d1 = d0 + US_PER_DAY
+        out.append(PlanPiece(max(piece.start_us, d0), min(piece.end_us, d1), DAILY, d0, d1))
+        d0 = d1
+    return out
 
 
 def merge_rest_pieces(pieces: Iterable[PlanPiece]) -> list[PlanPiece]:

@@ -197,3 +197,24 @@ def test_commit_failure_propagates_and_cancels_the_rest(archive_server, tmp_path
         asyncio.run(go())
     assert calls == [4320]  # one month group: the three days in one commit
     assert archive_manifest.read_manifest(tmp_path, KEY) == {}
+
+
+def test_late_monthly_file_is_fetched_as_daily_files(archive_server, tmp_path: Path) -> None:
+    for d in range(1, 30):
+        day_ms = int(datetime(2024, 2, d, tzinfo=UTC).timestamp() * 1000)
+        archive_server.add_zip(f"data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02-{d:02d}.zip",
+                               kline_csv(day_ms, 24, 3_600_000))
+    key = SeriesKey("spot", "klines", "BTCUSDT", "1h")
+    now = us(2024, 3, 3)
+    pieces = plan_range(us(2024, 2, 1), us(2024, 3, 1), now)
+    assert [p.kind for p in pieces] == [MONTHLY]
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            s = ArchiveSettings(archive_server.base_url, FetchPolicy(backoff_base_s=0), now_us=now)
+            return await ingest_archive_pieces(client, LakeWriter(tmp_path), SPOT, key, pieces, s)
+
+    outcome = asyncio.run(go())
+    assert (outcome.stats.files, outcome.stats.not_in_archive, outcome.rest_pieces) == (29, 1, [])
+    assert outcome.stats.rows == 29 * 24
+    assert LakeWriter(tmp_path).covered(key) == [(us(2024, 2, 1), us(2024, 3, 1))]

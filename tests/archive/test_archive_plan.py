@@ -200,3 +200,17 @@ def test_archive_url_resolution_order() -> None:
     assert r(None, "http://y", {"KLINE_LAKE_BASE_URL": "http://b"}) == "http://y"
     assert r(None, None, {"KLINE_LAKE_BASE_URL": "http://b"}) == "http://b"
     assert r(None, None, {}) == "https://data.binance.vision"
+
+
+def test_fallback_of_a_late_monthly_file_tries_its_days() -> None:
+    from kline_lake.archive_plan import fallback_pieces
+
+    month = plan_range(us(2024, 2, 1), us(2024, 3, 1), us(2024, 3, 4))[0]
+    assert month.kind == MONTHLY
+    days = fallback_pieces(month, (MONTHLY, DAILY), us(2024, 3, 4))
+    assert [p.period_label for p in days] == [f"2024-02-{d:02d}" for d in range(1, 30)]
+    check_tiling(days, us(2024, 2, 1), us(2024, 3, 1))
+    # long over: absent, not late -> REST; no daily files (funding) -> REST
+    assert [p.kind for p in fallback_pieces(month, (MONTHLY, DAILY), us(2024, 6, 1))] == [REST]
+    assert [p.kind for p in fallback_pieces(month, (MONTHLY,), us(2024, 3, 4))] == [REST]
+    assert fallback_pieces(days[0], (MONTHLY, DAILY), us(2024, 3, 4)) == [fallback_to_rest(days[0])]
