@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,6 +45,8 @@ __all__ = ["LakeWriter", "SeriesKey", "write_parquet", "merge_rows", "read_data_
 # DuckDB/Polars skip most of a day of trades, large enough to compress well.
 ROW_GROUP_ROWS = 128 * 1024
 ZSTD_LEVEL = 3
+# No dictionary encoding: on ids, times and float columns it cost 3-7x the write time for
+# larger files (measured on 800k agg trades); zstd captures repeated values anyway.
 _PART = "__file"
 
 FaultHook = Callable[[str], None]
@@ -59,6 +62,7 @@ def write_parquet(table: pa.Table, target: Path, dataset: str,
         pq.write_table(
             table, tmp, compression="zstd", compression_level=ZSTD_LEVEL,
             write_statistics=True, row_group_size=ROW_GROUP_ROWS,
+            use_dictionary=False,
             sorting_columns=[pq.SortingColumn(key_index)],
         )
 
@@ -84,9 +88,26 @@ def merge_rows(tables: list[pa.Table], dataset: str) -> pa.Table:
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return SCHEMAS[dataset].empty_table()
+    if _already_ordered(tables, key):  # the common append: no hashing, no sort
+        return conform(pa.concat_tables(tables), dataset)
     frame = pl.from_arrow(pa.concat_tables(tables))
     frame = frame.unique(subset=[key], keep="last", maintain_order=True).sort(key)
     return conform(frame.to_arrow(), dataset)
+
+
+def _already_ordered(tables: list[pa.Table], key: str) -> bool:
+    """True when each table's keys strictly increase and each table starts after the
+    previous one ends, so concatenation is already unique and sorted."""
+    last = None
+    for table in tables:
+        column = table.column(key)
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.int64())
+        values = column.to_numpy()
+        if (last is not None and values[0] <= last) or (len(values) > 1 and (np.diff(values) <= 0).any()):
+            return False
+        last = values[-1]
+    return True
 
 
 def split_by_target(table: pa.Table, dataset: str) -> dict[tuple[int, int, str], pa.Table]:
