@@ -113,3 +113,22 @@ def test_replace_range_agg_trades_daily_files(tmp_path: Path) -> None:
     assert files_after == ["2023-07-01.parquet", "2023-07-03.parquet"]
     assert lake_rows(tmp_path, AGG).num_rows == 20
     assert writer.covered(AGG) == [(ms(2023, 7, 1) * 1000, ms(2023, 7, 4) * 1000)]
+
+
+def test_manifest_merge_and_listing(tmp_path: Path) -> None:
+    from kline_lake.archive_manifest import ManifestEntry, iter_manifests, merge_entry, record
+
+    a = ManifestEntry("p.zip", "aa", 0, 10, ((0, 4),), 4, 100)
+    b = ManifestEntry("p.zip", "aa", 0, 10, ((4, 10),), 6, 100)
+    assert merge_entry(a, b).ranges == ((0, 10),)  # same file, more of it ingested
+    c = ManifestEntry("p.zip", "bb", 0, 10, ((0, 10),), 9, 120)
+    assert merge_entry(a, c) == c  # replaced upstream: the new digest wins
+    writer = LakeWriter(tmp_path)
+    record(writer, KEY, [a])
+    record(writer, KEY, [b])
+    record(writer, AGG, [ManifestEntry("t.zip", "cc", 0, 10, ((0, 10),), 1, 1)])
+    listed = {key: entries for key, entries in iter_manifests(tmp_path)}
+    assert set(listed) == {KEY, AGG}
+    assert listed[KEY]["p.zip"].ranges == ((0, 10),)
+    assert not list(tmp_path.rglob("*.parquet"))  # metadata only, under _meta
+    assert all("_meta" in str(p) for p in tmp_path.rglob("*.json"))
