@@ -67,6 +67,13 @@ def test_notebooks_are_stored_clean(name):
     assert nb.metadata["kernelspec"]["language"] == "python"
 
 
+@pytest.fixture(autouse=True)
+def _plain_environment(monkeypatch):
+    """The kernel inherits our environment: a user's PLOTLY_RENDERER=browser would make
+    ``fig.show()`` try to open a browser instead of emitting the figure as output."""
+    monkeypatch.delenv("PLOTLY_RENDERER", raising=False)
+
+
 def test_download_and_query_notebook(tmp_path):
     nb, result = _execute("01_download_and_query.ipynb", tmp_path)
     # two symbols x (31 days x 24 h - the 2 h maintenance window of 2024-05-15)
