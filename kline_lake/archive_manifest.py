@@ -118,9 +118,10 @@ def merge_entry(old: ManifestEntry | None, new: ManifestEntry) -> ManifestEntry:
     if old is None or old.sha256 != new.sha256:
         return new
     ranges = tuple(coverage.union(old.ranges, new.ranges))
+    overlap = any(coverage.intersect(a, b, old.ranges) for a, b in new.ranges)
+    rows = max(old.rows, new.rows) if overlap else old.rows + new.rows
     return ManifestEntry(
-        new.path, new.sha256, new.period_start_us, new.period_end_us, ranges,
-        max(old.rows, new.rows), new.zip_bytes,
+        new.path, new.sha256, new.period_start_us, new.period_end_us, ranges, rows, new.zip_bytes,
     )
 
 

@@ -120,7 +120,7 @@ def test_manifest_merge_and_listing(tmp_path: Path) -> None:
 
     a = ManifestEntry("p.zip", "aa", 0, 10, ((0, 4),), 4, 100)
     b = ManifestEntry("p.zip", "aa", 0, 10, ((4, 10),), 6, 100)
-    assert merge_entry(a, b).ranges == ((0, 10),)  # same file, more of it ingested
+    assert merge_entry(a, b).ranges == ((0, 10),) and merge_entry(a, b).rows == 10  # more of it
     c = ManifestEntry("p.zip", "bb", 0, 10, ((0, 10),), 9, 120)
     assert merge_entry(a, c) == c  # replaced upstream: the new digest wins
     writer = LakeWriter(tmp_path)
