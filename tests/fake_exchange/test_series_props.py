@@ -23,8 +23,9 @@ def segments(draw):
 
 
 def brute(segs, interval, start_ms, end_ms, limit):
-    lo = (segs[0][0] - 40 * DAY_S) * 1000
-    hi = (segs[-1][1] + 40 * DAY_S) * 1000
+    margin_s = 32 * DAY_S if interval in ("1M", "1w", "3d") else 2 * DAY_S
+    lo = (segs[0][0] - margin_s) * 1000
+    hi = (segs[-1][1] + margin_s) * 1000
     o = series.floor_open_ms(lo, interval)
     opens = []
     while o <= hi:
@@ -36,17 +37,15 @@ def brute(segs, interval, start_ms, end_ms, limit):
     return opens[:limit] if start_ms is not None else opens[-limit:] if limit else []
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     segs=segments(),
-    interval=st.sampled_from(["1m", "15m", "1h", "4h", "1d", "3d", "1w", "1M"]),
+    interval=st.sampled_from(["15m", "1h", "4h", "1d", "3d", "1w", "1M"]),
     start_off=st.one_of(st.none(), st.integers(-5 * DAY_S, 25 * DAY_S)),
     end_off=st.one_of(st.none(), st.integers(-5 * DAY_S, 25 * DAY_S)),
     limit=st.integers(1, 40),
 )
 def test_select_kline_opens_matches_brute_force(segs, interval, start_off, end_off, limit) -> None:
-    if interval == "1m" and (start_off is None or end_off is None):
-        limit = min(limit, 5)
     start_ms = None if start_off is None else (BASE_S + start_off) * 1000 + 7
     end_ms = None if end_off is None else (BASE_S + end_off) * 1000 + 3
     got = series.select_kline_opens(segs, interval, start_ms, end_ms, limit).tolist()
