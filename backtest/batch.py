@@ -18,16 +18,14 @@ from backtest.metrics import N_METRICS, metrics_nb
 def run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
                init_cash, size_frac, leverage, fee_rate, slip, mmr, bars_per_year, bar_days,
                scratch, trades, out_row):
-    """Simulate one signal array into reusable `scratch` (5, n) and `trades` buffers and
-    write its metrics to `out_row`; returns the kernel status."""
-    n = close.shape[0]
+    """Simulate one signal array into reusable `scratch` (2, n: equity, position) and
+    `trades` buffers and write its metrics to `out_row`; returns the kernel status."""
     orders = np.empty((0, N_ORDER_COLS))
-    status, _, n_tr = simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra,
-                                  direction, fill_close, init_cash, size_frac, leverage,
-                                  fee_rate, slip, mmr, scratch[0], scratch[1], scratch[2],
-                                  scratch[3], scratch[4], orders, trades)
-    fees_paid = scratch[3, n - 1] if n > 0 else 0.0
-    funding_paid = scratch[4, n - 1] if n > 0 else 0.0
+    none = np.empty(0)
+    status, _, n_tr, fees_paid, funding_paid = simulate_nb(
+        open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
+        init_cash, size_frac, leverage, fee_rate, slip, mmr, scratch[0], scratch[1], none,
+        none, none, orders, trades)
     metrics_nb(scratch[0], scratch[1], trades[:n_tr], init_cash, fees_paid, funding_paid,
                bars_per_year, bar_days, out_row)
     return status
@@ -53,7 +51,7 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
     status = np.zeros(n_combo, dtype=np.int64)
     for k in prange(n_chunks):
         lo, hi = _chunk_bounds(n_combo, n_chunks, k)
-        scratch = np.empty((5, n))
+        scratch = np.empty((2, n))
         trades = np.empty((n + 1, N_TRADE_COLS))
         for c in range(lo, hi):
             sig = cross_signal_nb(lines[fast_idx[c]], lines[slow_idx[c]])
@@ -75,7 +73,7 @@ def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, di
     status = np.zeros(n_combo, dtype=np.int64)
     for k in prange(n_chunks):
         lo, hi = _chunk_bounds(n_combo, n_chunks, k)
-        scratch = np.empty((5, n))
+        scratch = np.empty((2, n))
         trades = np.empty((n + 1, N_TRADE_COLS))
         for c in range(lo, hi):
             status[c] = run_one_nb(open_, high, low, close, sigs[c], fund_at_open, fund_intra,

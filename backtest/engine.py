@@ -176,7 +176,7 @@ def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None
     orders = np.empty((order_capacity(n), N_ORDER_COLS))
     trades = np.empty((trade_capacity(n), N_TRADE_COLS))
     kernel = simulate_nb if use_jit(jit) else simulate_nb.py_func
-    status, n_ord, n_tr = kernel(
+    status, n_ord, n_tr, _, _ = kernel(
         b.open, b.high, b.low, b.close, sig, data.fund_at_open, data.fund_intra,
         *config.kernel_args(), out["equity"], out["position"], out["cash"], out["cum_fees"],
         out["cum_funding"], orders, trades)

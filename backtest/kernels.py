@@ -217,7 +217,9 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
                 equity_out, pos_out, cash_out, fees_out, fund_out, orders, trades):
     """Simulate one strategy; fills the *_out arrays and the record buffers.
 
-    Returns ``(status, n_orders, n_trades)``. `mmr` NaN disables liquidation.
+    Returns ``(status, n_orders, n_trades, fees_paid, funding_paid)``. `mmr` NaN disables
+    liquidation. Zero-length ``cash_out``/``fees_out``/``fund_out`` skip those per-bar
+    series (sweeps need only equity and position).
     ``fund_at_open``/``fund_intra`` hold, per bar, the sum of ``rate * mark_price`` of
     the funding events mapped to that bar (see `backtest.funding.align_funding`).
     An `orders` buffer with zero rows disables order recording (used by sweeps).
@@ -227,7 +229,8 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     st[CASH] = init_cash
     if (open_.shape[0] != n or high.shape[0] != n or low.shape[0] != n or sig.shape[0] != n
             or fund_at_open.shape[0] != n or fund_intra.shape[0] != n or equity_out.shape[0] != n):
-        return STATUS_BAD_INPUT, 0, 0
+        return STATUS_BAD_INPUT, 0, 0, 0.0, 0.0
+    full = cash_out.shape[0] == n and fees_out.shape[0] == n and fund_out.shape[0] == n
     liq_on = not np.isnan(mmr)
     # hot loop: helpers are only called on bars where something happens
     for i in range(n):
@@ -247,13 +250,14 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
         fund = st[FUND]
         equity_out[i] = (st[CASH] + pos * close[i]) - fund
         pos_out[i] = pos
-        cash_out[i] = st[CASH] - fund
-        fees_out[i] = st[FEES]
-        fund_out[i] = fund
+        if full:
+            cash_out[i] = st[CASH] - fund
+            fees_out[i] = st[FEES]
+            fund_out[i] = fund
     if st[POS] != 0.0 and n > 0:
         side = 1 if st[POS] > 0.0 else -1
         _record_trade_nb(st, trades, n - 1, side, abs(st[POS]), close[n - 1], 0.0, TRADE_OPEN)
-    return int(st[STATUS]), int(st[N_ORD]), int(st[N_TR])
+    return int(st[STATUS]), int(st[N_ORD]), int(st[N_TR]), st[FEES], st[FUND]
 
 
 @njit(cache=True)

@@ -144,30 +144,33 @@ def sortino_nb(returns, bars_per_year):
 
 
 @njit(cache=True, error_model="numpy")
-def max_drawdown_nb(equity, init_cash):
+def drawdown_stats_nb(equity, init_cash):
+    """(max drawdown fraction, longest run of bars below the running peak), one pass."""
     peak = init_cash
     worst = 0.0
+    run = 0
+    longest = 0
     for t in range(equity.shape[0]):
-        peak = max(peak, equity[t])
-        dd = 1.0 - equity[t] / peak
-        worst = max(worst, dd)
-    return worst
+        e = equity[t]
+        if e >= peak:
+            peak = e
+            run = 0
+        else:
+            run += 1
+            longest = max(longest, run)
+            worst = max(worst, 1.0 - e / peak)
+    return worst, longest
+
+
+@njit(cache=True, error_model="numpy")
+def max_drawdown_nb(equity, init_cash):
+    return drawdown_stats_nb(equity, init_cash)[0]
 
 
 @njit(cache=True, error_model="numpy")
 def max_drawdown_duration_nb(equity, init_cash, bar_days):
     """Longest run of bars with equity below the running peak, in days."""
-    peak = init_cash
-    run = 0
-    longest = 0
-    for t in range(equity.shape[0]):
-        if equity[t] >= peak:
-            peak = equity[t]
-            run = 0
-        else:
-            run += 1
-            longest = max(longest, run)
-    return longest * bar_days
+    return drawdown_stats_nb(equity, init_cash)[1] * bar_days
 
 
 @njit(cache=True, error_model="numpy")
@@ -236,9 +239,10 @@ def metrics_nb(equity, position, trades, init_cash, fees_paid, funding_paid, bar
     out[1] = total_return_nb(final, init_cash)
     out[2] = cagr_nb(final, init_cash, n, bar_days)
     out[3], out[4] = equity_ratios_nb(equity, init_cash, bars_per_year)
-    out[6] = max_drawdown_nb(equity, init_cash)
+    worst, longest = drawdown_stats_nb(equity, init_cash)
+    out[6] = worst
     out[5] = calmar_nb(out[2], out[6])
-    out[7] = max_drawdown_duration_nb(equity, init_cash, bar_days)
+    out[7] = longest * bar_days
     out[8] = trades.shape[0]
     out[9], out[10], out[11] = _closed_trade_stats_nb(trades)
     out[12] = exposure_nb(position)
