@@ -44,6 +44,7 @@ SUM_FIELDS = ("v", "t", "tb", "q", "tq")
 LEVEL_S = {"day": 86_400, "hour": 3_600, "minute": 60, "second": 1}
 _PARENT = {"hour": ("day", 24), "minute": ("hour", 60), "second": ("minute", 60)}
 HORIZON_S = utc_ms("2040-01-01 00:00") // 1000  # data exists until then at the latest
+PATH_EPOCH_DAY = utc_ms("2017-01-01 00:00") // 86_400_000  # every day table starts here
 
 Bars = dict[str, np.ndarray]
 
@@ -198,9 +199,13 @@ class SymbolPath:
 
     def __post_init__(self) -> None:
         s = self.spec
-        self.keys = {lvl: stable_key(self.seed, s.market, s.symbol, lvl) for lvl in (*LEVEL_S, "trade", "funding")}
+        # Price/volume randomness is keyed by the base asset, not the market, so BTCUSDT
+        # spot, the USD-M perpetual and BTCUSD_PERP move together (as the real ones do, up
+        # to their tick grids); trade times and funding noise are per market and symbol.
+        self.keys = {lvl: stable_key(self.seed, "asset", s.base_asset, lvl) for lvl in LEVEL_S}
+        self.keys.update({k: stable_key(self.seed, s.market, s.symbol, k) for k in ("trade", "funding")})
         end_s = min(s.delisted_ms // 1000 if s.delisted_ms else HORIZON_S, HORIZON_S)
-        self.first_day = s.listed_ms // 86_400_000
+        self.first_day = min(PATH_EPOCH_DAY, s.listed_ms // 86_400_000)
         self.last_day = (end_s - 1) // 86_400  # inclusive
         self.days = self._day_table(self.last_day - self.first_day + 1)
 
