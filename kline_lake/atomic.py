@@ -38,6 +38,27 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def ensure_dir(path: Path) -> None:
+    """Create `path` and missing parents, fsyncing each parent after a new entry, so a
+    directory created for a file survives a power cut together with the file."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue  # created concurrently by another writer
+        fsync_dir(directory.parent)
+
+
 def atomic_write_with(target: Path, write: Callable[[Path], None],
                       before_replace: Callable[[Path], None] | None = None) -> None:
     """Call ``write(tmp_path)``, fsync, and atomically move the result onto `target`.
@@ -45,7 +66,7 @@ def atomic_write_with(target: Path, write: Callable[[Path], None],
     `before_replace` (a test seam) runs after the temp file is durable and before the rename.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(target.parent)
     tmp = temp_path_for(target)
     try:
         write(tmp)
