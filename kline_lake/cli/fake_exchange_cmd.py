@@ -1,4 +1,8 @@
-"""`kline-lake fake-exchange`: run the fake Binance exchange until SIGINT/SIGTERM."""
+"""`kline-lake fake-exchange`: run the fake Binance exchange until SIGINT/SIGTERM.
+
+Options are taken as text and validated here, so every bad value is one
+`kline-lake: error: ...` line and exit status 2 (via InputError), not a usage dump.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +15,62 @@ import click
 from kline_lake.errors import InputError
 
 
+def _int(name: str, text: str | None, low: int, high: int | None = None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise InputError(f"{name} must be an integer, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"within {low}..{high}"
+        raise InputError(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def _seconds(name: str, text: str, low: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not value >= low:
+        raise InputError(f"{name} must be >= {low:g}, got {text}")
+    return value
+
+
 @click.command("fake-exchange")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port (0 picks a free one).")
-@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the synthetic data and faults.")
-@click.option("--minute-seconds", default=60.0, show_default=True, type=float,
-              help="Length of the weight window in seconds (the exchange's minute).")
-@click.option("--weight-limit", default=None, type=int,
+@click.option("--port", default="8080", show_default=True, help="Port (0 picks a free one and prints it).")
+@click.option("--seed", default="1", show_default=True, help="Seed of the synthetic data and of the faults.")
+@click.option("--minute-seconds", default="60", show_default=True,
+              help="Length of the weight window in whole seconds (the exchange's minute).")
+@click.option("--weight-limit", default=None,
               help="Weight budget per window for every market (default: spot 6000, um/cm 2400, us 1200).")
-@click.option("--data-dir", default=None, type=click.Path(path_type=Path),
-              help="Serve real archive files laid out like data.binance.vision/data/.")
-@click.option("--faults", default=None, help="e.g. 500:0.05,503:0.02,slow:0.02,drop:0.01,truncate:0.01,corrupt-archive:0.1")
-@click.option("--venue", default="binance", show_default=True, type=click.Choice(["binance", "us"]),
-              help="What /api/v3 serves: Binance spot or Binance.US.")
-def fake_exchange(host: str, port: int, seed: int, minute_seconds: float, weight_limit: int | None,
-                  data_dir: Path | None, faults: str | None, venue: str) -> None:
+@click.option("--data-dir", default=None, help="Serve real archive files laid out like data.binance.vision/data/.")
+@click.option("--faults", default=None,
+              help="e.g. 500:0.05,503:0.02,slow:0.02,drop:0.01,truncate:0.01,corrupt-archive:0.1")
+@click.option("--slow-seconds", default="1.0", show_default=True, help="Delay of a 'slow' fault.")
+@click.option("--venue", default="binance", show_default=True, help="What /api/v3 serves: binance (spot) or us.")
+def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_limit: str | None,
+                  data_dir: str | None, faults: str | None, slow_seconds: str, venue: str) -> None:
     """Serve a fake Binance (REST for every market and the archive) on HOST:PORT."""
     from kline_lake.fake_exchange import FakeExchange
 
-    if minute_seconds < 1 or not minute_seconds.is_integer():
-        raise InputError(f"--minute-seconds must be a whole number of seconds >= 1, got {minute_seconds:g}")
-    if weight_limit is not None and weight_limit <= 0:
-        raise InputError("--weight-limit must be positive")
-    if not 0 <= port <= 65535:
-        raise InputError(f"--port must be within 0..65535, got {port}")
-    if data_dir is not None and not data_dir.is_dir():
+    port_n = _int("--port", port, 0, 65535)
+    seed_n = _int("--seed", seed, 0)
+    limit_n = _int("--weight-limit", weight_limit, 1)
+    minute_s = _seconds("--minute-seconds", minute_seconds, 1)
+    if not minute_s.is_integer():
+        raise InputError(f"--minute-seconds must be a whole number of seconds, got {minute_seconds}")
+    slow_s = _seconds("--slow-seconds", slow_seconds, 0)
+    if venue not in ("binance", "us"):
+        raise InputError(f"--venue must be 'binance' or 'us', got {venue!r}")
+    if data_dir is not None and not Path(data_dir).is_dir():
         raise InputError(f"--data-dir {data_dir} is not a directory")
     try:
-        fx = FakeExchange(seed=seed, minute_seconds=minute_seconds, weight_limit=weight_limit,
-                          data_dir=data_dir, faults=faults, venue=venue, host=host, port=port)
+        fx = FakeExchange(seed=seed_n or 0, minute_seconds=int(minute_s), weight_limit=limit_n,
+                          data_dir=data_dir, faults=faults, venue=venue, host=host,
+                          port=port_n or 0, slow_s=slow_s)
         fx.start()
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc

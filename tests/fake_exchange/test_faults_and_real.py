@@ -113,11 +113,13 @@ def test_cli_serves_and_stops() -> None:
 
 
 def test_cli_bad_options_exit_2() -> None:
-    for args in (["--faults", "boom:1"], ["--weight-limit", "0"], ["--data-dir", "/nonexistent/dir"]):
+    for args in (["--faults", "boom:1"], ["--weight-limit", "0"], ["--data-dir", "/nonexistent/dir"],
+                 ["--port", "http"], ["--port", "70000"], ["--minute-seconds", "2.5"], ["--venue", "kraken"],
+                 ["--seed", "-1"]):
         proc = subprocess.run([sys.executable, "-c", "from kline_lake.cli import main; main()", "fake-exchange", *args],
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 2
-        assert len(proc.stderr.strip().splitlines()) == 1 and "error" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "error" in proc.stderr, (args, proc.stderr)
 
 
 def test_us_venue_budget_and_stats() -> None:
