@@ -13,7 +13,8 @@
   columns. Views are re-created on each call so files written meanwhile are seen.
 - ``inventory``, ``gaps``, ``resample``, ``verify``, ``compact``: see their modules.
 
-Times (``start``/``end``) may be a ``datetime`` (naive = UTC), a ``date``, an ISO string
+Times (``start``/``end``) may be a ``datetime`` (naive = UTC), a ``date``, a pandas
+``Timestamp``, a ``numpy.datetime64``, an ISO string
 (``"2024-01-01"``, ``"2024-01-01T12:30"``), or an int epoch in ms or us (told apart by
 magnitude as in ``schemas.to_us``). All results are UTC.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -66,6 +68,8 @@ def to_us(value: Any, what: str = "time") -> int | None:
         return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
     if isinstance(value, date):
         return to_us(datetime(value.year, value.month, value.day, tzinfo=UTC), what)
+    if isinstance(value, np.datetime64):  # naive by definition: UTC
+        return int(value.astype("datetime64[us]").astype(np.int64))
     if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
         return to_us(value.to_pydatetime(), what)
     raise InputError(f"{what}: expected a date, datetime or epoch, got {type(value).__name__}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import numpy as np
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -130,6 +132,8 @@ def test_time_arguments():
     assert to_us(JAN_2024_MS) == us  # ms epoch
     assert to_us(us) == us  # us epoch
     assert to_us(None) is None
+    assert to_us(np.datetime64("2024-01-01T00:00")) == us
+    assert to_us(pd.Timestamp("2024-01-01", tz="UTC")) == us
     with pytest.raises(InputError):
         to_us("yesterday")
     with pytest.raises(InputError):
