@@ -146,3 +146,19 @@ def test_faults_survived_with_identical_lake(fx, tmp_path: Path) -> None:
         stats = bad.stats()["um"]
     assert totals.retries > 0 and stats["418"] == 0
     assert_same_lake(clean, faulty)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("dataset", "interval", "start", "end"), [
+    ("klines", "1m", "2024-01-01", "2024-01-16"),  # 44 pages of 499, weight 2: ~5 windows
+    ("agg_trades", None, "2024-01-01T00:00", "2024-01-01T02:00"),  # weight 20 per page
+])
+def test_small_budget_short_window_never_429(tmp_path: Path, dataset, interval, start, end) -> None:
+    with FakeExchange(seed=3, now_ms=NOW_MS, minute_seconds=2, weight_limit=50) as small:
+        totals = download(small.base_url, tmp_path, market="um", dataset=dataset,
+                          interval=interval, start=start, end=end)
+        stats = small.stats()["um"]
+        assert stats["429"] == 0 and stats["418"] == 0
+        assert totals.rate_limited_429 == 0 and totals.requests >= 10
+        # weight per server window never exceeded: the server would have said 429
+        assert stats["weight"] <= totals.weight
