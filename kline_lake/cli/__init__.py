@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "verify": "kline_lake.cli.catalog_cmd:verify",
     "query": "kline_lake.cli.catalog_cmd:query",
     "compact": "kline_lake.cli.catalog_cmd:compact",
+    "tour": "kline_lake.cli.tour_cmd:tour",
 }
 
 
