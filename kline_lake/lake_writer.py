@@ -50,6 +50,7 @@ ZSTD_LEVEL = 3
 _PART = "__file"
 
 FaultHook = Callable[[str], None]
+CASE_COLLIDING_INTERVALS = frozenset({"1m", "1M"})
 
 
 def write_parquet(table: pa.Table, target: Path, dataset: str,
@@ -161,6 +162,8 @@ class LakeWriter:
     def _write_rows(self, key: SeriesKey, table: pa.Table) -> None:
         if not table.num_rows:
             return
+        if key.interval in CASE_COLLIDING_INTERVALS:
+            check_exact_case(layout.series_dir(self.root, key))
         by_month: dict[tuple[int, int], dict[str, pa.Table]] = {}
         for (year, month, fname), part in split_by_target(table, key.dataset).items():
             by_month.setdefault((year, month), {})[fname] = part
@@ -219,6 +222,22 @@ class LakeWriter:
             return None
         except (ValueError, OSError) as exc:
             raise LakeError(f"cannot read cached exchangeInfo {path}: {exc}") from exc
+
+
+def check_exact_case(series_dir: Path) -> None:
+    """LakeError if the filesystem folded `series_dir`'s name onto another case.
+
+    ``interval=1m`` and ``interval=1M`` (the DESIGN.md layout) are one directory on a
+    case-insensitive filesystem (macOS and Windows defaults); writing both would mix minute
+    and month klines in one file, so the second one is refused instead.
+    """
+    from kline_lake.atomic import ensure_dir
+
+    ensure_dir(series_dir)
+    if series_dir.name not in os.listdir(series_dir.parent):
+        raise LakeError(
+            f"{series_dir}: this filesystem is case-insensitive and already holds another "
+            f"interval under the same name (1m vs 1M); use a case-sensitive lake volume")
 
 
 def check_root(root: Path) -> Path:

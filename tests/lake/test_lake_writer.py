@@ -239,3 +239,16 @@ def test_unreadable_stored_file_is_a_lake_error(writer, lake_root, btc_1m):
     (layout.partition_dir(lake_root, btc_1m, 2024, 1) / "data.parquet").write_bytes(b"junk")
     with pytest.raises(LakeError, match="data.parquet"):
         writer.commit(btc_1m, synthetic_klines(JAN_2024_MS, 6))
+
+
+def test_minute_and_month_series_stay_apart(writer, lake_root):
+    minute = SeriesKey("um", "klines", "BTCUSDT", "1m")
+    month = SeriesKey("um", "klines", "BTCUSDT", "1M")
+    writer.commit(minute, synthetic_klines(JAN_2024_MS, 3))
+    monthly = synthetic_klines(JAN_2024_MS, 1, "1d").set_column(6, "close_time", pa.array(
+        [(JAN_2024_MS + 31 * 86_400_000 - 1) * 1000], pa.timestamp("us", tz="UTC")))
+    writer.commit(month, monthly)
+    assert _read_series(lake_root, minute).num_rows == 3
+    assert _read_series(lake_root, month).num_rows == 1
+    names = sorted(p.name for p in layout.series_dir(lake_root, minute).parent.iterdir())
+    assert names == ["interval=1M", "interval=1m"]
