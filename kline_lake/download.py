@@ -228,11 +228,11 @@ def expected_rows(request: DownloadRequest, ranges_ms: Sequence[Range]) -> int |
 
 
 async def prepare(request: DownloadRequest, session: Session, clock: Clock
-                  ) -> tuple[ExchangeClient, list[xinfo.SymbolInfo], int, int, dict]:
+                  ) -> tuple[ExchangeClient, list[xinfo.SymbolInfo], int, int, dict | None]:
     """Network validation: exchangeInfo (cached or fetched), symbols, server clock.
 
-    Returns (client, symbols, server_now_ms, end_ms, exchange_info_to_cache). Writes
-    nothing.
+    Returns (client, symbols, server_now_ms, end_ms, exchange_info_to_cache or None when
+    the lake's cache was used). Writes nothing.
     """
     client = session.client(request.market, request.base_url)
     reader = LakeWriter(request.lake) if request.lake.is_dir() else None
@@ -247,12 +247,13 @@ async def prepare(request: DownloadRequest, session: Session, clock: Clock
                                     by_pair=request.dataset == "index_klines")
     server_now_ms = await xinfo.server_time_ms(client)
     end_ms = request.end_ms if request.end_ms is not None else server_now_ms
-    if request.start_ms >= end_ms:
+    if request.start_ms >= min(end_ms, server_now_ms):
         raise InputError(
             f"--start {format_ms(request.start_ms)} is not before the end "
-            f"{format_ms(end_ms)} (the exchange's now when --end is omitted)"
+            f"{format_ms(min(end_ms, server_now_ms))} (the exchange has no data after its "
+            f"now, {format_ms(server_now_ms)})"
         )
-    return client, symbols, server_now_ms, end_ms, (info if info is not cached else {})
+    return client, symbols, server_now_ms, end_ms, (None if info is cached else info)
 
 
 async def run_download(request: DownloadRequest, *, progress: DownloadProgress | None = None,
@@ -270,7 +271,7 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
     async with Session(transport=transport, clock=clock, retry=retry, **kwargs) as session:
         client, symbols, now_ms, end_ms, fresh_info = await prepare(request, session, clock)
         writer = LakeWriter(request.lake)  # validation passed: from here the lake is written
-        if fresh_info:
+        if fresh_info is not None:
             writer.save_exchange_info(request.market.name, fresh_info)
         totals = RunTotals()
         ctx = RunContext(request, client, writer, now_ms, progress, totals, batch_rows)

@@ -103,11 +103,9 @@ async def _listing_clamp(ctx: RunContext, task: SeriesTask, sink, endpoint: str,
     (exchangeInfo's onboardDate is not used: on the real exchange the first kline can be
     earlier, e.g. USD-M BTCUSDT lists 2019-09-25 but has klines from 2019-09-08.)"""
     probe_end = ranges[-1][1]
-    params = {**_kline_base_params(task), "startTime": ranges[0][0], "endTime": probe_end - 1,
-              "limit": 1}
-    window = pg.CM_KLINE_WINDOW_MS if ctx.market.name == "cm" else None
-    if window is not None and probe_end - ranges[0][0] > window:
-        return ranges  # COIN-M cannot probe a window longer than 200 days in one request
+    # startTime only (no endTime): valid on every market whatever the span (COIN-M's
+    # 200-day rule applies to startTime..endTime); a first row past the end clamps all.
+    params = {**_kline_base_params(task), "startTime": ranges[0][0], "limit": 1}
     rows = await ctx.client.get(endpoint, params, expect=list)
     first_open = int(rows[0][0]) if rows else None
     todo, empty = pg.clamp_to_first_open(ranges, first_open, probe_end)
@@ -172,10 +170,7 @@ async def _agg_listing_clamp(ctx: RunContext, task: SeriesTask, sink,
                              ranges: list[pg.Range]) -> list[pg.Range]:
     """No trade before the first 1m kline: one cheap klines probe (weight 1 on futures)
     avoids walking years of empty one-hour windows before a listing."""
-    if ctx.market.name == "cm" and ranges[-1][1] - ranges[0][0] > pg.CM_KLINE_WINDOW_MS:
-        return ranges
-    params = {"symbol": task.key.symbol, "interval": "1m", "startTime": ranges[0][0],
-              "endTime": ranges[-1][1] - 1, "limit": 1}
+    params = {"symbol": task.key.symbol, "interval": "1m", "startTime": ranges[0][0], "limit": 1}
     rows = await ctx.client.get("klines", params, expect=list)
     first = int(rows[0][0]) if rows else None
     todo, empty = pg.clamp_to_first_open(ranges, first, ranges[-1][1])

@@ -49,6 +49,8 @@ def _with(args: list[str], **changes: str) -> list[str]:
         ({"symbols": "BTC/USDT"}, "invalid symbol"),
         ({"market": "spot", "data": "funding"}, "exists only on futures markets"),
         ({"start": "2030-01-01", "end": None}, "is not before the end"),
+        ({"start": "2030-01-01", "end": "2030-02-01"}, "the exchange has no data after its now"),
+        ({"data": "agg_trades", "interval": "1h"}, "--interval applies only to kline datasets"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(fx, tmp_path: Path, changes, message) -> None:
