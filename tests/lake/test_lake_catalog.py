@@ -9,7 +9,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import JAN_2024_MS, MINUTE_MS
+from lake_helpers import JAN_2024_MS, MINUTE_MS
 
 from kline_lake import Lake
 from kline_lake.catalog import series_files, to_us

@@ -8,7 +8,7 @@ import sys
 
 import polars as pl
 import pytest
-from conftest import JAN_2024_MS
+from lake_helpers import JAN_2024_MS
 
 from kline_lake import layout
 from kline_lake.cli import main

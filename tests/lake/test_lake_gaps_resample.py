@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
-from conftest import JAN_2024_MS, MINUTE_MS, MINUTE_US
+from lake_helpers import JAN_2024_MS, MINUTE_MS, MINUTE_US
 
 from kline_lake import Lake
 from kline_lake.errors import InputError

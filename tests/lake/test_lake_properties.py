@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import JAN_2024_MS, MINUTE_US
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lake_helpers import JAN_2024_MS, MINUTE_US
 
 from kline_lake import Lake, layout
 from kline_lake.errors import LakeError

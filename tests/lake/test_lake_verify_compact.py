@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import JAN_2024_MS
+from lake_helpers import JAN_2024_MS
 
 from kline_lake import Lake, layout
 from kline_lake.lake_writer import LakeWriter, SeriesKey

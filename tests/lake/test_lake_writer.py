@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import JAN_2024_MS, MINUTE_MS, MINUTE_US
+from lake_helpers import JAN_2024_MS, MINUTE_MS, MINUTE_US
 
 from kline_lake import layout
 from kline_lake.errors import InputError, LakeError
