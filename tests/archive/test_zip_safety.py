@@ -63,3 +63,24 @@ def test_declared_size_that_lies_is_caught_while_inflating() -> None:
     raw[cd + 24:cd + 28] = (10).to_bytes(4, "little")
     with pytest.raises(UnsafeArchiveError, match="a.zip"):
         extract_single_csv(bytes(raw), "a.zip")
+
+
+def test_crc_checked_unless_the_sha256_already_vouched() -> None:
+    data = b"1,2,3\n" * 500
+    raw = bytearray(make_zip("a.csv", data))
+    cd = raw.rfind(b"PK\x01\x02")
+    raw[cd + 16:cd + 20] = (0xDEADBEEF).to_bytes(4, "little")  # central-directory CRC-32
+    with pytest.raises(UnsafeArchiveError, match="CRC"):
+        extract_single_csv(bytes(raw), "a.zip")
+    assert extract_single_csv(bytes(raw), "a.zip", check_crc=False)[1] == data
+
+
+def test_stored_member_and_truncated_deflate() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("s.csv", b"9,8\n" * 10)
+    assert extract_single_csv(buf.getvalue(), "s.zip") == ("s.csv", b"9,8\n" * 10)
+    whole = make_zip("t.csv", bytes(range(256)) * 400)
+    cut = whole[:60] + whole[-100:]  # keep the directory, lose most of the data
+    with pytest.raises(UnsafeArchiveError, match="t.zip"):
+        extract_single_csv(cut, "t.zip")
