@@ -7,8 +7,9 @@ vectorbt gets the grid in chunks of ``--vbt-chunk`` columns (default 50), with i
 method cache off: one call with all 400 columns grew past 13.5 GB and was OOM-killed on
 our 23 GB machine (the cache also kept every chunk alive). Both choices favour vectorbt.
 Each engine runs in its own subprocess (so its peak RSS, ``ru_maxrss``, is its own):
-first a warm-up on a small slice (Numba compilation; reported separately), then the
-timed sweep on the full data. Both get identical seeded synthetic prices, the same
+first a warm-up on a small slice (Numba compilation, or loading it from Numba's
+on-disk cache; reported separately, and once more with an empty cache for the true
+compile time), then the timed sweep on the full data. Both get identical seeded synthetic prices, the same
 signals convention (a crossover on bar t's close fills at bar t+1's open), fees and
 slippage, funding off. vectorbt uses its own MA indicator and
 ``Portfolio.from_signals``. The parent checks that final equity, total return, max
@@ -147,9 +148,14 @@ def child(engine: str, n_bars: int, quick: bool, out: str, chunk: int) -> None:
 
 # ---- parent -----------------------------------------------------------------------------
 
-def spawn(engine: str, n_bars: int, quick: bool, tmp: Path, threads: int, chunk: int) -> dict:
-    out = tmp / f"bench_{engine}_{threads}.json"
+def spawn(engine: str, n_bars: int, quick: bool, tmp: Path, threads: int, chunk: int,
+          cold: bool = False) -> dict:
+    """Run one engine in a child process; `cold` gives Numba an empty cache directory so
+    the warm-up measures a full compilation."""
+    out = tmp / f"bench_{engine}_{threads}_{int(cold)}.json"
     env = os.environ | {"NUMBA_NUM_THREADS": str(threads)}
+    if cold:
+        env["NUMBA_CACHE_DIR"] = str(tmp / "numba_cache")
     cmd = [sys.executable, __file__, "--child", engine, "--bars", str(n_bars),
            "--out", str(out), "--vbt-chunk", str(chunk)] + (["--quick"] if quick else [])
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
@@ -195,11 +201,13 @@ def main() -> None:
         tmp = Path(tmp_dir)
         ours = spawn("ours", n_bars, args.quick, tmp, 2, args.vbt_chunk)
         ours_1t = spawn("ours", n_bars, args.quick, tmp, 1, args.vbt_chunk)
+        ours_cold = spawn("ours", n_bars, args.quick, tmp, 2, args.vbt_chunk, cold=True)
         vbt = spawn("vectorbt", n_bars, args.quick, tmp, 1, args.vbt_chunk)
     worst = compare(ours["metrics"], vbt["metrics"])
     fast, slow = grid(args.quick)
     n_combos = len(fast) * len(slow)
     rows = [("kline-lake backtest (2 threads)", ours), ("kline-lake backtest (1 thread)", ours_1t),
+            ("kline-lake backtest (2 threads, empty Numba cache)", ours_cold),
             (f"vectorbt 1.2 (MA + from_signals, {args.vbt_chunk} columns per call)", vbt)]
     print(table(rows, n_bars, n_combos))
     speed = vbt["run_s"] / ours["run_s"]
@@ -215,6 +223,7 @@ def main() -> None:
         "memory_ratio": mem, "max_rel_diff": worst,
         "ours": {k: v for k, v in ours.items() if k != "metrics"},
         "ours_1_thread": {k: v for k, v in ours_1t.items() if k != "metrics"},
+        "ours_cold_cache": {k: v for k, v in ours_cold.items() if k != "metrics"},
         "vectorbt": {k: v for k, v in vbt.items() if k != "metrics"},
     }
     summary["vectorbt_columns_per_call"] = args.vbt_chunk

@@ -151,3 +151,30 @@ def test_both_direction_reverses_with_two_fills():
     cash3 = cash2 - q2 * 125.0 * (1 + 0.001)  # covered at bar 4's open
     q3 = (cash3 / 1.001) / 125.0
     assert res.metrics["final_equity"] == pytest.approx(q3 * 126.0, rel=1e-12)
+
+
+def test_short_liquidation_and_funding_eats_isolated_margin():
+    t = T0_US + np.arange(5) * H_US
+    open_ = np.array([100.0, 100.0, 101.0, 103.0, 104.0])
+    close = np.array([100.0, 101.0, 103.0, 104.0, 104.0])
+    high = np.array([100.5, 101.5, 103.5, 109.0, 105.0])
+    bars = Bars("um", "X", "1h", t, open_, high, np.minimum(open_, close) - 0.5, close,
+                np.ones(5))
+    kw = dict(bars=bars, cash=1000.0, fee=0.0, leverage=20, direction="short",
+              maintenance_margin_rate=0.01)
+    qty = 20_000.0 / 100.0
+    margin = qty * 100.0 / 20
+    liq = (qty * 100.0 + margin) / (qty * 1.01)  # ~103.96: bar 3's high (109) reaches it
+    res = backtest.run("hold", **kw)
+    (trade,) = res.trades.iter_rows(named=True)
+    assert trade["side"] == "short" and trade["liquidated"] and trade["exit_idx"] == 3
+    assert trade["exit_price"] == pytest.approx(liq, rel=1e-12)
+    # a short pays a negative rate: 1 % at bar 2's open shrinks the margin and the
+    # liquidation price (~102.97), so bar 2's high (103.5) already reaches it
+    ev = FundingEvents(np.array([t[2]]), np.array([-0.01]), np.array([100.0]))
+    paid = qty * 100.0 * 0.01
+    liq2 = (qty * 100.0 + margin - paid) / (qty * 1.01)
+    res2 = backtest.run("hold", funding_events=ev, **kw)
+    (trade2,) = res2.trades.iter_rows(named=True)
+    assert trade2["exit_idx"] == 2 and trade2["exit_price"] == pytest.approx(liq2, rel=1e-12)
+    assert trade2["funding_paid"] == pytest.approx(paid, rel=1e-12)
