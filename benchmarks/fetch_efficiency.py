@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=15)
     parser.add_argument("--markets", default="spot,um")
     args = parser.parse_args(argv)
+    # a private weight ledger: nothing else on this machine shares the fake's budget
+    os.environ["KLINE_LAKE_STATE_DIR"] = tempfile.mkdtemp(prefix="kline-lake-bench-")
     results = [measure(m, args.minute_seconds, args.weight_limit, args.windows)
                for m in args.markets.split(",")]
     print("| market | page | weight/page | budget/window | ceiling rows/window | rows/window | "

@@ -25,7 +25,7 @@ import httpx
 
 from kline_lake.errors import BinanceAPIError, TransientError
 from kline_lake.markets import Market, request_weight
-from kline_lake.rate_limiter import RateLimiter, RateWindow
+from kline_lake.rate_limiter import RateLimiter, RateWindow, ledger_for
 from kline_lake.retry import Clock, RetryPolicy, SystemClock, backoff_delay_s
 
 DEFAULT_TIMEOUT_S = 20.0
@@ -188,7 +188,7 @@ class ExchangeClient:
             self.stats.weight += weight
             try:
                 response = await self.http.get(url, params=params)
-                self.limiter.observe_headers(response.headers)
+                self.limiter.observe_headers(response.headers, ticket)
             except httpx.TimeoutException as exc:
                 raise _Retryable(f"timeout ({type(exc).__name__})") from None
             except httpx.TransportError as exc:
@@ -203,19 +203,25 @@ class ExchangeClient:
 
 class Session:
     """One httpx connection pool per host and one rate limiter per (host, API prefix),
-    shared by every client it hands out. Use as an async context manager."""
+    shared by every client it hands out. Use as an async context manager.
+
+    `share_budget` (default on) also reserves weight in a per-machine ledger file (see
+    `rate_limiter.SharedLedger`) so concurrent processes split one IP's budget.
+    """
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,
                  clock: Clock | None = None, retry: RetryPolicy | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S,
                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-                 margin_fraction: float | None = None) -> None:
+                 margin_fraction: float | None = None,
+                 share_budget: bool = True) -> None:
         self.transport = transport
         self.clock: Clock = clock or SystemClock()
         self.retry = retry or RetryPolicy()
         self.timeout_s = timeout_s
         self.max_in_flight = max_in_flight
         self.margin_fraction = margin_fraction
+        self.share_budget = share_budget
         self._http: dict[str, httpx.AsyncClient] = {}
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
@@ -243,7 +249,9 @@ class Session:
         key = (host_of(base_url), market.api_prefix)
         if key not in self._limiters:
             kwargs = {} if self.margin_fraction is None else {"margin_fraction": self.margin_fraction}
-            self._limiters[key] = RateLimiter(default_windows(market), clock=self.clock, **kwargs)
+            ledger = ledger_for(*key) if self.share_budget else None
+            self._limiters[key] = RateLimiter(default_windows(market), clock=self.clock,
+                                              ledger=ledger, **kwargs)
         return self._limiters[key]
 
     def client(self, market: Market, base_url: str) -> ExchangeClient:

@@ -29,13 +29,20 @@ the clock and the waiting.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
+import logging
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kline_lake.errors import BannedError
 from kline_lake.retry import Clock, SystemClock
+
+log = logging.getLogger(__name__)
 
 INTERVAL_UNIT_S: dict[str, float] = {"SECOND": 1.0, "MINUTE": 60.0, "HOUR": 3600.0, "DAY": 86400.0}
 HEADER_UNIT_S: dict[str, float] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -47,6 +54,13 @@ DEFAULT_MAX_BAN_WAIT_S = 150.0
 # Sleep a hair past a window's end so the server (whose clock may be slightly behind)
 # has switched windows too.
 WINDOW_GUARD_S = 0.02
+# Pacing (a token bucket inside each window's cap): at most BURST_FRACTION of the usable
+# budget goes out at once, refilled at a rate that would spend the whole budget in
+# PACE_FRACTION of a window. Another process on the same IP then shows up in the weight
+# header before either of us has spent the window, instead of both bursting the whole
+# budget at the same instant (which would earn a 429, then 418s for both).
+BURST_FRACTION = 0.25
+PACE_FRACTION = 0.8
 
 
 @dataclass(frozen=True)
@@ -125,9 +139,18 @@ class WindowCounter:
     window: RateWindow
     usable: int
     phase_s: float = 0.0
+    pace: bool = True
     _index: int = field(default=-(2**62), init=False)
     _reserved: int = field(default=0, init=False)
     _external: int = field(default=0, init=False)
+    _tokens: float | None = field(default=None, init=False)
+    _tokens_at_s: float = field(default=0.0, init=False)
+    # growth of others' weight in this window, to extrapolate what they sent since the
+    # last header (another process's requests in flight that no answer has shown yet)
+    _ext_first: tuple[float, int] | None = field(default=None, init=False)
+    _ext_rate: float = field(default=0.0, init=False)
+    _ext_seen_s: float = field(default=0.0, init=False)
+    _lag_s: float = field(default=0.0, init=False)
 
     def index(self, now_s: float) -> int:
         return math.floor((now_s - self.phase_s) / self.window.window_s)
@@ -139,6 +162,7 @@ class WindowCounter:
         idx = self.index(now_s)
         if idx != self._index:
             self._index, self._reserved, self._external = idx, 0, 0
+            self._ext_first, self._ext_rate = None, 0.0
 
     def cost_of(self, weight: int, pools: frozenset[str]) -> int:
         """What one request of `weight`, tagged with `pools`, costs in this window."""
@@ -151,28 +175,151 @@ class WindowCounter:
         cost of our requests sent in earlier windows and still unanswered (the server
         may count them in this one)."""
         self._roll(now_s)
-        return self._reserved + self._external + carry
+        unseen = 0
+        if self._ext_rate > 0:
+            horizon = now_s - self._ext_seen_s + self._lag_s
+            unseen = min(self.usable, math.ceil(self._ext_rate * max(0.0, horizon)))
+        return self._reserved + self._external + carry + unseen
+
+    @property
+    def _bucket_cap(self) -> float:
+        return BURST_FRACTION * self.usable
+
+    @property
+    def _refill_per_s(self) -> float:
+        return self.usable / (PACE_FRACTION * self.window.window_s)
+
+    def _refill(self, now_s: float) -> float:
+        if self._tokens is None:
+            self._tokens = self._bucket_cap
+        else:
+            gained = max(0.0, now_s - self._tokens_at_s) * self._refill_per_s
+            self._tokens = min(self._bucket_cap, self._tokens + gained)
+        self._tokens_at_s = now_s
+        return self._tokens
 
     def wait_s(self, now_s: float, cost: int, carry: int = 0) -> float:
-        """0 if `cost` fits now, else seconds until the next window."""
-        if cost <= 0 or self.estimate(now_s, carry) + cost <= self.usable:
+        """0 if `cost` fits now; else seconds until it may (paced) or the next window."""
+        if cost <= 0:
             return 0.0
-        return max(0.0, self.window_end_s(now_s) - now_s)
+        if self.estimate(now_s, carry) + cost > self.usable:
+            return max(0.0, self.window_end_s(now_s) - now_s)
+        if not self.pace:
+            return 0.0
+        tokens = self._refill(now_s)
+        # a request dearer than the whole burst goes once the bucket is full
+        need = min(float(cost), self._bucket_cap)
+        if tokens >= need - 1e-9:
+            return 0.0
+        return (need - tokens) / self._refill_per_s + 1e-6
 
     def reserve(self, now_s: float, cost: int) -> None:
         self._roll(now_s)
         self._reserved += cost
+        if self.pace and cost > 0:
+            self._tokens = self._refill(now_s) - cost
 
-    def observe_used(self, now_s: float, used: int) -> None:
+    def observe_used(self, now_s: float, used: int, latency_s: float = 0.0) -> None:
         """Follow the server's count for the current window: anything above what we
-        reserved here was spent by someone else (or straddled the boundary)."""
+        reserved here was spent by someone else (or straddled the boundary).
+
+        When that foreign weight grows, its rate times (time since this header + the
+        request's latency) is added to the estimate: what the other sender has most
+        likely sent meanwhile, not yet visible in any header.
+        """
         self._roll(now_s)
         self._external = max(self._external, used - self._reserved)
+        if self._ext_first is None:
+            self._ext_first = (now_s, self._external)
+        elif now_s > self._ext_first[0]:
+            t0, v0 = self._ext_first
+            self._ext_rate = max(0.0, (self._external - v0) / (now_s - t0))
+        self._ext_seen_s = now_s
+        self._lag_s = max(0.0, latency_s)
+
+    def add_external(self, now_s: float, cost: int) -> None:
+        """Count `cost` as spent in the current window by something other than a
+        reservation made in it (a request of an earlier window answered only now)."""
+        self._roll(now_s)
+        self._external += cost
 
     def exhaust(self, now_s: float) -> None:
         """The server said 429: treat the current window as full."""
         self._roll(now_s)
         self._external = max(self._external, self.usable - self._reserved)
+
+
+class SharedLedger:
+    """Weight reserved per window by every process of this machine that talks to one
+    (host, API): a small JSON file under an exclusive `flock`.
+
+    The server header shows another process's weight only once its answers come back;
+    under load that lag lets two processes each spend the window. Reserving through this
+    file first makes concurrent downloads (two `kline-lake download` runs, one IP) share
+    the budget exactly. Any I/O problem disables the ledger (each process then relies on
+    its own accounting and the headers) rather than failing the download.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.enabled = True
+
+    def reserve(self, entries: Sequence[tuple[str, int, int, int]]) -> int | None:
+        """Atomically add every `(name, window index, cost, cap)` if each total stays
+        within its cap. Returns None on success, else the position of the first entry
+        that does not fit (nothing is added)."""
+        if not self.enabled or not any(cost for _, _, cost, _ in entries):
+            return None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                return self._reserve_locked(fd, entries)
+            finally:
+                os.close(fd)  # closing releases the lock
+        except OSError as exc:
+            log.warning("weight ledger %s disabled: %s", self.path, exc)
+            self.enabled = False
+            return None
+
+    @staticmethod
+    def _reserve_locked(fd: int, entries: Sequence[tuple[str, int, int, int]]) -> int | None:
+        raw = os.pread(fd, 1 << 16, 0)
+        try:
+            state = json.loads(raw) if raw else {}
+        except ValueError:
+            state = {}  # a torn or foreign file: start afresh
+        if not isinstance(state, dict):
+            state = {}
+        for position, (name, index, cost, cap) in enumerate(entries):
+            windows = state.get(name)
+            windows = windows if isinstance(windows, dict) else {}
+            total = int(windows.get(str(index), 0)) + cost
+            if cost and total > cap:
+                return position
+            windows[str(index)] = total
+            # keep the two most recent windows only
+            state[name] = {k: v for k, v in windows.items() if int(k) >= index - 1}
+        data = json.dumps(state).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+        return None
+
+
+def default_ledger_dir() -> Path:
+    """`$KLINE_LAKE_STATE_DIR`, else `$XDG_CACHE_HOME/kline-lake`, else ~/.cache/kline-lake."""
+    explicit = os.environ.get("KLINE_LAKE_STATE_DIR")
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "kline-lake"
+
+
+def ledger_for(host: str, api_prefix: str, directory: Path | None = None) -> SharedLedger:
+    """The ledger file of one (host, API prefix)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", f"{host}{api_prefix}").strip("_")
+    return SharedLedger((directory or default_ledger_dir()) / "weight" / f"{slug}.json")
 
 
 @dataclass(eq=False)
@@ -182,6 +329,7 @@ class Ticket:
 
     indices: tuple[int, ...]
     costs: tuple[int, ...]
+    sent_s: float = 0.0
 
 
 @dataclass
@@ -211,6 +359,7 @@ class RateLimiter:
         margin_fraction: float = DEFAULT_MARGIN_FRACTION,
         min_margin: int = DEFAULT_MIN_MARGIN,
         max_ban_wait_s: float = DEFAULT_MAX_BAN_WAIT_S,
+        ledger: SharedLedger | None = None,
     ) -> None:
         if not 0.0 <= margin_fraction < 1.0:
             raise ValueError("margin_fraction must be within [0, 1)")
@@ -219,10 +368,14 @@ class RateLimiter:
         self.min_margin = min_margin
         self.max_ban_wait_s = max_ban_wait_s
         self.stats = LimiterStats()
+        self.ledger = ledger
         self._lock = asyncio.Lock()
         self._blocked_until_s = 0.0
         self._counters: list[WindowCounter] = []
         self._in_flight: list[Ticket] = []
+        # window seconds -> (send time, used) of the latest X-MBX-USED-WEIGHT-* header
+        self._last_used: dict[float, tuple[float, int]] = {}
+        self._latency_s = 0.0  # moving average of request latency (send -> answer)
         self.set_windows(windows)
 
     @property
@@ -243,7 +396,12 @@ class RateLimiter:
             )
             previous = old.get((window.name, window.pool))
             if previous is not None and previous.window.window_s == window.window_s:
-                counter.reserve(now, previous.estimate(now))
+                counter.observe_used(now, previous.estimate(now))
+            seen = self._last_used.get(window.window_s)
+            if seen is not None and window.pool is None and window.counts == "weight":
+                sent_s, used = seen
+                if counter.index(sent_s) == counter.index(now):
+                    counter.observe_used(now, used)  # e.g. the exchangeInfo answer's header
             counters.append(counter)
         self._counters = counters
         self._in_flight = []  # old tickets refer to the old windows; they stay reserved
@@ -273,39 +431,93 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = self.clock.time()
-                wait = self._blocked_until_s - now
-                if wait <= 0:
-                    wait = max(c.wait_s(now, c.cost_of(weight, tags), self._carry(i, now))
-                               for i, c in enumerate(self._counters))
-                    if wait <= 0:
-                        costs = tuple(c.cost_of(weight, tags) for c in self._counters)
-                        for counter, cost in zip(self._counters, costs, strict=True):
-                            counter.reserve(now, cost)
-                        ticket = Ticket(tuple(c.index(now) for c in self._counters), costs)
-                        self._in_flight.append(ticket)
-                        self.stats.requests += 1
-                        self.stats.weight += weight
-                        return ticket
-                    wait += WINDOW_GUARD_S
+                ticket, wait = self._try_reserve(now, weight, tags)
+                if ticket is not None:
+                    return ticket
+                if any(c.window_end_s(now) <= now + wait + 1e-9 for c in self._counters):
+                    wait += WINDOW_GUARD_S  # waiting for a new window: let the server switch too
                 self.stats.waited_s += wait
                 await self.clock.sleep(wait)
 
+    def _try_reserve(self, now: float, weight: int, tags: frozenset[str]) -> tuple[Ticket | None, float]:
+        """Reserve now if every budget (ours, then the machine-wide ledger) allows it;
+        else (None, seconds to wait)."""
+        wait = self._blocked_until_s - now
+        if wait > 0:
+            return None, wait
+        costs = tuple(c.cost_of(weight, tags) for c in self._counters)
+        wait = max(c.wait_s(now, cost, self._carry(i, now))
+                   for i, (c, cost) in enumerate(zip(self._counters, costs, strict=True)))
+        if wait > 0:
+            return None, wait
+        if self.ledger is not None:
+            full = self.ledger.reserve(self._ledger_entries(now, costs))
+            if full is not None:
+                # other processes hold the rest of this window: wait for the next one
+                counter = (self._counters[full] if full < len(self._counters)
+                           else min(self._counters, key=lambda c: c.window_end_s(now)))
+                return None, max(1e-3, counter.window_end_s(now) - now)
+        for counter, cost in zip(self._counters, costs, strict=True):
+            counter.reserve(now, cost)
+        ticket = Ticket(tuple(c.index(now) for c in self._counters), costs, now)
+        self._in_flight.append(ticket)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("reserve t=%.3f w=%d est=%s", now, weight,
+                      [c.estimate(now) for c in self._counters])
+        self.stats.requests += 1
+        self.stats.weight += weight
+        return ticket, 0.0
+
+    def _ledger_entries(self, now: float, costs: Sequence[int]) -> list[tuple[str, int, int, int]]:
+        """Ledger entries of one request: its window, and also the next one when it is
+        sent so close to the window's end that the server may count it there (within
+        twice the recent latency): another process cannot know it is still in flight."""
+        entries, tail = [], []
+        for counter, cost in zip(self._counters, costs, strict=True):
+            name = f"{counter.window.name}:{counter.window.pool}:{counter.window.window_s:g}"
+            index = counter.index(now)
+            entries.append((name, index, cost, counter.usable))
+            tail_s = min(0.5 * counter.window.window_s,
+                         max(0.02 * counter.window.window_s, 2.0 * self._latency_s))
+            if cost and counter.window_end_s(now) - now < tail_s:
+                tail.append((name, index + 1, cost, counter.usable))
+        return entries + tail
+
     def release(self, ticket: Ticket) -> None:
         """The request of `ticket` is answered (or failed): stop counting it as in flight.
-        Call after `observe_headers` so the server's count already includes it."""
-        if ticket in self._in_flight:  # absent if the windows were replaced since
-            self._in_flight.remove(ticket)
 
-    def observe_headers(self, headers: Mapping[str, str]) -> None:
-        """Follow `X-MBX-USED-WEIGHT-*` from a response received now."""
+        A request sent in an earlier window may have been counted by the server in this
+        one (it straddled the boundary): its cost stays charged to the current window.
+        """
+        if ticket not in self._in_flight:  # absent if the windows were replaced since
+            return
+        self._in_flight.remove(ticket)
+        now = self.clock.time()
+        for counter, index, cost in zip(self._counters, ticket.indices, ticket.costs, strict=False):
+            if cost and index < counter.index(now):
+                counter.add_external(now, cost)
+
+    def observe_headers(self, headers: Mapping[str, str], ticket: Ticket | None = None) -> None:
+        """Follow `X-MBX-USED-WEIGHT-*` from a response received now to the request of
+        `ticket`. A response to a request sent in an earlier window is ignored: its count
+        may be that window's (see `release` for how such a request is charged)."""
         used = used_weight_from_headers(headers)
         if not used:
             return
         now = self.clock.time()
-        for counter in self._counters:
+        sent_s = ticket.sent_s if ticket is not None else now
+        self._latency_s = 0.8 * self._latency_s + 0.2 * max(0.0, now - sent_s)
+        for window_s, value in used.items():
+            self._last_used[window_s] = (sent_s, value)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("header t=%.3f sent=%.3f used=%s", now, sent_s, used)
+        for i, counter in enumerate(self._counters):
             window = counter.window
-            if window.pool is None and window.counts == "weight" and window.window_s in used:
-                counter.observe_used(now, used[window.window_s])
+            if window.pool is not None or window.counts != "weight" or window.window_s not in used:
+                continue
+            if ticket is not None and i < len(ticket.indices) and ticket.indices[i] != counter.index(now):
+                continue
+            counter.observe_used(now, used[window.window_s], now - sent_s)
 
     def on_429(self, retry_after_s: float) -> None:
         """Stop sending for `retry_after_s` and treat the current windows as full."""

@@ -109,6 +109,22 @@ def test_limiter_follows_server_header_for_foreign_weight() -> None:
     assert times[1] == times[0]
 
 
+def test_limiter_paces_a_window_instead_of_bursting_it() -> None:
+    async def scenario() -> list[float]:
+        clock = VirtualClock(start_s=100.0)  # a window start
+        limiter = RateLimiter([RateWindow("REQUEST_WEIGHT", 100, 10.0)], clock=clock)
+        times = []
+        for _ in range(95):
+            limiter.release(await limiter.acquire(1))
+            times.append(clock.time() - 100.0)
+        return times
+
+    times = asyncio.run(scenario())
+    assert sum(t == 0.0 for t in times) == 23  # 25 % of 95 usable at once
+    assert times[-1] <= 8.0 + 1e-3  # all of it released by 80 % of the window
+    assert times == sorted(times)
+
+
 def test_limiter_waits_retry_after_and_bans() -> None:
     async def scenario() -> float:
         clock = VirtualClock(start_s=1000.0)
@@ -132,15 +148,16 @@ def test_funding_pool_counts_requests_only_for_tagged_calls() -> None:
         limiter = RateLimiter([RateWindow("REQUEST_WEIGHT", 1000, 60.0),
                                RateWindow("FUNDING", 10, 300.0, counts="requests", pool="funding")],
                               clock=clock)
-        for _ in range(8):  # usable = 10 - 2
+        for _ in range(8):  # usable = 10 - 2, paced over the window
             limiter.release(await limiter.acquire(0, pools=("funding",)))
+        before = clock.time()
         limiter.release(await limiter.acquire(5))  # untagged: not held back by the pool
-        untagged = clock.time()
+        assert clock.time() == before
         await limiter.acquire(0, pools=("funding",))
-        return untagged, clock.time()
+        return before, clock.time()
 
-    untagged, ninth = asyncio.run(scenario())
-    assert untagged == 0.0 and ninth >= 300.0
+    eighth, ninth = asyncio.run(scenario())
+    assert eighth < 300.0 <= ninth
 
 
 # ---------------------------------------------------------------- client
@@ -252,3 +269,44 @@ def test_exchange_info_windows_drive_the_limiter() -> None:
     windows = _run_client(lambda r: httpx.Response(200, json={}), market=UM, coro=call)
     assert windows[0] == RateWindow("REQUEST_WEIGHT", 200, 2.0)
     assert windows[1].pool == "funding" and windows[1].limit == 500
+
+
+def test_shared_ledger_splits_one_budget_between_processes(tmp_path) -> None:
+    from kline_lake.rate_limiter import ledger_for
+
+    a = ledger_for("http://127.0.0.1:9", "/fapi/v1", tmp_path)
+    b = ledger_for("http://127.0.0.1:9", "/fapi/v1", tmp_path)  # another process, same file
+    entry = ("REQUEST_WEIGHT:None:60", 7, 20, 57)
+    assert a.reserve([entry]) is None and b.reserve([entry]) is None
+    assert a.reserve([entry]) == 0  # 60 > 57: refused, nothing added
+    assert b.reserve([("REQUEST_WEIGHT:None:60", 7, 17, 57)]) is None
+    assert a.reserve([("REQUEST_WEIGHT:None:60", 8, 20, 57)]) is None  # next window: fresh
+    other = ledger_for("http://127.0.0.1:10", "/fapi/v1", tmp_path)
+    assert other.path != a.path
+
+
+def test_two_limiters_sharing_a_ledger_never_exceed_together(tmp_path) -> None:
+    from kline_lake.rate_limiter import ledger_for
+
+    async def scenario() -> list[tuple[float, int]]:
+        clock = VirtualClock(start_s=5000.0)
+        sent: list[tuple[float, int]] = []
+        limiters = [RateLimiter([RateWindow("REQUEST_WEIGHT", 100, 10.0)], clock=clock,
+                                ledger=ledger_for("http://h:1", "/api/v3", tmp_path))
+                    for _ in range(2)]
+
+        async def run(limiter: RateLimiter) -> None:
+            for _ in range(60):
+                ticket = await limiter.acquire(3)
+                sent.append((clock.time(), 3))
+                await clock.sleep(0.3)  # answers arrive late: headers cannot help here
+                limiter.release(ticket)
+
+        await asyncio.gather(*(run(lim) for lim in limiters))
+        return sent
+
+    sent = asyncio.run(scenario())
+    per_window: dict[int, int] = defaultdict(int)
+    for t, w in sent:
+        per_window[int(t // 10.0)] += w
+    assert len(sent) == 120 and max(per_window.values()) <= usable_limit(100, 0.05, 2)
