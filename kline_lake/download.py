@@ -10,8 +10,13 @@ Sources plug in through one function each, `SourceFetcher(ctx, task, ranges_ms)`
 the planned `[start, end)` ranges (ms) of one series and commit them through
 `ctx.sink(task)` (`SeriesSink`: batched commits, progress, counters). `rest` lives in
 `kline_lake.rest_fetch`; other names (`archive`, `auto`) are looked up as
-`kline_lake.archive_download.fetch_series_<name>`. Orchestration, progress and the
-summary are shared.
+`kline_lake.archive_download.fetch_series_<name>` (add the name to
+`cli.download_cmd.SOURCES` too). A source may call `rest_fetch.fetch_series_rest` for
+the ranges it cannot serve. Orchestration, progress and the summary are shared.
+
+Coverage is recorded in the writer's microseconds; sources work in ms (`RunContext.commit`
+converts). Ranges handed to a source are what the lake is missing within the request,
+computed once per series before fetching (`missing_ms`).
 """
 
 from __future__ import annotations

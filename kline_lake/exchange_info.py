@@ -16,6 +16,7 @@ from typing import Any
 from kline_lake.client import ExchangeClient
 from kline_lake.errors import InputError
 from kline_lake.layout import validate_symbol
+from kline_lake.markets import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S, Market
 from kline_lake.rate_limiter import RateWindow, parse_rate_limits
 
 CACHE_META_KEY = "_kline_lake"
@@ -104,9 +105,7 @@ def with_cache_meta(info: Mapping[str, Any], base_url: str, now_s: float) -> dic
 async def fetch_exchange_info(client: ExchangeClient) -> dict[str, Any]:
     """GET exchangeInfo (weight per the market's docs) and apply its rate limits."""
     info = await client.get("exchangeInfo", expect=dict)
-    windows = rate_windows(info)
-    if windows:
-        client.limiter.set_windows([*windows, *_extra_pools(client)])
+    apply_rate_limits(client, info)
     return info
 
 
@@ -114,15 +113,13 @@ def apply_rate_limits(client: ExchangeClient, info: Mapping[str, Any]) -> None:
     """Configure the client's limiter from an exchangeInfo (fresh or cached)."""
     windows = rate_windows(info)
     if windows:
-        client.limiter.set_windows([*windows, *_extra_pools(client)])
+        client.limiter.set_windows([*windows, *extra_pools(client.market)])
 
 
-def _extra_pools(client: ExchangeClient) -> list[RateWindow]:
+def extra_pools(market: Market) -> list[RateWindow]:
     """Budgets exchangeInfo does not advertise: the futures fundingRate pool
     (500 requests per 5 minutes per IP, shared with fundingInfo)."""
-    from kline_lake.markets import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S
-
-    if not client.market.is_futures:
+    if not market.is_futures:
         return []
     return [RateWindow("FUNDING", FUNDING_POOL_REQUESTS, float(FUNDING_POOL_WINDOW_S),
                        counts="requests", pool="funding")]
