@@ -187,3 +187,32 @@ def test_funding_pages() -> None:
 def test_merge_and_clip_ranges() -> None:
     assert pg.merge_ranges([(5, 7), (1, 3), (3, 4), (8, 8)]) == [(1, 4), (5, 7)]
     assert pg.clip_ranges([(0, 10), (20, 30)], 5, 25) == [(5, 10), (20, 25)]
+
+
+# ---------------------------------------------------------- exchange info
+def test_exchange_info_symbols_cache_and_real_rate_limits() -> None:
+    import json
+
+    from kline_lake import exchange_info as xi
+
+    with open("/work/shared/real_data/exchange_info/usdm_exchangeInfo_2024-10-20.json") as fh:
+        info = json.load(fh)
+    symbols = xi.symbols_of(info)
+    assert symbols["BTCUSDT"].onboard_ms == 1569398400000 and symbols["BTCUSDT"].pair == "BTCUSDT"
+    everything = xi.resolve_symbols(info, ["ALL"])
+    assert everything and all(s.trading for s in everything)
+    assert len(everything) < len(symbols)  # delisted/settling ones are left out
+    with pytest.raises(InputError, match="unknown symbol 'NOPE'"):
+        xi.resolve_symbols(info, ["NOPE"])
+    with pytest.raises(InputError, match="invalid symbol"):
+        xi.resolve_symbols(info, ["BTC/USDT"])
+    assert xi.rate_windows(info)[0].limit == 2400
+    cm = {"symbols": [{"symbol": "BTCUSD_PERP", "pair": "BTCUSD", "contractStatus": "TRADING"}]}
+    assert xi.resolve_symbols(cm, ["BTCUSD"], by_pair=True)[0].pair == "BTCUSD"
+    with pytest.raises(InputError):
+        xi.resolve_symbols(cm, ["BTCUSD"])
+    cached = xi.with_cache_meta(info, "http://x", 1000.0)
+    assert xi.cache_is_fresh(cached, "http://x", 1500.0)
+    assert not xi.cache_is_fresh(cached, "http://y", 1500.0)
+    assert not xi.cache_is_fresh(cached, "http://x", 1000.0 + xi.DEFAULT_MAX_AGE_S)
+    assert not xi.cache_is_fresh(None, "http://x", 1500.0)
