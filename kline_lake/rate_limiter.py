@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kline_lake.errors import BannedError
+from kline_lake.errors import BannedError, KlineLakeError
 from kline_lake.retry import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,10 @@ class WindowCounter:
         """0 if `cost` fits now; else seconds until it may (paced) or the next window."""
         if cost <= 0:
             return 0.0
-        if self.estimate(now_s, carry) + cost > self.usable:
+        est = self.estimate(now_s, carry)
+        # a request dearer than the margin-deducted budget may still go alone in an
+        # untouched window (it fits the real limit)
+        if est + cost > self.usable and not (est == 0 and cost <= self.window.limit):
             return max(0.0, self.window_end_s(now_s) - now_s)
         if not self.pace:
             return 0.0
@@ -423,10 +426,11 @@ class RateLimiter:
         ticket to `release` when the request is over."""
         tags = frozenset(pools)
         for counter in self._counters:
-            if counter.cost_of(weight, tags) > counter.usable:
-                raise ValueError(
-                    f"request weight {weight} exceeds the usable budget {counter.usable} "
-                    f"of {counter.window.name}"
+            if counter.cost_of(weight, tags) > counter.window.limit:
+                raise KlineLakeError(
+                    f"a request of weight {weight} can never fit the exchange's "
+                    f"{counter.window.name} limit of {counter.window.limit} per "
+                    f"{counter.window.window_s:g} s"
                 )
         async with self._lock:
             while True:
@@ -476,11 +480,12 @@ class RateLimiter:
         for counter, cost in zip(self._counters, costs, strict=True):
             name = f"{counter.window.name}:{counter.window.pool}:{counter.window.window_s:g}"
             index = counter.index(now)
-            entries.append((name, index, cost, counter.usable))
+            cap = max(counter.usable, cost)  # a dear request may go alone (see wait_s)
+            entries.append((name, index, cost, cap))
             tail_s = min(0.5 * counter.window.window_s,
                          max(0.02 * counter.window.window_s, 2.0 * self._latency_s))
             if cost and counter.window_end_s(now) - now < tail_s:
-                tail.append((name, index + 1, cost, counter.usable))
+                tail.append((name, index + 1, cost, cap))
         return entries + tail
 
     def release(self, ticket: Ticket) -> None:

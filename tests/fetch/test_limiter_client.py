@@ -310,3 +310,21 @@ def test_two_limiters_sharing_a_ledger_never_exceed_together(tmp_path) -> None:
     for t, w in sent:
         per_window[int(t // 10.0)] += w
     assert len(sent) == 120 and max(per_window.values()) <= usable_limit(100, 0.05, 2)
+
+
+def test_request_dearer_than_margin_goes_alone_and_impossible_one_is_refused() -> None:
+    from kline_lake.errors import KlineLakeError
+
+    async def scenario() -> list[float]:
+        clock = VirtualClock(start_s=300.0)
+        limiter = RateLimiter([RateWindow("REQUEST_WEIGHT", 21, 10.0)], clock=clock)  # usable 19
+        times = []
+        for _ in range(3):
+            limiter.release(await limiter.acquire(20))
+            times.append(clock.time())
+        with pytest.raises(KlineLakeError, match="can never fit"):
+            await limiter.acquire(22)
+        return times
+
+    times = asyncio.run(scenario())
+    assert [int(t // 10) for t in times] == [30, 31, 32]  # one per window
