@@ -116,6 +116,7 @@ class SeriesTask:
     id_holes: list[Range] = field(default_factory=list)
     first_key_ms: int | None = None
     last_key_ms: int | None = None
+    weight: int = 0  # request weight spent on this series (first attempts)
 
     def see_times(self, first_ms: int, last_ms: int) -> None:
         self.first_key_ms = first_ms if self.first_key_ms is None else min(self.first_key_ms, first_ms)
@@ -179,7 +180,8 @@ class SeriesSink:
             self._rows += table.num_rows
             col = table.column(TIME_COLUMNS[self.task.key.dataset]).cast(pa.int64())
             self.task.see_times(us_to_ms(col[0].as_py()), us_to_ms(col[-1].as_py()))
-            self.ctx.progress.advance(self.task.label, table.num_rows, self.ctx.client.stats.weight)
+            self.ctx.progress.advance(self.task.label, table.num_rows,
+                                      self.ctx.client.stats.weight, self.task.weight)
         self._covered.extend(r for r in covered_ms if r[0] < r[1])
         if self._rows >= self.ctx.batch_rows:
             await self.flush()

@@ -60,8 +60,10 @@ class DownloadProgress:
     def start(self, labels: list[str], expected_rows: dict[str, int | None]) -> None:
         """Announce the series of the run (label -> expected row count or None)."""
 
-    def advance(self, label: str, rows: int, weight_total: int) -> None:
-        """`rows` more rows fetched for `label`; `weight_total` = weight spent so far."""
+    def advance(self, label: str, rows: int, weight_total: int,
+                weight_series: int | None = None) -> None:
+        """`rows` more rows fetched for `label`; `weight_total` = weight spent so far by
+        the run, `weight_series` (if known) by this series."""
 
     def finish(self, label: str) -> None:
         """`label` is complete."""
@@ -96,9 +98,12 @@ class TqdmProgress(DownloadProgress):
                 self._bars[label] = tqdm(total=expected_rows.get(label), desc=label,
                                          position=i, **kw)
 
-    def advance(self, label: str, rows: int, weight_total: int) -> None:
+    def advance(self, label: str, rows: int, weight_total: int,
+                weight_series: int | None = None) -> None:
         bar = self._bars.get(label)
         if bar is not None:
+            if weight_series is not None:
+                bar.set_postfix(weight=weight_series, refresh=False)
             bar.update(rows)
         if self._total is not None:
             self._total.update(rows)

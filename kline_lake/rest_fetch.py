@@ -55,6 +55,14 @@ async def _run_bounded(coros: Sequence[Awaitable[None]], limit: int) -> None:
         raise
 
 
+async def _get(ctx: RunContext, task: SeriesTask, endpoint: str, params: dict[str, Any],
+               **kwargs: Any) -> Any:
+    """One REST call for `task`, its weight counted on the series (for progress)."""
+    weight = kwargs.get("weight")
+    task.weight += weight if weight is not None else ctx.client.weight_of(endpoint, params.get("limit"))
+    return await ctx.client.get(endpoint, params, **kwargs)
+
+
 def _parse(fn, rows: Any, *args: Any):
     """Parse a page; a shape problem in a 200 answer is a transient (malformed) body."""
     try:
@@ -106,7 +114,7 @@ async def _listing_clamp(ctx: RunContext, task: SeriesTask, sink, endpoint: str,
     # startTime only (no endTime): valid on every market whatever the span (COIN-M's
     # 200-day rule applies to startTime..endTime); a first row past the end clamps all.
     params = {**_kline_base_params(task), "startTime": ranges[0][0], "limit": 1}
-    rows = await ctx.client.get(endpoint, params, expect=list)
+    rows = await _get(ctx, task, endpoint, params, expect=list)
     first_open = int(rows[0][0]) if rows else None
     todo, empty = pg.clamp_to_first_open(ranges, first_open, probe_end)
     if empty:
@@ -120,7 +128,7 @@ async def _kline_chunk(ctx: RunContext, task: SeriesTask, sink, endpoint: str, l
     base = _kline_base_params(task)
     while cursor is not None and cursor < chunk_end:
         params = {**base, **pg.kline_page_params(cursor, chunk_end, limit)}
-        rows = await ctx.client.get(endpoint, params, expect=list)
+        rows = await _get(ctx, task, endpoint, params, expect=list)
         page = pg.interpret_kline_page(rows, cursor, chunk_end, limit, task.key.interval,
                                        ctx.server_now_ms)
         table = _parse(parse_rest_klines, page.rows, task.key.dataset) if page.rows else None
@@ -171,7 +179,7 @@ async def _agg_listing_clamp(ctx: RunContext, task: SeriesTask, sink,
     """No trade before the first 1m kline: one cheap klines probe (weight 1 on futures)
     avoids walking years of empty one-hour windows before a listing."""
     params = {"symbol": task.key.symbol, "interval": "1m", "startTime": ranges[0][0], "limit": 1}
-    rows = await ctx.client.get("klines", params, expect=list)
+    rows = await _get(ctx, task, "klines", params, expect=list)
     first = int(rows[0][0]) if rows else None
     todo, empty = pg.clamp_to_first_open(ranges, first, ranges[-1][1])
     if empty:
@@ -195,7 +203,7 @@ async def _agg_chunk(ctx: RunContext, task: SeriesTask, sink, chunk: pg.Range, c
         else:
             window = None
             params = {"symbol": task.key.symbol, **pg.agg_from_id_params(from_id, limit)}
-        rows = await ctx.client.get("aggTrades", params, expect=list)
+        rows = await _get(ctx, task, "aggTrades", params, expect=list)
         page = pg.interpret_agg_page(rows, chunk_end_ms=chunk_end, cap_ms=cap_ms, limit=limit,
                                      from_id=from_id, window=window)
         task.id_holes.extend(page.holes)
@@ -224,7 +232,7 @@ async def _fetch_funding(ctx: RunContext, task: SeriesTask, sink, ranges_ms: lis
         cursor: int | None = a
         while cursor is not None:
             params = {"symbol": task.key.symbol, **pg.funding_params(cursor, b, limit)}
-            rows = await ctx.client.get("fundingRate", params, weight=weight,
+            rows = await _get(ctx, task, "fundingRate", params, weight=weight,
                                         pools=("funding",), expect=list)
             page = pg.interpret_funding_page(rows, cursor, b, limit, upper)
             table = _parse(parse_rest_funding, page.rows) if page.rows else None
