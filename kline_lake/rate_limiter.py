@@ -282,7 +282,8 @@ class SharedLedger:
             finally:
                 os.close(fd)  # closing releases the lock
         except OSError as exc:
-            log.warning("weight ledger %s disabled: %s", self.path, exc)
+            # info, not warning: a read-only home must not add noise to every command
+            log.info("weight ledger %s disabled: %s", self.path, exc)
             self.enabled = False
             return None
 
