@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight-limit", type=int, default=40)
     parser.add_argument("--windows", type=int, default=15)
     parser.add_argument("--markets", default="spot,um")
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "fetch_efficiency.json",
+                        help="Where to write the results (default: benchmarks/results/).")
     args = parser.parse_args(argv)
     # a private weight ledger: nothing else on this machine shares the fake's budget
     os.environ["KLINE_LAKE_STATE_DIR"] = tempfile.mkdtemp(prefix="kline-lake-bench-")
@@ -141,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['window_s']} s | {r['ceiling_rows_per_window']:,.0f} | {r['rows_per_window']:,.0f} | "
               f"{r['efficiency']:.3f} | {r['end_to_end_efficiency']:.3f} | {r['server_429']} | "
               f"{r['server_418']} |")
-    print(json.dumps({"fetch_efficiency": results}))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"fetch_efficiency": results}, indent=1) + "\n")
+    print(f"results written to {args.json}")
     ok = all(r["efficiency"] >= 0.9 and r["server_429"] == 0 and r["server_418"] == 0 for r in results)
     return 0 if ok else 1
 
