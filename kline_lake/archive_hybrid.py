@@ -123,7 +123,7 @@ def archive_url_for(request: DownloadRequest) -> str:
     (flag or environment) stands in for an archive URL nobody set."""
     base = request.base_url
     rest_override = None if base == request.market.default_base_url else base
-    return resolve_download_archive_url(getattr(request, "archive_url", None), rest_override)
+    return resolve_download_archive_url(request.archive_url, rest_override)
 
 
 def _make_commit(ctx: RunContext, task: SeriesTask):

@@ -31,9 +31,10 @@ from kline_lake.archive_download import archive_client, clip_rows
 from kline_lake.archive_fetch import FetchPolicy, NotInArchive, fetch_archive_file, fetch_checksum
 from kline_lake.archive_manifest import ManifestEntry
 from kline_lake.archive_plan import archive_url
-from kline_lake.errors import KlineLakeError
+from kline_lake.errors import InputError, KlineLakeError
 from kline_lake.lake_writer import LakeWriter, merge_rows, read_data_file, write_parquet
 from kline_lake.layout import SeriesKey
+from kline_lake.markets import resolve_archive_url
 from kline_lake.parsing import parse_archive_csv
 from kline_lake.schemas import TIME_COLUMNS, TS, conform
 
@@ -53,6 +54,11 @@ class RefreshReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (for ``verify --json``)."""
+        return {"checked": self.checked, "unchanged": self.unchanged, "changed": self.changed,
+                "missing": self.missing, "errors": self.errors}
 
     def lines(self) -> list[str]:
         """Human-readable report lines (one per changed/missing/failed file + a total)."""
@@ -187,6 +193,10 @@ async def refresh_archive(
     return report
 
 
-def run_refresh(root: str | Path, base_url: str) -> RefreshReport:
-    """Synchronous entry point for the CLI (``verify --refresh-archive``)."""
+def run_refresh(root: str | Path, archive_url: str | None = None) -> RefreshReport:
+    """Synchronous entry point for ``kline-lake verify --refresh-archive [--archive-url]``:
+    the URL defaults to KLINE_LAKE_ARCHIVE_URL, then https://data.binance.vision."""
+    base_url = resolve_archive_url(archive_url)
+    if not base_url.startswith(("http://", "https://")):
+        raise InputError(f"invalid --archive-url {base_url!r}: expected http:// or https://")
     return asyncio.run(refresh_archive(root, base_url))

@@ -67,11 +67,13 @@ class DownloadRequest:
     lake: Path
     base_url: str
     source: str = "rest"
+    archive_url: str | None = None  # --archive-url; None: see archive_plan.resolve_download_archive_url
 
 
 def validate_request(*, market: str, dataset: str, symbols: str, interval: str | None,
                      start: str, end: str | None, lake: str | Path,
-                     base_url: str | None = None, source: str = "rest") -> DownloadRequest:
+                     base_url: str | None = None, source: str = "rest",
+                     archive_url: str | None = None) -> DownloadRequest:
     """Check everything that needs no network; InputError on the first problem."""
     mkt = get_market(market)
     validate_dataset(mkt, dataset)
@@ -100,7 +102,12 @@ def validate_request(*, market: str, dataset: str, symbols: str, interval: str |
         raise InputError(f"invalid --base-url: {exc}") from None
     if not url.startswith(("http://", "https://")):
         raise InputError(f"invalid --base-url {url!r}: expected http:// or https://")
-    return DownloadRequest(mkt, dataset, names, interval, start_ms, end_ms, root, url, source)
+    if archive_url is not None and not archive_url.startswith(("http://", "https://")):
+        raise InputError(f"invalid --archive-url {archive_url!r}: expected http:// or https://")
+    if source == "archive" and mkt.archive_prefix is None:
+        raise InputError(f"market {mkt.name!r} has no archive; use --source rest or auto")
+    return DownloadRequest(mkt, dataset, names, interval, start_ms, end_ms, root, url, source,
+                           archive_url)
 
 
 @dataclass

@@ -106,19 +106,34 @@ def gaps(lake: str, market: str | None, dataset: str, symbols: str | None,
 @click.command()
 @lake_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--refresh-archive", is_flag=True,
+              help="First re-read the CHECKSUMs of ingested archive files; re-ingest changed ones.")
+@click.option("--archive-url", default=None,
+              help="Archive base URL for --refresh-archive (env KLINE_LAKE_ARCHIVE_URL).")
 @click.pass_context
-def verify(ctx: click.Context, lake: str, as_json: bool) -> None:
+def verify(ctx: click.Context, lake: str, as_json: bool, refresh_archive: bool,
+           archive_url: str | None) -> None:
     """Check schemas, order, unique keys, partitions and coverage; exit 1 on an error."""
     import json
 
+    refreshed = None
+    if refresh_archive:  # kline_lake.archive_refresh (issue 4)
+        from kline_lake.archive_refresh import run_refresh
+
+        refreshed = run_refresh(lake, archive_url)
     report = _open(lake).verify()
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=1))
+        doc = report.to_dict()
+        if refreshed is not None:
+            doc["archive_refresh"] = refreshed.to_dict()
+        click.echo(json.dumps(doc, indent=1))
     else:
+        for line in refreshed.lines() if refreshed is not None else []:
+            click.echo(line)
         for problem in report.problems:
             click.echo(str(problem))
         click.echo(report.summary())
-    if not report.ok:
+    if not report.ok or (refreshed is not None and not refreshed.ok):
         ctx.exit(1)
 
 

@@ -1,4 +1,4 @@
-"""`kline-lake download`: REST history into the lake (see kline_lake.download)."""
+"""`kline-lake download`: history from the archive and REST into the lake (see kline_lake.download)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import click
 
 from kline_lake.markets import DATASETS, MARKETS
 
-SOURCES = ("rest",)  # the archive issue adds "archive" and "auto"
+SOURCES = ("auto", "archive", "rest")  # archive sources: kline_lake.archive_hybrid
 
 
 @click.command("download")
@@ -20,13 +20,16 @@ SOURCES = ("rest",)  # the archive issue adds "archive" and "auto"
 @click.option("--end", default=None, help="UTC end, exclusive (default: now).")
 @click.option("--lake", default="./data", show_default=True, help="Lake root directory.")
 @click.option("--base-url", default=None, help="REST base URL for every market (env KLINE_LAKE_BASE_URL).")
-@click.option("--source", default="rest", show_default=True, type=click.Choice(SOURCES), help="Where the data comes from.")
+@click.option("--source", default="auto", show_default=True, type=click.Choice(SOURCES),
+              help="auto: archive zips for past months/days, REST for the rest; archive: zips only; rest: REST only.")
+@click.option("--archive-url", default=None,
+              help="Archive base URL (env KLINE_LAKE_ARCHIVE_URL; default --base-url if given, else https://data.binance.vision).")
 @click.option("--quiet", is_flag=True, help="No progress bars (the summary line is still printed).")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=None, hidden=True,
               help="Rows per lake commit (default 100000).")
 def download(market: str, dataset: str, symbols: str, interval: str | None, start: str,
-             end: str | None, lake: str, base_url: str | None, source: str, quiet: bool,
-             batch_rows: int | None) -> None:
+             end: str | None, lake: str, base_url: str | None, source: str,
+             archive_url: str | None, quiet: bool, batch_rows: int | None) -> None:
     """Download klines, aggregate trades or funding into the Parquet lake.
 
     Only what the lake does not cover yet is fetched; the exchange's weight budget is
@@ -37,8 +40,15 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
 
     request = validate_request(market=market, dataset=dataset, symbols=symbols,
                                interval=interval, start=start, end=end, lake=lake,
-                               base_url=base_url, source=source)
-    progress = NullProgress() if quiet else TqdmProgress()
+                               base_url=base_url, source=source, archive_url=archive_url)
+    if quiet:
+        progress = NullProgress()
+    elif source == "rest":
+        progress = TqdmProgress()
+    else:
+        from kline_lake.archive_hybrid import HybridProgress
+
+        progress = HybridProgress()  # adds archive files and bytes bars
     kwargs = {} if batch_rows is None else {"batch_rows": batch_rows}
     totals = asyncio.run(run_download(request, progress=progress, **kwargs))
     click.echo(summary_line(totals))
