@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kline_lake import archive_manifest
+from kline_lake.aio import gather_or_cancel
 from kline_lake.archive_fetch import FetchedArchive, FetchPolicy, NotInArchive, fetch_archive_file
 from kline_lake.archive_manifest import ManifestEntry
 from kline_lake.archive_plan import (
@@ -144,18 +145,6 @@ def group_for_commit(pieces: list[PlanPiece], dataset: str) -> list[list[PlanPie
     for piece in sorted(pieces):
         groups.setdefault(piece.period_label[:7], []).append(piece)  # YYYY-MM
     return [groups[k] for k in sorted(groups)]
-
-
-async def gather_or_cancel(coros: list[Awaitable[None]]) -> None:
-    """Run all; on the first failure cancel the rest (what was committed stays) and raise."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 @dataclass

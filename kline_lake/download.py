@@ -32,6 +32,7 @@ import httpx
 import pyarrow as pa
 
 from kline_lake import exchange_info as xinfo
+from kline_lake.aio import gather_or_cancel
 from kline_lake.client import ExchangeClient, Session
 from kline_lake.errors import InputError
 from kline_lake.intervals import INTERVAL_MS, validate_interval
@@ -302,23 +303,11 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
                 progress.finish(task.label)
 
         try:
-            await _gather_all([one(t) for t in tasks])
+            await gather_or_cancel([one(t) for t in tasks])
         finally:
             progress.close()
             _fill_totals(totals, client, tasks, time.monotonic() - started)
     return totals
-
-
-async def _gather_all(coros: list[Awaitable[None]]) -> None:
-    """Run all; on the first failure cancel the others (committed work stays) and raise."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def missing_ms(writer: LakeWriter, task: SeriesTask) -> list[Range]:

@@ -7,12 +7,11 @@ that run concurrently (the shared limiter keeps the sum within the budget).
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from kline_lake import pagination as pg
+from kline_lake.aio import gather_or_cancel
 from kline_lake.download import RunContext, SeriesTask
 from kline_lake.errors import InputError, TransientError
 from kline_lake.intervals import INTERVAL_MS, MS_PER_DAY, MS_PER_HOUR
@@ -35,24 +34,6 @@ async def fetch_series_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[p
     else:
         await _fetch_klines(ctx, task, sink, ranges_ms)
     await sink.flush()
-
-
-async def _run_bounded(coros: Sequence[Awaitable[None]], limit: int) -> None:
-    """Run coroutines with at most `limit` at once; first failure cancels the rest."""
-    gate = asyncio.Semaphore(limit)
-
-    async def guarded(c: Awaitable[None]) -> None:
-        async with gate:
-            await c
-
-    tasks = [asyncio.ensure_future(guarded(c)) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 async def _get(ctx: RunContext, task: SeriesTask, endpoint: str, params: dict[str, Any],
@@ -100,7 +81,7 @@ async def _fetch_klines(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list
     total = sum(b - a for a, b in ranges)
     ppc = pages_per_chunk(total, interval, limit)
     chunks = [c for a, b in ranges for c in pg.plan_kline_chunks(a, b, interval, limit, ppc, window)]
-    await _run_bounded([_kline_chunk(ctx, task, sink, endpoint, limit, c) for c in chunks],
+    await gather_or_cancel([_kline_chunk(ctx, task, sink, endpoint, limit, c) for c in chunks],
                        CHUNKS_PER_SERIES)
 
 
@@ -153,7 +134,7 @@ async def _fetch_agg_trades(ctx: RunContext, task: SeriesTask, sink, ranges_ms: 
     step = agg_chunk_ms(sum(b - a for a, b in ranges))
     chunks = [c for a, b in ranges for c in pg.plan_time_chunks(a, b, step)]
     spans: list[tuple[int, int, int | None, int | None]] = []
-    await _run_bounded([_agg_chunk(ctx, task, sink, c, upper, spans) for c in chunks],
+    await gather_or_cancel([_agg_chunk(ctx, task, sink, c, upper, spans) for c in chunks],
                        CHUNKS_PER_SERIES)
     task.id_holes.extend(cross_chunk_id_holes(spans))
 
