@@ -86,13 +86,18 @@ def test_env_base_url_and_summary_line(fx, tmp_path: Path) -> None:
     assert "0 x 429" in result.stdout and "gaps found" in result.stdout
 
 
+# `--source rest`: these tests are about the REST path (the archive path would finish the
+# whole range in a few zips, before there is anything to kill or to share a budget over).
 LONG = ["download", "--market", "um", "--data", "klines", "--symbols", "BTCUSDT,ETHUSDT",
-        "--interval", "3m", "--start", "2024-01-01", "--end", "2024-03-01", "--quiet"]
+        "--interval", "3m", "--start", "2024-01-01", "--end", "2024-03-01", "--quiet",
+        "--source", "rest"]
 
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_equals_clean_run(tmp_path: Path) -> None:
-    with FakeExchange(seed=5, now_ms=NOW_MS) as fx:
+    # ~116 pages of weight 2 on a 40-per-second budget: the run lasts seconds, so the
+    # kill lands mid-run whatever the machine's speed.
+    with FakeExchange(seed=5, now_ms=NOW_MS, minute_seconds=1, weight_limit=40) as fx:
         clean, killed = tmp_path / "clean", tmp_path / "killed"
         download(fx.base_url, clean, market="um", symbols="BTCUSDT,ETHUSDT", interval="3m",
                  start="2024-01-01", end="2024-03-01")
@@ -121,7 +126,8 @@ def test_two_concurrent_downloads_into_one_lake(tmp_path: Path) -> None:
     with FakeExchange(seed=5, now_ms=NOW_MS, minute_seconds=5, weight_limit=100) as fx:
         clean, shared = tmp_path / "clean", tmp_path / "shared"
         a = ["download", "--market", "um", "--data", "klines", "--interval", "15m", "--quiet",
-             "--lake", str(shared), "--base-url", fx.base_url, "--batch-rows", "3000"]
+             "--lake", str(shared), "--base-url", fx.base_url, "--batch-rows", "3000",
+             "--source", "rest"]
         procs = [
             subprocess.Popen([KLINE_LAKE, *a, "--symbols", "BTCUSDT,ETHUSDT", "--start", "2023-11-01",
                               "--end", "2024-02-01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
