@@ -44,7 +44,9 @@ __all__ = ["LakeWriter", "SeriesKey", "write_parquet", "merge_rows", "read_data_
 # Row groups of at most this many rows: small enough that row-group statistics let
 # DuckDB/Polars skip most of a day of trades, large enough to compress well.
 ROW_GROUP_ROWS = 128 * 1024
-ZSTD_LEVEL = 3
+# zstd level 1, not 3: on a month of 1m klines 12 ms instead of 17 ms per write for 11% more
+# bytes (2.34 vs 2.10 MB); on a day of 1M aggTrades 158 vs 248 ms for 8% more bytes.
+ZSTD_LEVEL = 1
 # No dictionary encoding: on ids, times and float columns it cost 3-7x the write time for
 # larger files (measured on 800k agg trades); zstd captures repeated values anyway.
 _PART = "__file"
@@ -114,6 +116,9 @@ def _already_ordered(tables: list[pa.Table], key: str) -> bool:
 def split_by_target(table: pa.Table, dataset: str) -> dict[tuple[int, int, str], pa.Table]:
     """Group rows by their (year, month, file name) destination."""
     time_col = TIME_COLUMNS[dataset]
+    single = _single_target(table, dataset)
+    if single is not None:  # the common case (one archive file): no grouping, no copy
+        return {single: table}
     frame = pl.from_arrow(table.select([time_col])).with_row_index("__row")
     ts = pl.col(time_col)
     name = (ts.dt.strftime("%Y-%m-%d") + ".parquet") if dataset in layout.DAILY_FILE_DATASETS \
@@ -123,6 +128,19 @@ def split_by_target(table: pa.Table, dataset: str) -> dict[tuple[int, int, str],
     for (year, month, fname), group in frame.group_by(["y", "m", _PART], maintain_order=True):
         out[(int(year), int(month), str(fname))] = table.take(group["__row"].to_arrow())
     return out
+
+
+def _single_target(table: pa.Table, dataset: str) -> tuple[int, int, str] | None:
+    """The one (year, month, file name) all rows go to, or None if they span several."""
+    if not table.num_rows:
+        return None
+    bounds = pc.min_max(table.column(TIME_COLUMNS[dataset]).cast(pa.int64()))
+    lo_us, hi_us = bounds["min"].as_py(), bounds["max"].as_py()
+    lo_ym, hi_ym = layout.year_month_day(lo_us)[:2], layout.year_month_day(hi_us)[:2]
+    lo_name, hi_name = layout.file_name(dataset, lo_us), layout.file_name(dataset, hi_us)
+    if lo_ym != hi_ym or lo_name != hi_name:
+        return None
+    return (lo_ym[0], lo_ym[1], lo_name)
 
 
 class LakeWriter:

@@ -15,6 +15,7 @@ Archive formats (https://github.com/binance/binance-public-data):
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,15 +35,23 @@ _AGG_CSV_COLUMNS = [
     "is_buyer_maker", "is_best_match",
 ]
 _FUNDING_CSV_COLUMNS = ["calc_time", "funding_interval_hours", "last_funding_rate"]
+# The first byte that bytes.strip() would keep (ASCII whitespace is " \t\n\r\v\f").
+_NON_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 
 
 def _has_header(data: bytes) -> bool:
-    first = data.lstrip()[:1]
+    match = _NON_SPACE.search(data)  # no copy of the whole file, unlike data.lstrip()
+    first = match.group() if match else b""
     return bool(first) and not (first.isdigit() or first == b"-")
 
 
+def _first_line(data: bytes) -> bytes:
+    end = data.find(b"\n")
+    return data if end < 0 else data[:end]
+
+
 def _read_csv(data: bytes, names: Sequence[str], types: dict[str, pa.DataType]) -> pa.Table:
-    n_cols = data.split(b"\n", 1)[0].count(b",") + 1
+    n_cols = _first_line(data).count(b",") + 1
     if n_cols > len(names):
         raise InputError(f"archive CSV has {n_cols} columns, expected at most {len(names)}")
     names = list(names[:n_cols])
@@ -81,7 +90,7 @@ def _klines_table(cols: dict[str, Any], dataset: str) -> pa.Table:
 
 def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
     """Parse one archive CSV (already unzipped) into the dataset's lake schema."""
-    if not data.strip():
+    if _NON_SPACE.search(data) is None:  # blank: as `not data.strip()`, without the copy
         return schemas.schema_for(dataset).empty_table()
     f64, i64 = pa.float64(), pa.int64()
     if dataset in ("klines", "mark_klines", "index_klines", "premium_klines"):

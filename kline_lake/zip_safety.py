@@ -14,8 +14,17 @@ import io
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from kline_lake.errors import KlineLakeError
+
+try:  # ISA-L inflates archive zips ~2.7x faster than stdlib zlib (same raw-deflate API).
+    from isal import isal_zlib as _fast_zlib
+
+    _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _fast_zlib.error)
+except ImportError:  # optional speed-up: fall back to the standard library
+    _fast_zlib = None
+    _INFLATE_ERRORS = (zlib.error,)
 
 # A month of 1s spot klines is ~2.7M rows * ~150 bytes ~ 400 MB; a month of BTCUSDT
 # aggTrades runs to several GB. The defaults admit the former and make the caller opt in
@@ -131,10 +140,10 @@ def _inflate(zip_bytes: bytes, info: zipfile.ZipInfo, zip_name: str, limits: Zip
     if info.compress_type == zipfile.ZIP_STORED:
         out = raw
     elif info.compress_type == zipfile.ZIP_DEFLATED:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        inflater = raw_inflater()
         try:
             out = inflater.decompress(raw, cap + 1)
-        except zlib.error as exc:
+        except _INFLATE_ERRORS as exc:
             raise UnsafeArchiveError(f"{zip_name}: cannot inflate {info.filename!r}: {exc}") from exc
         if len(out) <= cap and not inflater.eof:
             raise UnsafeArchiveError(f"{zip_name}: member {info.filename!r} ends early")
@@ -151,3 +160,13 @@ def _inflate(zip_bytes: bytes, info: zipfile.ZipInfo, zip_name: str, limits: Zip
             f"{zip_name}: member {info.filename!r} inflates to {len(out)} bytes, declared {info.file_size}"
         )
     return out
+
+
+def raw_inflater(*, prefer_fast: bool = True) -> Any:
+    """A raw-deflate (zip member) decompressobj: ISA-L's when installed, else stdlib zlib.
+
+    Both honour ``decompress(data, max_length)`` and ``eof``, which the size caps rely on.
+    """
+    if prefer_fast and _fast_zlib is not None:
+        return _fast_zlib.decompressobj(-zlib.MAX_WBITS)
+    return zlib.decompressobj(-zlib.MAX_WBITS)

@@ -8,7 +8,18 @@ import zipfile
 import pytest
 from archive_helpers import make_zip
 
-from kline_lake.zip_safety import UnsafeArchiveError, ZipLimits, extract_single_csv
+from kline_lake import zip_safety
+from kline_lake.zip_safety import UnsafeArchiveError, ZipLimits, extract_single_csv, raw_inflater
+
+
+@pytest.fixture(params=["isal", "stdlib"])
+def inflate_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with ISA-L's inflater and again with the stdlib fallback."""
+    if request.param == "stdlib":
+        monkeypatch.setattr(zip_safety, "_fast_zlib", None)
+    else:
+        pytest.importorskip("isal")
+    return request.param
 
 
 def _zip(members: list[tuple[str, bytes]]) -> bytes:
@@ -19,6 +30,7 @@ def _zip(members: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.usefixtures("inflate_backend")
 def test_extracts_the_single_csv() -> None:
     data = b"1,2,3\n" * 100
     name, out = extract_single_csv(make_zip("X-1m-2024-01.csv", data), "X-1m-2024-01.zip")
@@ -43,6 +55,7 @@ def test_refuses_zero_or_many_members_and_garbage() -> None:
         extract_single_csv(b"PK\x03\x04 not really", "e.zip")
 
 
+@pytest.mark.usefixtures("inflate_backend")
 def test_size_and_ratio_caps() -> None:
     bomb = make_zip("bomb.csv", b"0" * (20 * 1024 * 1024))  # ~1000x compressible
     with pytest.raises(UnsafeArchiveError, match="ratio"):
@@ -53,6 +66,7 @@ def test_size_and_ratio_caps() -> None:
         ZipLimits(max_uncompressed_bytes=0)
 
 
+@pytest.mark.usefixtures("inflate_backend")
 def test_declared_size_that_lies_is_caught_while_inflating() -> None:
     data = make_zip("a.csv", b"1,2,3\n" * 1000)
     # Patch the declared uncompressed size (local header offset 22, central dir +24) to 10
@@ -65,6 +79,7 @@ def test_declared_size_that_lies_is_caught_while_inflating() -> None:
         extract_single_csv(bytes(raw), "a.zip")
 
 
+@pytest.mark.usefixtures("inflate_backend")
 def test_crc_checked_unless_the_sha256_already_vouched() -> None:
     data = b"1,2,3\n" * 500
     raw = bytearray(make_zip("a.csv", data))
@@ -75,6 +90,7 @@ def test_crc_checked_unless_the_sha256_already_vouched() -> None:
     assert extract_single_csv(bytes(raw), "a.zip", check_crc=False)[1] == data
 
 
+@pytest.mark.usefixtures("inflate_backend")
 def test_stored_member_and_truncated_deflate() -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
@@ -84,3 +100,28 @@ def test_stored_member_and_truncated_deflate() -> None:
     cut = whole[:60] + whole[-100:]  # keep the directory, lose most of the data
     with pytest.raises(UnsafeArchiveError, match="t.zip"):
         extract_single_csv(cut, "t.zip")
+
+
+def test_isal_and_stdlib_inflate_identically() -> None:
+    pytest.importorskip("isal")
+    data = b"".join(b"%d,%.8f,%d\n" % (i, i / 7, i * 60_000) for i in range(20_000))
+    member = make_zip("m.csv", data)
+    raw = member[30 + len("m.csv"):member.rfind(b"PK\x01\x02")]
+    fast, slow = raw_inflater(), raw_inflater(prefer_fast=False)
+    assert type(fast).__module__ != type(slow).__module__  # really two implementations
+    assert fast.decompress(raw, len(data) + 1) == slow.decompress(raw, len(data) + 1) == data
+    assert fast.eof and slow.eof
+    # A cap below the size stops both at the cap, with input left over.
+    fast, slow = raw_inflater(), raw_inflater(prefer_fast=False)
+    assert len(fast.decompress(raw, 1000)) == len(slow.decompress(raw, 1000)) == 1000
+    assert not fast.eof and not slow.eof
+
+
+@pytest.mark.usefixtures("inflate_backend")
+def test_corrupt_deflate_stream_is_an_unsafe_archive() -> None:
+    data = b"1,2,3\n" * 5000
+    raw = bytearray(make_zip("c.csv", bytes(range(256)) * 40 + data))
+    start = 30 + len("c.csv")
+    raw[start:start + 4] = b"\xff\xff\xff\xff"  # an invalid deflate block header
+    with pytest.raises(UnsafeArchiveError, match="c.zip"):
+        extract_single_csv(bytes(raw), "c.zip", check_crc=False)

@@ -89,3 +89,14 @@ def test_malformed_bodies_are_input_errors():
         parsing.parse_rest_klines([[1, "x"]])
     with pytest.raises(InputError, match="malformed aggTrades"):
         parsing.parse_rest_agg_trades([{"a": 1}])
+
+
+def test_blank_input_header_and_missing_final_newline():
+    assert parsing.parse_archive_csv(b" \r\n\t\x0b\x0c\n", "klines").num_rows == 0
+    row = b"1704067200000,1,2,0.5,1.5,10,1704067259999,15,3,4,6,0\n"
+    header = b"open_time,open,high,low,close,volume,close_time,quote_volume,count," \
+             b"taker_buy_volume,taker_buy_quote_volume,ignore\n"
+    plain = parsing.parse_archive_csv(row, "klines")
+    assert plain.num_rows == 1
+    assert parsing.parse_archive_csv(header + row, "klines").equals(plain)
+    assert parsing.parse_archive_csv(row.rstrip(b"\n"), "klines").equals(plain)  # no newline

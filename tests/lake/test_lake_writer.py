@@ -252,3 +252,20 @@ def test_minute_and_month_series_stay_apart(writer, lake_root):
     assert _read_series(lake_root, month).num_rows == 1
     names = sorted(p.name for p in layout.series_dir(lake_root, minute).parent.iterdir())
     assert names == ["interval=1M", "interval=1m"]
+
+
+def test_split_by_target_single_partition_is_the_table_itself() -> None:
+    from kline_lake.lake_writer import split_by_target
+
+    month = synthetic_klines(JAN_2024_MS, 100)
+    assert list(split_by_target(month, "klines")) == [(2024, 1, layout.MONTH_FILE)]
+    assert split_by_target(month, "klines")[(2024, 1, layout.MONTH_FILE)] is month  # no copy
+    # Rows over a month boundary (and agg trades over a day boundary) are still split.
+    times = pa.array([JAN_2024_MS * 1000 - MINUTE_US, JAN_2024_MS * 1000], pa.int64())
+    two = month.slice(0, 2).set_column(0, "open_time", times.view(month.schema.field(0).type))
+    parts = split_by_target(two, "klines")
+    assert sorted(parts) == [(2023, 12, layout.MONTH_FILE), (2024, 1, layout.MONTH_FILE)]
+    assert all(t.num_rows == 1 for t in parts.values())
+    trades = synthetic_agg_trades(JAN_2024_MS, 4, spacing_ms=12 * 3_600_000)  # 2024-01-01, 01-02
+    assert sorted(split_by_target(trades, "agg_trades")) == [
+        (2024, 1, "2024-01-01.parquet"), (2024, 1, "2024-01-02.parquet")]
