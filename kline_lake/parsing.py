@@ -14,7 +14,6 @@ Archive formats (https://github.com/binance/binance-public-data):
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -62,7 +61,8 @@ def _read_csv(data: bytes, names: Sequence[str], types: dict[str, pa.DataType]) 
         false_values=["false", "False", "FALSE"],
     )
     try:
-        return pacsv.read_csv(io.BytesIO(data), read_options=read, convert_options=convert)
+        # BufferReader wraps the bytes without a copy (BytesIO goes through a Python file).
+        return pacsv.read_csv(pa.BufferReader(data), read_options=read, convert_options=convert)
     except pa.ArrowInvalid as exc:
         raise InputError(f"malformed archive CSV: {exc}") from exc
 
