@@ -25,8 +25,9 @@ import httpx
 
 from kline_lake.errors import BinanceAPIError, TransientError
 from kline_lake.markets import Market, request_weight
-from kline_lake.rate_limiter import RateLimiter, RateWindow, ledger_for
+from kline_lake.rate_limiter import RateLimiter, RateWindow
 from kline_lake.retry import Clock, RetryPolicy, SystemClock, backoff_delay_s
+from kline_lake.weight_ledger import ledger_for
 
 DEFAULT_TIMEOUT_S = 20.0
 DEFAULT_MAX_IN_FLIGHT = 16
@@ -206,7 +207,7 @@ class Session:
     shared by every client it hands out. Use as an async context manager.
 
     `share_budget` (default on) also reserves weight in a per-machine ledger file (see
-    `rate_limiter.SharedLedger`) so concurrent processes split one IP's budget.
+    `weight_ledger.SharedLedger`) so concurrent processes split one IP's budget.
     """
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,

@@ -1,4 +1,4 @@
-"""Fetch tests: a private weight-ledger directory per test (see rate_limiter.SharedLedger),
+"""Fetch tests: a private weight-ledger directory per test (see weight_ledger.SharedLedger),
 inherited by the CLI subprocesses a test starts."""
 
 from __future__ import annotations

@@ -272,7 +272,7 @@ def test_exchange_info_windows_drive_the_limiter() -> None:
 
 
 def test_shared_ledger_splits_one_budget_between_processes(tmp_path) -> None:
-    from kline_lake.rate_limiter import ledger_for
+    from kline_lake.weight_ledger import ledger_for
 
     a = ledger_for("http://127.0.0.1:9", "/fapi/v1", tmp_path)
     b = ledger_for("http://127.0.0.1:9", "/fapi/v1", tmp_path)  # another process, same file
@@ -286,7 +286,7 @@ def test_shared_ledger_splits_one_budget_between_processes(tmp_path) -> None:
 
 
 def test_two_limiters_sharing_a_ledger_never_exceed_together(tmp_path) -> None:
-    from kline_lake.rate_limiter import ledger_for
+    from kline_lake.weight_ledger import ledger_for
 
     async def scenario() -> list[tuple[float, int]]:
         clock = VirtualClock(start_s=5000.0)
