@@ -82,7 +82,7 @@ async def _fetch_klines(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list
     ppc = pages_per_chunk(total, interval, limit)
     chunks = [c for a, b in ranges for c in pg.plan_kline_chunks(a, b, interval, limit, ppc, window)]
     await gather_or_cancel([_kline_chunk(ctx, task, sink, endpoint, limit, c) for c in chunks],
-                       CHUNKS_PER_SERIES)
+                           CHUNKS_PER_SERIES)
 
 
 async def _listing_clamp(ctx: RunContext, task: SeriesTask, sink, endpoint: str,
@@ -135,7 +135,7 @@ async def _fetch_agg_trades(ctx: RunContext, task: SeriesTask, sink, ranges_ms: 
     chunks = [c for a, b in ranges for c in pg.plan_time_chunks(a, b, step)]
     spans: list[tuple[int, int, int | None, int | None]] = []
     await gather_or_cancel([_agg_chunk(ctx, task, sink, c, upper, spans) for c in chunks],
-                       CHUNKS_PER_SERIES)
+                           CHUNKS_PER_SERIES)
     task.id_holes.extend(cross_chunk_id_holes(spans))
 
 
