@@ -2,9 +2,9 @@
 
 For one series and a list of archive pieces (:mod:`kline_lake.archive_plan`), files are
 downloaded concurrently (:func:`kline_lake.archive_fetch.fetch_archive_file`: sha256
-verified before anything is parsed), parsed with pyarrow
-(:func:`kline_lake.parsing.parse_archive_csv`), clipped to the piece, and committed
-through the :class:`~kline_lake.lake_writer.LakeWriter` one calendar month at a time
+verified before anything is parsed), parsed straight into Arrow columns
+(:func:`kline_lake.parsing.parse_archive_csv`: one Numba pass over the CSV bytes),
+clipped to the piece, and committed through the :class:`~kline_lake.lake_writer.LakeWriter` one calendar month at a time
 (one commit per month partition, so a month of daily files is one rewrite, not thirty;
 agg_trades commit file by file, matching the lake's per-day trade files).
 
@@ -166,6 +166,9 @@ class _SeriesIngest:
         self.commit = commit or self._commit_direct
         self.files_sem = asyncio.Semaphore(settings.concurrency)
         self.groups_sem = asyncio.Semaphore(settings.groups_in_flight)
+        # one commit at a time, as the download's RunContext.commit does: two groups
+        # committing at once would only queue on the series' file lock (which polls)
+        self.commit_lock = asyncio.Lock()
         self.outcome = ArchiveOutcome()
 
     async def run(self, pieces: list[PlanPiece]) -> ArchiveOutcome:
@@ -216,7 +219,8 @@ class _SeriesIngest:
 
     async def _commit_direct(self, key: SeriesKey, table: pa.Table,
                              covered_us: list[tuple[int, int]]) -> None:
-        await asyncio.to_thread(self.writer.commit, key, table, covered_us)
+        async with self.commit_lock:
+            await asyncio.to_thread(self.writer.commit, key, table, covered_us)
 
     async def _commit(self, parsed: list[_Parsed]) -> None:
         table = pa.concat_tables([p.table for p in parsed])

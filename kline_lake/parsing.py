@@ -20,20 +20,32 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from kline_lake import schemas
 from kline_lake.errors import InputError
+from kline_lake.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
 
-_KLINE_CSV_COLUMNS = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time",
-    "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
-]
-_AGG_CSV_COLUMNS = [
-    "agg_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
-    "is_buyer_maker", "is_best_match",
-]
-_FUNDING_CSV_COLUMNS = ["calc_time", "funding_interval_hours", "last_funding_rate"]
+# (column, kind) of each archive CSV, in file order. SKIP columns are checked for
+# shape (one field) but not converted: klines' trailing "ignore", and the volume columns of
+# mark/index/premium klines, which the exchange fills with zeros.
+_KLINE_CSV = (
+    ("open_time", INT), ("open", FLOAT), ("high", FLOAT), ("low", FLOAT), ("close", FLOAT),
+    ("volume", FLOAT), ("close_time", INT), ("quote_volume", FLOAT), ("trades", INT),
+    ("taker_buy_volume", FLOAT), ("taker_buy_quote_volume", FLOAT), ("ignore", SKIP),
+)
+_PRICE_KLINE_UNUSED = {"volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"}
+_PRICE_KLINE_CSV = tuple((name, SKIP if name in _PRICE_KLINE_UNUSED else kind)
+                         for name, kind in _KLINE_CSV)
+_AGG_CSV = (
+    ("agg_id", INT), ("price", FLOAT), ("quantity", FLOAT), ("first_trade_id", INT),
+    ("last_trade_id", INT), ("transact_time", INT), ("is_buyer_maker", BOOL),
+    ("is_best_match", BOOL),  # spot only: futures files have 7 columns
+)
+_FUNDING_CSV = (("calc_time", INT), ("funding_interval_hours", INT), ("last_funding_rate", FLOAT))
+_CSV_COLUMNS = {
+    "klines": _KLINE_CSV, "mark_klines": _PRICE_KLINE_CSV, "index_klines": _PRICE_KLINE_CSV,
+    "premium_klines": _PRICE_KLINE_CSV, "agg_trades": _AGG_CSV, "funding": _FUNDING_CSV,
+}
 # The first byte that bytes.strip() would keep (ASCII whitespace is " \t\n\r\v\f").
 _NON_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 
@@ -49,22 +61,16 @@ def _first_line(data: bytes) -> bytes:
     return data if end < 0 else data[:end]
 
 
-def _read_csv(data: bytes, names: Sequence[str], types: dict[str, pa.DataType]) -> pa.Table:
+def _read_csv(data: bytes, columns: Sequence[tuple[str, int]]) -> dict[str, np.ndarray]:
+    """The file's columns by name. A file may have fewer columns than ``columns`` lists
+    (futures aggTrades lack the last one), never more."""
     n_cols = _first_line(data).count(b",") + 1
-    if n_cols > len(names):
-        raise InputError(f"archive CSV has {n_cols} columns, expected at most {len(names)}")
-    names = list(names[:n_cols])
-    read = pacsv.ReadOptions(column_names=names, skip_rows=1 if _has_header(data) else 0)
-    convert = pacsv.ConvertOptions(
-        column_types={k: v for k, v in types.items() if k in names},
-        true_values=["true", "True", "TRUE"],
-        false_values=["false", "False", "FALSE"],
-    )
-    try:
-        # BufferReader wraps the bytes without a copy (BytesIO goes through a Python file).
-        return pacsv.read_csv(pa.BufferReader(data), read_options=read, convert_options=convert)
-    except pa.ArrowInvalid as exc:
-        raise InputError(f"malformed archive CSV: {exc}") from exc
+    if n_cols > len(columns):
+        raise InputError(f"archive CSV has {n_cols} columns, expected at most {len(columns)}")
+    columns = columns[:n_cols]
+    arrays = read_numeric_csv(data, [kind for _, kind in columns],
+                              skip_first_line=_has_header(data), what="archive CSV")
+    return dict(zip([name for name, kind in columns if kind != SKIP], arrays, strict=True))
 
 
 def _ts_column(raw: pa.ChunkedArray | np.ndarray, *, close: bool = False) -> pa.Array:
@@ -90,38 +96,29 @@ def _klines_table(cols: dict[str, Any], dataset: str) -> pa.Table:
 
 def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
     """Parse one archive CSV (already unzipped) into the dataset's lake schema."""
+    if dataset not in _CSV_COLUMNS:
+        raise InputError(f"unknown dataset {dataset!r}")
     if _NON_SPACE.search(data) is None:  # blank: as `not data.strip()`, without the copy
         return schemas.schema_for(dataset).empty_table()
-    f64, i64 = pa.float64(), pa.int64()
-    if dataset in ("klines", "mark_klines", "index_klines", "premium_klines"):
-        types = {c: f64 for c in _KLINE_CSV_COLUMNS}
-        types.update(open_time=i64, close_time=i64, trades=i64, ignore=pa.string())
-        t = _read_csv(data, _KLINE_CSV_COLUMNS, types)
-        return _klines_table({c: t.column(c) for c in t.column_names}, dataset)
+    cols = _read_csv(data, _CSV_COLUMNS[dataset])
     if dataset == "agg_trades":
-        types = {
-            "agg_id": i64, "price": f64, "quantity": f64, "first_trade_id": i64,
-            "last_trade_id": i64, "transact_time": i64, "is_buyer_maker": pa.bool_(),
-            "is_best_match": pa.bool_(),
-        }
-        t = _read_csv(data, _AGG_CSV_COLUMNS, types)
-        cols = {c: t.column(c) for c in t.column_names}
-        cols["transact_time"] = _ts_column(cols["transact_time"])
-        if "is_best_match" not in cols:
-            cols["is_best_match"] = pa.nulls(t.num_rows, pa.bool_())
-        return schemas.conform(pa.table(cols), dataset)
-    if dataset == "funding":
-        types = {"calc_time": i64, "funding_interval_hours": i64, "last_funding_rate": f64}
-        t = _read_csv(data, _FUNDING_CSV_COLUMNS, types)
-        table = pa.table(
-            {
-                "funding_time": _ts_column(t.column("calc_time")),
-                "funding_rate": t.column("last_funding_rate"),
-                "mark_price": pa.nulls(t.num_rows, pa.float64()),
-            }
-        )
+        n = len(cols["agg_id"])
+        table = pa.table({
+            **{name: cols[name] for name in ("agg_id", "price", "quantity", "first_trade_id",
+                                             "last_trade_id")},
+            "transact_time": _ts_column(cols["transact_time"]),
+            "is_buyer_maker": cols["is_buyer_maker"],
+            "is_best_match": cols.get("is_best_match", pa.nulls(n, pa.bool_())),
+        })
         return schemas.conform(table, dataset)
-    raise InputError(f"unknown dataset {dataset!r}")
+    if dataset == "funding":
+        table = pa.table({
+            "funding_time": _ts_column(cols["calc_time"]),
+            "funding_rate": cols["last_funding_rate"],
+            "mark_price": pa.nulls(len(cols["calc_time"]), pa.float64()),
+        })
+        return schemas.conform(table, dataset)
+    return _klines_table(cols, dataset)
 
 
 def parse_rest_klines(rows: Sequence[Sequence[Any]], dataset: str = "klines") -> pa.Table:
