@@ -4,9 +4,10 @@ For one series and a list of archive pieces (:mod:`kline_lake.archive_plan`), fi
 downloaded concurrently (:func:`kline_lake.archive_fetch.fetch_archive_file`: sha256
 verified before anything is parsed), parsed straight into Arrow columns
 (:func:`kline_lake.parsing.parse_archive_csv`: one Numba pass over the CSV bytes),
-clipped to the piece, and committed through the :class:`~kline_lake.lake_writer.LakeWriter` one calendar month at a time
-(one commit per month partition, so a month of daily files is one rewrite, not thirty;
-agg_trades commit file by file, matching the lake's per-day trade files).
+clipped to the piece, and committed through the :class:`~kline_lake.lake_writer.LakeWriter`
+one calendar month at a time (one commit per month partition, so a month of daily files is
+one rewrite, not thirty; agg_trades commit file by file, matching the lake's per-day trade
+files).
 
 Coverage: an archive file is the exchange's complete answer for its day or month, so a
 piece's whole range is recorded as covered even when the file is short or empty; stretches

@@ -68,7 +68,8 @@ CASE_COLLIDING_INTERVALS = frozenset({"1m", "1M"})
 def write_parquet(table: pa.Table, target: Path, dataset: str,
                   fault_hook: FaultHook | None = None) -> None:
     """Atomically write `table` (already conformed, sorted) as the lake's Parquet flavour:
-    zstd, row-group statistics, declared sort order."""
+    zstd, DELTA_BINARY_PACKED int and time columns, row-group statistics, declared sort
+    order."""
     key_index = table.schema.get_field_index(KEYS[dataset])
     encodings = column_encodings(table.schema)
 

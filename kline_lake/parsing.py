@@ -46,6 +46,10 @@ _CSV_COLUMNS = {
     "klines": _KLINE_CSV, "mark_klines": _PRICE_KLINE_CSV, "index_klines": _PRICE_KLINE_CSV,
     "premium_klines": _PRICE_KLINE_CSV, "agg_trades": _AGG_CSV, "funding": _FUNDING_CSV,
 }
+# Columns a file must have: all but the trailing optional one (klines' "ignore", spot's
+# is_best_match).
+_MIN_COLUMNS = {"klines": 11, "mark_klines": 11, "index_klines": 11, "premium_klines": 11,
+                "agg_trades": 7, "funding": 3}
 # The first byte that bytes.strip() would keep (ASCII whitespace is " \t\n\r\v\f").
 _NON_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 
@@ -61,12 +65,14 @@ def _first_line(data: bytes) -> bytes:
     return data if end < 0 else data[:end]
 
 
-def _read_csv(data: bytes, columns: Sequence[tuple[str, int]]) -> dict[str, np.ndarray]:
-    """The file's columns by name. A file may have fewer columns than ``columns`` lists
-    (futures aggTrades lack the last one), never more."""
+def _read_csv(data: bytes, dataset: str) -> dict[str, np.ndarray]:
+    """The file's columns by name. A file may lack the dataset's optional last column
+    (futures aggTrades have no is_best_match), nothing else."""
+    columns, least = _CSV_COLUMNS[dataset], _MIN_COLUMNS[dataset]
     n_cols = _first_line(data).count(b",") + 1
-    if n_cols > len(columns):
-        raise InputError(f"archive CSV has {n_cols} columns, expected at most {len(columns)}")
+    if not least <= n_cols <= len(columns):
+        expected = f"{least} to {len(columns)}" if least < len(columns) else str(least)
+        raise InputError(f"{dataset} archive CSV has {n_cols} columns, expected {expected}")
     columns = columns[:n_cols]
     arrays = read_numeric_csv(data, [kind for _, kind in columns],
                               skip_first_line=_has_header(data), what="archive CSV")
@@ -100,7 +106,7 @@ def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
         raise InputError(f"unknown dataset {dataset!r}")
     if _NON_SPACE.search(data) is None:  # blank: as `not data.strip()`, without the copy
         return schemas.schema_for(dataset).empty_table()
-    cols = _read_csv(data, _CSV_COLUMNS[dataset])
+    cols = _read_csv(data, dataset)
     if dataset == "agg_trades":
         n = len(cols["agg_id"])
         table = pa.table({

@@ -100,3 +100,25 @@ def test_blank_input_header_and_missing_final_newline():
     assert plain.num_rows == 1
     assert parsing.parse_archive_csv(header + row, "klines").equals(plain)
     assert parsing.parse_archive_csv(row.rstrip(b"\n"), "klines").equals(plain)  # no newline
+
+
+def test_archive_csv_with_the_wrong_number_of_columns_is_refused():
+    row = b"1704067200000,1,2,0.5,1.5,10,1704067259999,15,3,4,6,0"
+    with pytest.raises(InputError, match="klines archive CSV has 6 columns, expected 11 to 12"):
+        parsing.parse_archive_csv(b",".join(row.split(b",")[:6]) + b"\n", "klines")
+    with pytest.raises(InputError, match="has 13 columns, expected 11 to 12"):
+        parsing.parse_archive_csv(row + b",7\n", "mark_klines")
+    with pytest.raises(InputError, match="funding archive CSV has 2 columns, expected 3"):
+        parsing.parse_archive_csv(b"1704067200000,8\n", "funding")
+    # 11 columns (no trailing "ignore") is a complete kline row
+    assert parsing.parse_archive_csv(row.rsplit(b",", 1)[0] + b"\n", "klines").num_rows == 1
+    # a later row with a different width names its line
+    with pytest.raises(InputError, match="line 2 has 11 field"):
+        parsing.parse_archive_csv(row + b"\n" + row.rsplit(b",", 1)[0] + b"\n", "klines")
+
+
+def test_price_klines_skip_the_zero_volume_columns():
+    row = b"1704067200000,1,2,0.5,1.5,0,1704067259999,0,0,0,0,0\n"
+    table = parsing.parse_archive_csv(row, "mark_klines")
+    assert table.column_names == ["open_time", "open", "high", "low", "close", "close_time"]
+    assert table.column("close").to_pylist() == [1.5]
