@@ -37,7 +37,7 @@ from kline_lake.archive_plan import (
     resolve_download_archive_url,
 )
 from kline_lake.download import DownloadRequest, RunContext, SeriesTask
-from kline_lake.intervals import INTERVAL_MS
+from kline_lake.intervals import INTERVAL_MS, ceil_open_ms
 from kline_lake.lake_writer import SeriesKey
 from kline_lake.markets import KLINE_DATASETS
 from kline_lake.progress import MAX_SYMBOL_BARS, RunTotals, TqdmProgress
@@ -51,19 +51,22 @@ def kline_holes_ms(open_ms: np.ndarray, interval: str, covered_ms: Sequence[Rang
     """Missing kline opens inside ``covered_ms`` given the sorted opens present. Pure.
 
     A hole is a half-open ms range with no kline although the archive answered for it
-    (maintenance). Calendar-month klines (1M) are not checked.
+    (maintenance). Calendar-month klines (1M) are not checked. A covered range need not
+    start on a kline open (a month of 3d or 1w klines): holes start at the first open.
     """
     step = INTERVAL_MS.get(interval)
     if step is None:
         return []
     holes: list[Range] = []
     for start, end in covered_ms:
+        first = ceil_open_ms(start, interval)
         inside = open_ms[(open_ms >= start) & (open_ms < end)]
         if not len(inside):
-            holes.append((start, end))
+            if first < end:
+                holes.append((first, end))
             continue
-        if inside[0] > start:
-            holes.append((start, int(inside[0])))
+        if inside[0] > first:
+            holes.append((first, int(inside[0])))
         jumps = np.nonzero(np.diff(inside) > step)[0]
         holes.extend((int(inside[i]) + step, int(inside[i + 1])) for i in jumps)
         if int(inside[-1]) + step < end:

@@ -9,11 +9,22 @@ Paths (below `/data/`), as https://github.com/binance/binance-public-data docume
   newline, like the real files).
 
 Quirks reproduced: spot files of periods from 2025-01-01 carry microsecond timestamps
-(close time `open_us + interval_us - 1`); futures CSVs of periods from 2022-01-01 have a
-header row, older ones none; spot CSVs never do. A daily file appears once its day has
-ended, a monthly one once its month has ended (by the server's data clock); 404 before,
-and for periods with no data (before listing, after delisting, whole-period gaps).
-Intervals served: 1s (spot) to 1d; not 3d/1w/1mo (decision: rarely used, 404).
+(close time `close_ms * 1000 + 999`, i.e. the next open in us minus 1); futures CSVs of
+periods from 2022-01-01 have a header row, older ones none; spot CSVs never do. A daily
+file appears once its day has ended, a monthly one once its month has ended (by the
+server's data clock); 404 before, and for periods with no data (before listing, after
+delisting, whole-period gaps).
+
+Kline intervals served: every API interval, 1s (spot only) to 1w, and the calendar month,
+whose folder and file names say `1mo` (the API's `1M`; a `1M` folder is a 404, as on
+data.binance.vision). A kline file for a period holds the klines whose OPEN time falls
+inside the period: a 1w kline opening on Monday Jan 29 is in January's monthly file
+(which holds 4 or 5 weekly klines), a `1mo` monthly file holds one row. Decisions:
+- a daily 3d/1w/1mo file holds the kline that opens on that day; a day on which no kline
+  of the interval opens (a Tuesday for 1w, any day but the 1st for 1mo) has no data: 404;
+- a file whose last kline closes after the period's end (most 3d and 1w files, every
+  daily 1mo file) appears only once that kline has closed, so a half-built kline is never
+  published: January 2024's 1w file appears on Feb 5, when the week opening Jan 29 is over.
 
 Zips are deterministic (fixed entry date 1980-01-01, deflate) and cached in an LRU
 bounded by total bytes. Monthly 1s and monthly aggTrades files hold millions of rows and
@@ -41,7 +52,7 @@ from kline_lake.fake_exchange.rest import (
     fmt_units,
 )
 from kline_lake.fake_exchange.universe import SymbolSpec
-from kline_lake.intervals import INTERVAL_MS
+from kline_lake.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms, next_open_ms
 
 SPOT_US_FROM_MS = 1_735_689_600_000  # 2025-01-01: spot archive switches to microseconds
 FUTURES_HEADER_FROM_MS = 1_640_995_200_000  # 2022-01-01: futures CSVs gain a header row
@@ -51,7 +62,9 @@ AGG_HEADER = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_
 FUNDING_HEADER = "calc_time,funding_interval_hours,last_funding_rate"
 ARCHIVE_MARKETS = {"spot": "spot", "futures/um": "um", "futures/cm": "cm"}
 KLINE_KINDS = {"klines": "klines", **PRICE_KLINE_KINDS}
-ARCHIVE_INTERVALS = tuple(iv for iv, ms in INTERVAL_MS.items() if ms <= 86_400_000)
+# Archive interval folder -> API interval. The archive spells the calendar month "1mo"
+# (https://github.com/binance/binance-public-data#klines: intervals ... 1d 3d 1w 1mo).
+ARCHIVE_INTERVALS: dict[str, str] = {**{iv: iv for iv in INTERVAL_MS}, "1mo": "1M"}
 
 _PATH = re.compile(
     r"^/data/(?P<market>spot|futures/um|futures/cm)/(?P<period>daily|monthly)/(?P<dataset>\w+)/"
@@ -68,11 +81,12 @@ class ArchiveKey:
     period: str  # daily | monthly
     dataset: str  # archive folder name: klines, aggTrades, fundingRate, markPriceKlines...
     symbol: str
-    interval: str | None
+    interval: str | None  # the API's name: "1M" for the archive's "1mo" folder
     start_ms: int
     end_ms: int  # exclusive
     zip_name: str
     checksum: bool
+    ready_ms: int  # published from then on: the period's end, or its last kline's close
 
 
 def parse_archive_path(path: str) -> ArchiveKey | None:
@@ -86,12 +100,14 @@ def parse_archive_path(path: str) -> ArchiveKey | None:
     if not (checksum or name.endswith(".zip")):
         return None
     stem = name[: -len(".zip.CHECKSUM")] if checksum else name[: -len(".zip")]
+    api_interval = None
     if dataset in KLINE_KINDS:
         if interval not in ARCHIVE_INTERVALS or (interval == "1s" and market != "spot"):
             return None
         if dataset != "klines" and market == "spot":
             return None
         prefix = f"{symbol}-{interval}-"
+        api_interval = ARCHIVE_INTERVALS[interval]
     elif dataset in ("aggTrades", "fundingRate") and interval is None:
         if dataset == "fundingRate" and (market == "spot" or period != "monthly"):
             return None
@@ -103,7 +119,30 @@ def parse_archive_path(path: str) -> ArchiveKey | None:
     span = _period_span(stem[len(prefix):], period)
     if span is None:
         return None
-    return ArchiveKey(market, period, dataset, symbol, interval, span[0], span[1], stem + ".zip", checksum)
+    start_ms, end_ms = span
+    ready_ms = end_ms if api_interval is None else _klines_ready_ms(start_ms, end_ms, api_interval)
+    return ArchiveKey(market, period, dataset, symbol, api_interval, start_ms, end_ms, stem + ".zip",
+                      checksum, ready_ms)
+
+
+def _klines_ready_ms(start_ms: int, end_ms: int, interval: str) -> int:
+    """When a kline file of period [start_ms, end_ms) can be published: at the period's
+    end, or later when its last kline (3d, 1w, 1M) closes after the period."""
+    last_open = floor_open_ms(end_ms - 1, interval)
+    if last_open < start_ms:  # no kline opens in the period: nothing to wait for
+        return end_ms
+    return max(end_ms, next_open_ms(last_open, interval))
+
+
+def kline_opens_in(start_ms: int, end_ms: int, interval: str) -> int:
+    """How many klines of `interval` open in [start_ms, end_ms) (calendar months for 1M)."""
+    first = ceil_open_ms(start_ms, interval)
+    if interval != "1M":
+        return max(0, -(-(end_ms - first) // INTERVAL_MS[interval]))
+    n = 0
+    while first < end_ms:
+        n, first = n + 1, next_open_ms(first, interval)
+    return n
 
 
 def _period_span(text: str, period: str) -> tuple[int, int] | None:
@@ -179,7 +218,7 @@ class SyntheticArchive:
     def get(self, path: str, now_ms: int) -> bytes | None:
         """Bytes of the file at URL `path` (zip or CHECKSUM), or None for 404."""
         key = parse_archive_path(path)
-        if key is None or key.end_ms > now_ms:
+        if key is None or key.ready_ms > now_ms:
             return None
         spec = self.source.spec(key.market, key.symbol)
         if spec is None:
@@ -195,15 +234,17 @@ class SyntheticArchive:
         return checksum_text(data, key.zip_name) if key.checksum else data
 
     def _csv_bytes(self, spec: SymbolSpec, key: ArchiveKey) -> bytes | None:
+        header_ok = spec.market != "spot" and key.start_ms >= FUTURES_HEADER_FROM_MS
+        us = spec.market == "spot" and key.start_ms >= SPOT_US_FROM_MS
+        if key.dataset in KLINE_KINDS:
+            # no early check on the period's data here: a 1w kline opening in the period
+            # may hold data only after it (e.g. a listing on the 1st of the next month)
+            lines = self._kline_lines(spec, key, us)
+            return _csv(lines, KLINE_HEADER if header_ok else None) if lines else None
         path = self.source.synthetic.path(spec)
         segs = [(a, b) for a, b in path.segments(None) if a * 1000 < key.end_ms and b * 1000 > key.start_ms]
         if not segs:
             return None
-        header_ok = spec.market != "spot" and key.start_ms >= FUTURES_HEADER_FROM_MS
-        us = spec.market == "spot" and key.start_ms >= SPOT_US_FROM_MS
-        if key.dataset in KLINE_KINDS:
-            lines = self._kline_lines(spec, key, us)
-            return _csv(lines, KLINE_HEADER if header_ok else None) if lines else None
         if key.dataset == "aggTrades":
             lines = self._agg_lines(spec, key, segs, us)
             return _csv(lines, AGG_HEADER if header_ok else None) if lines else None
@@ -219,12 +260,17 @@ class SyntheticArchive:
 
         if key.interval is None:
             raise ValueError(f"{key.zip_name}: klines need an interval")
-        n = (key.end_ms - key.start_ms) // INTERVAL_MS[key.interval]
+        # the klines OPENING in the period, aggregated up to their close (ready_ms), not
+        # cut at the period's end
+        n = kline_opens_in(key.start_ms, key.end_ms, key.interval)
+        if not n:
+            return []
         rows = self.source.klines(spec, key.interval, TimeRange(key.start_ms, key.end_ms - 1), n,
-                                  key.end_ms, KLINE_KINDS[key.dataset])
+                                  key.ready_ms, KLINE_KINDS[key.dataset])
         if us:
-            step_us = INTERVAL_MS[key.interval] * 1000
-            return [",".join([str(r[0] * 1000), *r[1:6], str(r[0] * 1000 + step_us - 1), *map(str, r[7:])]) for r in rows]
+            # close_ms (r[6]) is the next open - 1 ms, so this is the next open in us - 1,
+            # also for 1M (no fixed length)
+            return [",".join([str(r[0] * 1000), *r[1:6], str(r[6] * 1000 + 999), *map(str, r[7:])]) for r in rows]
         return [",".join(map(str, r)) for r in rows]
 
     def _agg_lines(self, spec: SymbolSpec, key: ArchiveKey, segs: list[tuple[int, int]], us: bool) -> list[str]:

@@ -217,9 +217,31 @@ def test_overridden_base_url_serves_the_archive_too(fx, tmp_path, monkeypatch) -
     assert fx.stats()["archive"]["requests"] - before == 4  # two zips and their CHECKSUMs
 
 
-def test_weekly_klines_not_in_archive_fall_back_whole(archive_env, tmp_path) -> None:
-    # the fake archive (a documented decision of its own) has no 3d/1w/1mo files: every
-    # monthly piece 404s, the fallbacks merge into one REST range
-    auto, rest, totals = both(archive_env, tmp_path, "spot", "klines", "ETHUSDT", "2023-01-01", "2023-04-01", "1w")
-    assert totals.extra["files not in archive"] == 3 and "archive files" not in totals.extra
-    assert auto.equals(rest) and auto.num_rows == 13
+@pytest.mark.parametrize(
+    ("market", "symbol", "interval", "start", "end", "months"),
+    [
+        # spot 1w across 2025-01-01: ms files, then microsecond files
+        ("spot", "BTCUSDT", "1w", "2024-10-01", "2025-03-01", 5),
+        # USD-M 3d across 2022-01-01: headerless files, then a header row
+        ("um", "BTCUSDT", "3d", "2021-11-01", "2022-03-01", 4),
+        # the calendar month: folder and file names say 1mo
+        ("cm", "BTCUSD_PERP", "1M", "2023-01-01", "2023-07-01", 6),
+        ("spot", "ETHUSDT", "1M", "2024-09-01", "2025-03-01", 6),
+    ],
+)
+def test_3d_1w_1mo_klines_from_archive_equal_rest(archive_env, tmp_path, market, symbol, interval,
+                                                   start, end, months) -> None:
+    fx = archive_env
+    fx.reset_stats()
+    totals = download(fx, tmp_path / "auto", "auto", market, "klines", symbol, start, end, interval)
+    rest_requests = fx.stats()[market]["requests"]
+    download(fx, tmp_path / "rest", "rest", market, "klines", symbol, start, end, interval)
+    auto, rest = lake(tmp_path / "auto", market, "klines"), lake(tmp_path / "rest", market, "klines")
+    # whole past months only: one monthly file each, nothing for REST but the run's
+    # exchangeInfo and server time
+    assert totals.extra["archive files"] == months
+    assert "files not in archive" not in totals.extra and "rows from REST" not in totals.extra
+    assert rest_requests == 2
+    assert totals.extra["rows from archive"] == auto.num_rows == rest.num_rows > 0
+    assert totals.gaps_found == 0  # months do not start on a 3d/1w open: not a hole
+    assert auto.equals(rest)

@@ -105,3 +105,20 @@ def test_kline_holes_pure() -> None:
     assert kline_holes_ms(opens, "1m", [(0, 420_000)]) == [(120_000, 240_000), (360_000, 420_000)]
     assert kline_holes_ms(opens[:0], "1m", [(0, 60_000)]) == [(0, 60_000)]
     assert kline_holes_ms(opens, "1M", [(0, 1)]) == []
+
+
+def test_kline_holes_when_periods_do_not_start_on_an_open() -> None:
+    # February 2024 of 1w klines: the month starts on a Thursday, the first week opens on
+    # Monday the 5th; Feb 1..4 belong to the week of January 29 (January's file)
+    mondays = np.array([ms(2024, 2, d) for d in (5, 12, 19, 26)], dtype=np.int64)
+    february = [(ms(2024, 2, 1), ms(2024, 3, 1))]
+    assert kline_holes_ms(mondays, "1w", february) == []
+    assert kline_holes_ms(mondays[1:], "1w", february) == [(ms(2024, 2, 5), ms(2024, 2, 12))]
+    assert kline_holes_ms(mondays[[0, 1, 3]], "1w", february) == [(ms(2024, 2, 19), ms(2024, 2, 26))]
+    # a day on which no weekly kline opens (Tuesday) has no hole; a Monday without one has
+    assert kline_holes_ms(mondays[:0], "1w", [(ms(2024, 2, 6), ms(2024, 2, 7))]) == []
+    assert kline_holes_ms(mondays[:0], "1w", [(ms(2024, 2, 5), ms(2024, 2, 6))]) == [
+        (ms(2024, 2, 5), ms(2024, 2, 6))]
+    # 3d opens are aligned on the epoch: 2024-02-01 is not one (2024-02-02 is)
+    opens_3d = np.arange(ms(2024, 2, 2), ms(2024, 3, 1), 3 * DAY_MS, dtype=np.int64)
+    assert kline_holes_ms(opens_3d, "3d", february) == []
