@@ -173,15 +173,14 @@ def pyarrow_parse_s(csv_bytes: bytes, dataset: str, repeats: int) -> float:
     with the same column types; the lake's conversion step is not included."""
     import pyarrow.csv as pacsv
 
+    from kline_lake import numeric_csv as nc
+    from kline_lake.parsing import _CSV_COLUMNS
+
     n_cols = csv_bytes[:csv_bytes.find(b"\n")].count(b",") + 1
-    if dataset == "klines":
-        kinds = ["i", "f", "f", "f", "f", "f", "i", "f", "i", "f", "f", "s"]
-    else:  # agg_trades
-        kinds = ["i", "f", "f", "i", "i", "i", "b", "b"][:n_cols]
-    names = [f"c{i}" for i in range(n_cols)]
-    types = {"i": pa.int64(), "f": pa.float64(), "b": pa.bool_(), "s": pa.string()}
-    read = pacsv.ReadOptions(column_names=names)
-    convert = pacsv.ConvertOptions(column_types={n: types[k] for n, k in zip(names, kinds, strict=True)})
+    columns = _CSV_COLUMNS[dataset][:n_cols]
+    types = {nc.INT: pa.int64(), nc.FLOAT: pa.float64(), nc.BOOL: pa.bool_(), nc.SKIP: pa.string()}
+    read = pacsv.ReadOptions(column_names=[name for name, _ in columns])
+    convert = pacsv.ConvertOptions(column_types={name: types[kind] for name, kind in columns})
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()

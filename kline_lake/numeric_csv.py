@@ -74,6 +74,10 @@ def _read_nb(buf, pos, row, line, kinds, out_int, out_float, slow):
     none of them needs a bounds check. INT and BOOL columns fill ``out_int`` (in column
     order), FLOAT columns ``out_float``; SKIP columns are stepped over.
 
+    The digit loops are written out three times (integer part, fraction, INT) on
+    purpose: folding them into an inlined helper returning ``(value, pos)`` made this
+    kernel 2.2x slower (14.4 vs 6.6 ms on a month of 1m klines, measured).
+
     Returns ``(status, rows, n_slow, line, pos)``. On ``_OK``: rows parsed and slow
     fields recorded. On ``_BAD_FIELD``/``_FIELD_COUNT``: ``line`` (1-based) and ``pos``
     locate the offending field. On ``_SLOW_FULL``: ``slow`` is full; ``rows``, ``line``
