@@ -15,8 +15,8 @@ import click
 from backtest.params import parse_params, single_values
 from backtest.strategies import REGISTRY
 from kline_lake.cli import run_cli
+from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.errors import InputError
-from kline_lake.intervals import ALL_INTERVALS
 
 METRICS_SHOWN = ("final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
                  "n_trades", "win_rate", "fees_paid", "funding_paid")

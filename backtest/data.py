@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from kline_lake.core.intervals import INTERVAL_MS, MS_PER_DAY, validate_interval
+from kline_lake.core.markets import get_market
 from kline_lake.errors import InputError
-from kline_lake.intervals import INTERVAL_MS, MS_PER_DAY, validate_interval
-from kline_lake.markets import get_market
 
 US_PER_MS = 1_000
 

@@ -53,8 +53,8 @@ from backtest.kernels import (
 from backtest.metrics import compute_metrics
 from backtest.results import RunResult, orders_frame, trades_frame
 from backtest.strategies import SignalFunc, Strategy, get_strategy
+from kline_lake.core.markets import get_market
 from kline_lake.errors import InputError
-from kline_lake.markets import get_market
 
 DIRECTIONS = {"long": LONG, "short": SHORT, "both": BOTH}
 TimeLike = str | date | datetime

@@ -52,10 +52,10 @@ import pyarrow as pa  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kline_lake.archive_download import clip_rows  # noqa: E402
-from kline_lake.lake_writer import LakeWriter, SeriesKey  # noqa: E402
-from kline_lake.parsing import parse_archive_csv  # noqa: E402
-from kline_lake.zip_safety import extract_single_csv  # noqa: E402
+from kline_lake.archive.ingest import clip_rows  # noqa: E402
+from kline_lake.archive.zip_safety import extract_single_csv  # noqa: E402
+from kline_lake.core.parsing import parse_archive_csv  # noqa: E402
+from kline_lake.lake.writer import LakeWriter, SeriesKey  # noqa: E402
 
 US_PER_MS = 1000
 
@@ -173,8 +173,8 @@ def pyarrow_parse_s(csv_bytes: bytes, dataset: str, repeats: int) -> float:
     with the same column types; the lake's conversion step is not included."""
     import pyarrow.csv as pacsv
 
-    from kline_lake import numeric_csv as nc
-    from kline_lake.parsing import _CSV_COLUMNS
+    from kline_lake.archive import numeric_csv as nc
+    from kline_lake.core.parsing import _CSV_COLUMNS
 
     n_cols = csv_bytes[:csv_bytes.find(b"\n")].count(b",") + 1
     columns = _CSV_COLUMNS[dataset][:n_cols]
@@ -259,10 +259,10 @@ def bench_pipeline_year(repeats: int, year: int = 2023) -> dict:
 
     import httpx
 
-    from kline_lake.archive_download import ArchiveSettings, archive_client, ingest_archive_pieces
-    from kline_lake.archive_fetch import FetchPolicy
-    from kline_lake.archive_plan import MONTHLY, plan_range
-    from kline_lake.markets import SPOT
+    from kline_lake.archive.fetch import FetchPolicy
+    from kline_lake.archive.ingest import ArchiveSettings, archive_client, ingest_archive_pieces
+    from kline_lake.archive.plan import MONTHLY, plan_range
+    from kline_lake.core.markets import SPOT
 
     files, rows = _archive_year(year)
 
@@ -377,7 +377,7 @@ def _stats(url: str) -> dict:
 def _download(url: str, source: str, start: str, root: Path) -> dict:
     import asyncio
 
-    from kline_lake.download import run_download, validate_request
+    from kline_lake.download.orchestrate import run_download, validate_request
 
     os.environ["KLINE_LAKE_ARCHIVE_URL"] = url
     before = _stats(url)

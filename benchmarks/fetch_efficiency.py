@@ -36,8 +36,8 @@ from pathlib import Path
 
 import httpx
 
-from kline_lake.download import run_download, validate_request
-from kline_lake.markets import best_page_limit, get_market, request_weight
+from kline_lake.core.markets import best_page_limit, get_market, request_weight
+from kline_lake.download.orchestrate import run_download, validate_request
 
 KLINE_LAKE = str(Path(sys.executable).with_name("kline-lake"))
 

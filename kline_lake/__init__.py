@@ -8,7 +8,7 @@ __all__ = ["Lake"]
 def __getattr__(name: str):
     # `from kline_lake import Lake` without importing DuckDB/Polars for every CLI call.
     if name == "Lake":
-        from kline_lake.catalog import Lake
+        from kline_lake.lake.catalog import Lake
 
         return Lake
     raise AttributeError(name)

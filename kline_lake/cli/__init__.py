@@ -3,11 +3,16 @@
 Each subcommand lives in its own module below this package and is imported only when
 invoked (a lazy group), so `kline-lake --help` stays fast. Errors are mapped to exit
 codes here, once: bad input -> one line on stderr, exit 2; other known failures -> exit 1.
+
+Other installed packages may add commands through the `kline_lake.commands` entry-point
+group (`name = "module:attribute"`): that is how `kline-lake tour`, which drives the
+backtester too, is provided by `backtest` without `kline_lake` ever importing it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
 
@@ -24,8 +29,13 @@ COMMANDS: dict[str, str] = {
     "verify": "kline_lake.cli.catalog_cmd:verify",
     "query": "kline_lake.cli.catalog_cmd:query",
     "compact": "kline_lake.cli.catalog_cmd:compact",
-    "tour": "kline_lake.cli.tour_cmd:tour",
 }
+PLUGIN_GROUP = "kline_lake.commands"
+
+
+def plugin_commands() -> dict[str, str]:
+    """name -> "module:attribute" of commands other installed packages register."""
+    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
 
 
 class LazyGroup(click.Group):
@@ -54,7 +64,7 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.group(cls=LazyGroup, lazy={**plugin_commands(), **COMMANDS})
 @click.version_option(package_name="kline-lake")
 def cli() -> None:
     """Binance market data (klines, aggregate trades, funding) into a Parquet lake."""

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
+from kline_lake.core.markets import DATASETS, KLINE_DATASETS, MARKETS
 from kline_lake.errors import InputError
-from kline_lake.markets import DATASETS, KLINE_DATASETS, MARKETS
 
 FORMATS = ("table", "csv", "json", "parquet")
 lake_option = click.option("--lake", default="./data", show_default=True,
@@ -20,7 +20,7 @@ lake_option = click.option("--lake", default="./data", show_default=True,
 
 
 def _open(lake: str):
-    from kline_lake.catalog import Lake
+    from kline_lake.lake.catalog import Lake
 
     return Lake(lake)
 
@@ -117,8 +117,8 @@ def verify(ctx: click.Context, lake: str, as_json: bool, refresh_archive: bool,
     import json
 
     refreshed = None
-    if refresh_archive:  # kline_lake.archive_refresh (issue 4)
-        from kline_lake.archive_refresh import run_refresh
+    if refresh_archive:  # kline_lake.archive.refresh (issue 4)
+        from kline_lake.archive.refresh import run_refresh
 
         refreshed = run_refresh(lake, archive_url)
     report = _open(lake).verify()
@@ -159,7 +159,7 @@ def query(sql: str, lake: str, fmt: str, out: str | None) -> None:
 def compact(lake: str, market: str | None, dataset: str | None, symbol: str | None,
             force: bool) -> None:
     """Merge each partition's files into its canonical file(s), atomically."""
-    from kline_lake.compact import compact_lake
+    from kline_lake.lake.compact import compact_lake
 
     cat = _open(lake)
     report = compact_lake(cat.root, market=market, dataset=dataset, symbol=symbol, force=force)

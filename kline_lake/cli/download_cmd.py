@@ -1,4 +1,4 @@
-"""`kline-lake download`: history from the archive and REST into the lake (see kline_lake.download)."""
+"""`kline-lake download`: history from the archive and REST into the lake (see kline_lake.download.orchestrate)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import asyncio
 
 import click
 
-from kline_lake.markets import DATASETS, MARKETS
+from kline_lake.core.markets import DATASETS, MARKETS
 
-SOURCES = ("auto", "archive", "rest")  # archive sources: kline_lake.archive_hybrid
+SOURCES = ("auto", "archive", "rest")  # archive sources: kline_lake.archive.hybrid
 
 
 @click.command("download")
@@ -35,8 +35,8 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
     Only what the lake does not cover yet is fetched; the exchange's weight budget is
     respected (no 429s by design); bad input exits with code 2 before anything is written.
     """
-    from kline_lake.download import run_download, validate_request
-    from kline_lake.progress import NullProgress, TqdmProgress, summary_line
+    from kline_lake.download.orchestrate import run_download, validate_request
+    from kline_lake.download.progress import NullProgress, TqdmProgress, summary_line
 
     request = validate_request(market=market, dataset=dataset, symbols=symbols,
                                interval=interval, start=start, end=end, lake=lake,
@@ -46,7 +46,7 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
     elif source == "rest":
         progress = TqdmProgress()
     else:
-        from kline_lake.archive_hybrid import HybridProgress
+        from kline_lake.archive.hybrid import HybridProgress
 
         progress = HybridProgress()  # adds archive files and bytes bars
     kwargs = {} if batch_rows is None else {"batch_rows": batch_rows}

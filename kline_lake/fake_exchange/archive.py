@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms, next_open_ms
 from kline_lake.fake_exchange import series
 from kline_lake.fake_exchange.rest import (
     PRICE_KLINE_KINDS,
@@ -52,7 +53,6 @@ from kline_lake.fake_exchange.rest import (
     fmt_units,
 )
 from kline_lake.fake_exchange.universe import SymbolSpec
-from kline_lake.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms, next_open_ms
 
 SPOT_US_FROM_MS = 1_735_689_600_000  # 2025-01-01: spot archive switches to microseconds
 FUTURES_HEADER_FROM_MS = 1_640_995_200_000  # 2022-01-01: futures CSVs gain a header row

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from kline_lake.intervals import ALL_INTERVALS
+from kline_lake.core.intervals import ALL_INTERVALS
 
 
 class ApiError(Exception):

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from kline_lake.core.markets import Market, request_weight
 from kline_lake.fake_exchange import series
 from kline_lake.fake_exchange.params import (
     ApiError,
@@ -34,7 +35,6 @@ from kline_lake.fake_exchange.params import (
 )
 from kline_lake.fake_exchange.synthetic import Synthetic
 from kline_lake.fake_exchange.universe import SymbolSpec, symbols
-from kline_lake.markets import Market, request_weight
 
 PRICE_KLINE_KINDS = {"markPriceKlines": "mark", "indexPriceKlines": "index", "premiumIndexKlines": "premium"}
 HOUR_MS = 3_600_000

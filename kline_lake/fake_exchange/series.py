@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms, next_open_ms
 from kline_lake.fake_exchange.synthetic import (
     FIELDS,
     LEVEL_S,
@@ -20,7 +21,6 @@ from kline_lake.fake_exchange.synthetic import (
     normal,
     reduce_bars,
 )
-from kline_lake.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms, next_open_ms
 
 Segments = list[tuple[int, int]]
 

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kline_lake.core.markets import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S, get_market
 from kline_lake.fake_exchange import rest
 from kline_lake.fake_exchange.exchange_info import exchange_info
 from kline_lake.fake_exchange.faults import FaultInjector, FaultSpec, parse_faults
 from kline_lake.fake_exchange.params import ApiError, parse_query
 from kline_lake.fake_exchange.ratelimit import WeightLimiter, header_suffix
-from kline_lake.markets import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S, get_market
 
 STAT_KEYS = ("spot", "um", "cm", "us", "archive")
 _PREFIXES = {"/api/v3/": "spot", "/fapi/v1/": "um", "/dapi/v1/": "cm"}

@@ -13,20 +13,20 @@ import pyarrow.parquet as pq
 import pytest
 from archive_helpers import REAL_DIR, kline_csv
 
-from kline_lake import archive_manifest
-from kline_lake.archive_download import (
+from kline_lake.archive import manifest as archive_manifest
+from kline_lake.archive.fetch import FetchPolicy
+from kline_lake.archive.ingest import (
     ArchiveSettings,
     clip_rows,
     group_for_commit,
     ingest_archive_pieces,
     raise_first,
 )
-from kline_lake.archive_fetch import FetchPolicy
-from kline_lake.archive_plan import DAILY, MONTHLY, REST, plan_range
+from kline_lake.archive.plan import DAILY, MONTHLY, REST, plan_range
+from kline_lake.core.markets import SPOT, UM
+from kline_lake.core.parsing import parse_archive_csv
 from kline_lake.errors import ChecksumError
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.markets import SPOT, UM
-from kline_lake.parsing import parse_archive_csv
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 KEY = SeriesKey("spot", "klines", "BTCUSDT", "1m")
 DIR = "data/spot/daily/klines/BTCUSDT/1m"

@@ -10,15 +10,15 @@ import httpx
 import pytest
 from archive_helpers import REAL_DIR
 
-from kline_lake.archive_fetch import (
+from kline_lake.archive.fetch import (
     FetchPolicy,
     NotInArchive,
     fetch_archive_file,
     fetch_checksum,
     parse_checksum,
 )
+from kline_lake.core.parsing import parse_archive_csv
 from kline_lake.errors import ChecksumError, TransientError
-from kline_lake.parsing import parse_archive_csv
 
 FAST = FetchPolicy(backoff_base_s=0.0)
 PATH = "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2020-01-01.zip"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kline_lake.archive_plan import (
+from kline_lake.archive.plan import (
     DAILY,
     MONTHLY,
     REST,
@@ -24,8 +24,8 @@ from kline_lake.archive_plan import (
     plan_for_source,
     plan_range,
 )
+from kline_lake.core.markets import CM, SPOT, UM, US
 from kline_lake.errors import InputError
-from kline_lake.markets import CM, SPOT, UM, US
 
 
 def us(*args: int) -> int:
@@ -192,7 +192,7 @@ def test_fallbacks_still_tile(start: int, length: int, now: int, data) -> None:
 
 
 def test_archive_url_resolution_order() -> None:
-    from kline_lake.archive_plan import resolve_download_archive_url as r
+    from kline_lake.archive.plan import resolve_download_archive_url as r
 
     env = {"KLINE_LAKE_ARCHIVE_URL": "http://a/", "KLINE_LAKE_BASE_URL": "http://b"}
     assert r("http://x/", "http://y", env) == "http://x"
@@ -203,7 +203,7 @@ def test_archive_url_resolution_order() -> None:
 
 
 def test_fallback_of_a_late_monthly_file_tries_its_days() -> None:
-    from kline_lake.archive_plan import fallback_pieces
+    from kline_lake.archive.plan import fallback_pieces
 
     month = plan_range(us(2024, 2, 1), us(2024, 3, 1), us(2024, 3, 4))[0]
     assert month.kind == MONTHLY

@@ -12,14 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from archive_helpers import kline_csv
 
-from kline_lake import archive_manifest
-from kline_lake.archive_download import ArchiveSettings, ingest_archive_pieces
-from kline_lake.archive_fetch import FetchPolicy
-from kline_lake.archive_plan import plan_range
-from kline_lake.archive_refresh import refresh_archive, replace_range
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.markets import SPOT
-from kline_lake.parsing import parse_archive_csv
+from kline_lake.archive import manifest as archive_manifest
+from kline_lake.archive.fetch import FetchPolicy
+from kline_lake.archive.ingest import ArchiveSettings, ingest_archive_pieces
+from kline_lake.archive.plan import plan_range
+from kline_lake.archive.refresh import refresh_archive, replace_range
+from kline_lake.core.markets import SPOT
+from kline_lake.core.parsing import parse_archive_csv
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 KEY = SeriesKey("spot", "klines", "ETHUSDT", "1h")
 DIR = "data/spot/daily/klines/ETHUSDT/1h"
@@ -116,7 +116,7 @@ def test_replace_range_agg_trades_daily_files(tmp_path: Path) -> None:
 
 
 def test_manifest_merge_and_listing(tmp_path: Path) -> None:
-    from kline_lake.archive_manifest import ManifestEntry, iter_manifests, merge_entry, record
+    from kline_lake.archive.manifest import ManifestEntry, iter_manifests, merge_entry, record
 
     a = ManifestEntry("p.zip", "aa", 0, 10, ((0, 4),), 4, 100)
     b = ManifestEntry("p.zip", "aa", 0, 10, ((4, 10),), 6, 100)

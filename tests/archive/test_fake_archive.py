@@ -16,15 +16,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kline_lake.archive_download import ArchiveSettings, ingest_archive_pieces
-from kline_lake.archive_fetch import FetchPolicy
-from kline_lake.archive_plan import archive_frequencies, plan_range
-from kline_lake.download import run_download, validate_request
+from kline_lake.archive.fetch import FetchPolicy
+from kline_lake.archive.ingest import ArchiveSettings, ingest_archive_pieces
+from kline_lake.archive.plan import archive_frequencies, plan_range
+from kline_lake.core.markets import get_market
+from kline_lake.core.parsing import parse_rest_agg_trades, parse_rest_funding
+from kline_lake.download.orchestrate import run_download, validate_request
 from kline_lake.errors import ChecksumError
 from kline_lake.fake_exchange import FakeExchange
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.markets import get_market
-from kline_lake.parsing import parse_rest_agg_trades, parse_rest_funding
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -164,7 +164,7 @@ def test_corrupt_archive_names_the_file_and_writes_nothing(tmp_path, monkeypatch
 
 def test_the_quirks_are_really_in_the_files(fx) -> None:
     """Guard the tests above: the raw CSVs carry the quirks they claim to cover."""
-    from kline_lake.archive_fetch import fetch_archive_file
+    from kline_lake.archive.fetch import fetch_archive_file
 
     async def csv(path: str) -> bytes:
         async with httpx.AsyncClient(timeout=30) as client:

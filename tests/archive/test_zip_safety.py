@@ -8,8 +8,13 @@ import zipfile
 import pytest
 from archive_helpers import make_zip
 
-from kline_lake import zip_safety
-from kline_lake.zip_safety import UnsafeArchiveError, ZipLimits, extract_single_csv, raw_inflater
+from kline_lake.archive import zip_safety
+from kline_lake.archive.zip_safety import (
+    UnsafeArchiveError,
+    ZipLimits,
+    extract_single_csv,
+    raw_inflater,
+)
 
 
 @pytest.fixture(params=["isal", "stdlib"])

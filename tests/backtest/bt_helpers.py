@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from backtest.data import Bars
-from kline_lake.intervals import INTERVAL_MS
-from kline_lake.schemas import FUNDING, KLINES, PRICE_KLINES
+from kline_lake.core.intervals import INTERVAL_MS
+from kline_lake.core.schemas import FUNDING, KLINES, PRICE_KLINES
 
 T0_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 

@@ -14,8 +14,8 @@ from bt_helpers import iso, make_bars, write_funding, write_klines
 
 import backtest
 from backtest.data import load_bars, load_funding, parse_time_us
+from kline_lake.core.parsing import parse_archive_csv
 from kline_lake.errors import InputError
-from kline_lake.parsing import parse_archive_csv
 
 REAL = Path("/work/shared/real_data")
 H_US = 3_600_000_000

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kline_lake import intervals
+from kline_lake.core import intervals
 from kline_lake.errors import InputError
 
 

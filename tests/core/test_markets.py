@@ -1,8 +1,8 @@
-"""The exchange's published rules, as encoded in kline_lake.markets."""
+"""The exchange's published rules, as encoded in kline_lake.core.markets."""
 
 import pytest
 
-from kline_lake import markets
+from kline_lake.core import markets
 from kline_lake.errors import InputError
 
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kline_lake.archive.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
 from kline_lake.errors import InputError
-from kline_lake.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "real_data"
 KLINES_DIR = REAL / "spot" / "daily" / "klines" / "BTCUSDT" / "1m"

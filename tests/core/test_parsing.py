@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from kline_lake import parsing, schemas
+from kline_lake.core import parsing, schemas
 from kline_lake.errors import InputError
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "real_data"

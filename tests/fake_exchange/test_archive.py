@@ -9,11 +9,11 @@ import zipfile
 import httpx
 import pytest
 
+from kline_lake.core.intervals import next_open_ms
+from kline_lake.core.parsing import parse_archive_csv, parse_rest_klines
 from kline_lake.fake_exchange import FakeExchange
 from kline_lake.fake_exchange.archive import kline_opens_in, parse_archive_path
 from kline_lake.fake_exchange.universe import utc_ms
-from kline_lake.intervals import next_open_ms
-from kline_lake.parsing import parse_archive_csv, parse_rest_klines
 
 
 def _fetch(c: httpx.Client, path: str) -> tuple[bytes, str]:

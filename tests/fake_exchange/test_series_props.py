@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kline_lake.core.intervals import INTERVAL_MS, next_open_ms
 from kline_lake.fake_exchange import series
-from kline_lake.intervals import INTERVAL_MS, next_open_ms
 
 DAY_S = 86_400
 BASE_S = 1_600_000_000 - 1_600_000_000 % DAY_S

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kline_lake.client import Session
+from kline_lake.core.markets import SPOT, UM
 from kline_lake.errors import BannedError, BinanceAPIError, TransientError
-from kline_lake.exchange_info import apply_rate_limits
-from kline_lake.markets import SPOT, UM
-from kline_lake.rate_limiter import (
+from kline_lake.exchange.client import Session
+from kline_lake.exchange.exchange_info import apply_rate_limits
+from kline_lake.exchange.rate_limiter import (
     RateLimiter,
     RateWindow,
     interval_seconds,
@@ -24,7 +24,7 @@ from kline_lake.rate_limiter import (
     usable_limit,
     used_weight_from_headers,
 )
-from kline_lake.retry import RetryPolicy, VirtualClock
+from kline_lake.exchange.retry import RetryPolicy, VirtualClock
 
 BASE = "http://fake.test"
 
@@ -272,7 +272,7 @@ def test_exchange_info_windows_drive_the_limiter() -> None:
 
 
 def test_shared_ledger_splits_one_budget_between_processes(tmp_path) -> None:
-    from kline_lake.weight_ledger import ledger_for
+    from kline_lake.exchange.weight_ledger import ledger_for
 
     a = ledger_for("http://127.0.0.1:9", "/fapi/v1", tmp_path)
     b = ledger_for("http://127.0.0.1:9", "/fapi/v1", tmp_path)  # another process, same file
@@ -286,7 +286,7 @@ def test_shared_ledger_splits_one_budget_between_processes(tmp_path) -> None:
 
 
 def test_two_limiters_sharing_a_ledger_never_exceed_together(tmp_path) -> None:
-    from kline_lake.weight_ledger import ledger_for
+    from kline_lake.exchange.weight_ledger import ledger_for
 
     async def scenario() -> list[tuple[float, int]]:
         clock = VirtualClock(start_s=5000.0)

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kline_lake import pagination as pg
+from kline_lake.core.intervals import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
+from kline_lake.core.timeutil import format_ms, parse_utc_ms
+from kline_lake.download import pages as pg
 from kline_lake.errors import InputError
-from kline_lake.intervals import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
-from kline_lake.retry import RetryPolicy, backoff_delay_s, backoff_schedule_s
-from kline_lake.timeutil import format_ms, parse_utc_ms
+from kline_lake.exchange.retry import RetryPolicy, backoff_delay_s, backoff_schedule_s
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 
@@ -167,7 +167,7 @@ def test_agg_hole_detected_and_short_page_ends_stream() -> None:
 
 
 def test_cross_chunk_id_holes() -> None:
-    from kline_lake.rest_fetch import cross_chunk_id_holes
+    from kline_lake.download.rest_source import cross_chunk_id_holes
 
     spans = [(0, 10, 1, 5), (10, 20, None, None), (20, 30, 6, 9), (30, 40, 12, 13), (50, 60, 20, 21)]
     assert cross_chunk_id_holes(spans) == [(10, 12)]
@@ -193,7 +193,7 @@ def test_merge_and_clip_ranges() -> None:
 def test_exchange_info_symbols_cache_and_real_rate_limits() -> None:
     import json
 
-    from kline_lake import exchange_info as xi
+    from kline_lake.exchange import exchange_info as xi
 
     with open("/work/shared/real_data/exchange_info/usdm_exchangeInfo_2024-10-20.json") as fh:
         info = json.load(fh)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kline_lake.lake_writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 
 @pytest.fixture

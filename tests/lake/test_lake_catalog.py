@@ -12,11 +12,11 @@ import pytest
 from lake_helpers import JAN_2024_MS, MINUTE_MS
 
 from kline_lake import Lake
-from kline_lake.catalog import series_files, to_us
+from kline_lake.core.schemas import conform
 from kline_lake.errors import InputError
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.schemas import conform
-from kline_lake.synthetic_lake import synthetic_agg_trades, synthetic_funding, synthetic_klines
+from kline_lake.lake.catalog import series_files, to_us
+from kline_lake.lake.synthetic import synthetic_agg_trades, synthetic_funding, synthetic_klines
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 DAY_MS = 86_400_000
 

@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 from lake_helpers import JAN_2024_MS
 
-from kline_lake import layout
 from kline_lake.cli import main
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.synthetic_lake import synthetic_klines
+from kline_lake.lake import layout
+from kline_lake.lake.synthetic import synthetic_klines
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 KEY = SeriesKey("um", "klines", "BTCUSDT", "1m")
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kline_lake import coverage
 from kline_lake.errors import InputError, LakeError
+from kline_lake.lake import coverage
 
 bounds = st.integers(min_value=0, max_value=10_000)
 ranges_st = st.lists(

@@ -12,10 +12,10 @@ from lake_helpers import JAN_2024_MS, MINUTE_MS, MINUTE_US
 
 from kline_lake import Lake
 from kline_lake.errors import InputError
-from kline_lake.gaps import grid
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.resample import check_resample
-from kline_lake.synthetic_lake import synthetic_klines
+from kline_lake.lake.gaps import grid
+from kline_lake.lake.resample import check_resample
+from kline_lake.lake.synthetic import synthetic_klines
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 KEY = SeriesKey("um", "klines", "BTCUSDT", "1m")
 J_US = JAN_2024_MS * 1000

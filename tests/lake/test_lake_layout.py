@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kline_lake import layout
 from kline_lake.errors import InputError
-from kline_lake.layout import SeriesKey
+from kline_lake.lake import layout
+from kline_lake.lake.layout import SeriesKey
 
 
 def test_partition_dir_and_file_names():

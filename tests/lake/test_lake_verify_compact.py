@@ -9,10 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 from lake_helpers import JAN_2024_MS
 
-from kline_lake import Lake, layout
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.schemas import conform
-from kline_lake.synthetic_lake import synthetic_agg_trades, synthetic_klines
+from kline_lake import Lake
+from kline_lake.core.schemas import conform
+from kline_lake.lake import layout
+from kline_lake.lake.synthetic import synthetic_agg_trades, synthetic_klines
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 KEY = SeriesKey("um", "klines", "BTCUSDT", "1m")
 DAY_MS = 86_400_000

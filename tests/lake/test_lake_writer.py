@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from lake_helpers import JAN_2024_MS, MINUTE_MS, MINUTE_US
 
-from kline_lake import layout
+from kline_lake.core.schemas import KLINES, conform
 from kline_lake.errors import InputError, LakeError
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.schemas import KLINES, conform
-from kline_lake.synthetic_lake import synthetic_agg_trades, synthetic_funding, synthetic_klines
+from kline_lake.lake import layout
+from kline_lake.lake.synthetic import synthetic_agg_trades, synthetic_funding, synthetic_klines
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 
 def _files(root):
@@ -154,8 +154,8 @@ def test_plain_duckdb_and_polars_read_the_lake(writer, lake_root, btc_1m):
 
 CRASH_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    from kline_lake.lake_writer import LakeWriter, SeriesKey
-    from kline_lake.synthetic_lake import synthetic_klines
+    from kline_lake.lake.writer import LakeWriter, SeriesKey
+    from kline_lake.lake.synthetic import synthetic_klines
     root, stage = sys.argv[1], sys.argv[2]
     def hook(s):
         if s == stage:
@@ -255,7 +255,7 @@ def test_minute_and_month_series_stay_apart(writer, lake_root):
 
 
 def test_split_by_target_single_partition_is_the_table_itself() -> None:
-    from kline_lake.lake_writer import split_by_target
+    from kline_lake.lake.writer import split_by_target
 
     month = synthetic_klines(JAN_2024_MS, 100)
     assert list(split_by_target(month, "klines")) == [(2024, 1, layout.MONTH_FILE)]

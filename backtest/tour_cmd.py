@@ -1,4 +1,5 @@
-"""`kline-lake tour`: the offline five-minute tour (see kline_lake.tour)."""
+"""`kline-lake tour`: the offline five-minute tour (see backtest.tour); registered with `kline-lake`
+through the `kline_lake.commands` entry point in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import click
               help="HTML report to write (a .json with the same name is written too).")
 def tour(lake: str, report: str) -> None:
     """Fake exchange -> download -> inventory -> backtest -> report, all offline."""
-    from kline_lake.tour import run_tour
+    from backtest.tour import run_tour
 
     report_path = Path(report)
     report_path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Two sources, one result: a range parsed from the archive CSVs and the same range parsed
 from REST JSON are equal tables (same schema, same canonical timestamps; see
-`kline_lake.schemas` for the close-time decision).
+`kline_lake.core.schemas` for the close-time decision).
 
 Archive formats (https://github.com/binance/binance-public-data):
 - klines and mark/index/premium klines: 12 columns, the last one ignored.
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from kline_lake import schemas
+from kline_lake.archive.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
+from kline_lake.core import schemas
 from kline_lake.errors import InputError
-from kline_lake.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
 
 # (column, kind) of each archive CSV, in file order. SKIP columns are checked for
 # shape (one field) but not converted: klines' trailing "ignore", and the volume columns of

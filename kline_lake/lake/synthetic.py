@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from kline_lake.intervals import INTERVAL_MS
-from kline_lake.schemas import ms_to_ts
+from kline_lake.core.intervals import INTERVAL_MS
+from kline_lake.core.schemas import ms_to_ts
 
 
 def synthetic_klines(start_ms: int, n: int, interval: str = "1m", seed: int = 0,

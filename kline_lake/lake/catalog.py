@@ -30,11 +30,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from kline_lake import coverage, layout
+from kline_lake.core.markets import DATASETS, KLINE_DATASETS, MARKETS
+from kline_lake.core.schemas import KEYS, SCHEMAS, TIME_COLUMNS
 from kline_lake.errors import InputError
-from kline_lake.layout import SeriesKey
-from kline_lake.markets import DATASETS, KLINE_DATASETS, MARKETS
-from kline_lake.schemas import KEYS, SCHEMAS, TIME_COLUMNS
+from kline_lake.lake import coverage, layout
+from kline_lake.lake.layout import SeriesKey
 
 US_PER_SECOND = 1_000_000
 _MS_US_THRESHOLD = 10**15
@@ -266,14 +266,14 @@ class Lake:
     # ---------------------------------------------------------- questions
     def inventory(self) -> pl.DataFrame:
         """Per market/dataset/symbol/interval: first and last time, rows, files, bytes."""
-        from kline_lake.inventory import inventory
+        from kline_lake.lake.inventory import inventory
 
         return inventory(self.root)
 
     def gaps(self, market: str, symbol: str, interval: str, start: Any = None,
              end: Any = None, dataset: str = "klines") -> pl.DataFrame:
         """Missing klines as runs, each tagged "confirmed" or "unknown" (see ``gaps``)."""
-        from kline_lake.gaps import find_gaps
+        from kline_lake.lake.gaps import find_gaps
 
         key = SeriesKey(market, dataset, symbol, interval)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
@@ -284,7 +284,7 @@ class Lake:
                  start: Any = None, end: Any = None, dataset: str = "klines",
                  partial: bool = False) -> pl.DataFrame:
         """Exact OHLCV aggregation of stored klines to a coarser interval (see ``resample``)."""
-        from kline_lake.resample import resample_series
+        from kline_lake.lake.resample import resample_series
 
         key = SeriesKey(market, dataset, symbol, from_interval)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
@@ -293,7 +293,7 @@ class Lake:
 
     def verify(self):
         """Check every file and coverage record; returns a ``verify.VerifyReport``."""
-        from kline_lake.verify import verify_lake
+        from kline_lake.lake.verify import verify_lake
 
         return verify_lake(self.root)
 
@@ -301,7 +301,7 @@ class Lake:
                 symbol: str | None = None, force: bool = False):
         """Merge each partition's files into its canonical file(s); returns a
         ``compact.CompactReport`` (see ``compact``)."""
-        from kline_lake.compact import compact_lake
+        from kline_lake.lake.compact import compact_lake
 
         return compact_lake(self.root, market=market, dataset=dataset, symbol=symbol,
                             force=force)

@@ -2,7 +2,7 @@
 
 Binance counts weight per IP, but the `X-MBX-USED-WEIGHT-*` header shows another
 process's spending only once its answers come back; under load that lag lets two
-downloads each spend the whole window. Each `RateLimiter` (see `kline_lake.rate_limiter`)
+downloads each spend the whole window. Each `RateLimiter` (see `kline_lake.exchange.rate_limiter`)
 therefore also reserves its weight here, in a small JSON file per (host, API) under an
 exclusive `flock`, before sending.
 """

@@ -23,11 +23,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kline_lake import coverage, layout
-from kline_lake.atomic import atomic_write_bytes
 from kline_lake.errors import InputError, LakeError
-from kline_lake.lake_writer import LakeWriter
-from kline_lake.layout import SeriesKey
+from kline_lake.lake import coverage, layout
+from kline_lake.lake.atomic import atomic_write_bytes
+from kline_lake.lake.layout import SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 FORMAT_VERSION = 1
 MANIFEST_DIR = "archive_manifest"

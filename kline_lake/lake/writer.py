@@ -32,12 +32,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kline_lake import coverage, layout
-from kline_lake.atomic import atomic_write_bytes, atomic_write_with
+from kline_lake.core.schemas import KEYS, SCHEMAS, TIME_COLUMNS, conform
 from kline_lake.errors import InputError, LakeError
-from kline_lake.lake_lock import DEFAULT_TIMEOUT_S, FileLock
-from kline_lake.layout import SeriesKey
-from kline_lake.schemas import KEYS, SCHEMAS, TIME_COLUMNS, conform
+from kline_lake.lake import coverage, layout
+from kline_lake.lake.atomic import atomic_write_bytes, atomic_write_with
+from kline_lake.lake.layout import SeriesKey
+from kline_lake.lake.lock import DEFAULT_TIMEOUT_S, FileLock
 
 __all__ = ["LakeWriter", "SeriesKey", "write_parquet", "merge_rows", "read_data_file"]
 
@@ -267,7 +267,7 @@ def check_exact_case(series_dir: Path) -> None:
     case-insensitive filesystem (macOS and Windows defaults); writing both would mix minute
     and month klines in one file, so the second one is refused instead.
     """
-    from kline_lake.atomic import ensure_dir
+    from kline_lake.lake.atomic import ensure_dir
 
     ensure_dir(series_dir)
     if series_dir.name not in os.listdir(series_dir.parent):

@@ -29,8 +29,8 @@ from functools import partial
 
 import httpx
 
+from kline_lake.archive.zip_safety import ZipLimits, extract_single_csv
 from kline_lake.errors import ChecksumError, KlineLakeError, TransientError
-from kline_lake.zip_safety import ZipLimits, extract_single_csv
 
 _SHA256_LINE = re.compile(r"^\s*([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
 DEFAULT_MAX_ZIP_BYTES = 1024**3

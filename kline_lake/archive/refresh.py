@@ -1,7 +1,7 @@
 """`kline-lake verify --refresh-archive`: re-check ingested archive files, re-ingest changes.
 
 data.binance.vision may replace a file after publishing it (a corrected day). Every
-ingested archive file is in the archive manifest (:mod:`kline_lake.archive_manifest`)
+ingested archive file is in the archive manifest (:mod:`kline_lake.archive.manifest`)
 with the sha256 it had. A refresh reads each file's ``.CHECKSUM`` again (a few dozen bytes
 per file, no request weight); where the digest changed it downloads the new file (verified
 against the new CHECKSUM before parsing), and *replaces* the rows of the ranges that file
@@ -26,17 +26,18 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kline_lake import archive_manifest, layout
-from kline_lake.archive_download import archive_client, clip_rows
-from kline_lake.archive_fetch import FetchPolicy, NotInArchive, fetch_archive_file, fetch_checksum
-from kline_lake.archive_manifest import ManifestEntry
-from kline_lake.archive_plan import archive_url
+from kline_lake.archive import manifest as archive_manifest
+from kline_lake.archive.fetch import FetchPolicy, NotInArchive, fetch_archive_file, fetch_checksum
+from kline_lake.archive.ingest import archive_client, clip_rows
+from kline_lake.archive.manifest import ManifestEntry
+from kline_lake.archive.plan import archive_url
+from kline_lake.core.markets import resolve_archive_url
+from kline_lake.core.parsing import parse_archive_csv
+from kline_lake.core.schemas import TIME_COLUMNS, TS, conform
 from kline_lake.errors import InputError, KlineLakeError
-from kline_lake.lake_writer import LakeWriter, merge_rows, read_data_file, write_parquet
-from kline_lake.layout import SeriesKey
-from kline_lake.markets import resolve_archive_url
-from kline_lake.parsing import parse_archive_csv
-from kline_lake.schemas import TIME_COLUMNS, TS, conform
+from kline_lake.lake import layout
+from kline_lake.lake.layout import SeriesKey
+from kline_lake.lake.writer import LakeWriter, merge_rows, read_data_file, write_parquet
 
 _FILE = "__file"
 

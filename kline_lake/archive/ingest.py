@@ -1,10 +1,10 @@
 """The archive source: planned data.binance.vision files -> verified -> parsed -> the lake.
 
-For one series and a list of archive pieces (:mod:`kline_lake.archive_plan`), files are
-downloaded concurrently (:func:`kline_lake.archive_fetch.fetch_archive_file`: sha256
+For one series and a list of archive pieces (:mod:`kline_lake.archive.plan`), files are
+downloaded concurrently (:func:`kline_lake.archive.fetch.fetch_archive_file`: sha256
 verified before anything is parsed), parsed straight into Arrow columns
-(:func:`kline_lake.parsing.parse_archive_csv`: one Numba pass over the CSV bytes),
-clipped to the piece, and committed through the :class:`~kline_lake.lake_writer.LakeWriter`
+(:func:`kline_lake.core.parsing.parse_archive_csv`: one Numba pass over the CSV bytes),
+clipped to the piece, and committed through the :class:`~kline_lake.lake.writer.LakeWriter`
 one calendar month at a time (one commit per month partition, so a month of daily files is
 one rewrite, not thirty; agg_trades commit file by file, matching the lake's per-day trade
 files).
@@ -16,7 +16,7 @@ does not have (404) is handed back as a REST piece; a missing monthly file is fi
 retried as the daily files of its days (monthly files are published days late). A file that fails its CHECKSUM after
 retries contributes nothing; the other files are still committed and the first error is
 raised at the end, naming the file. Every committed file is recorded in the archive
-manifest (:mod:`kline_lake.archive_manifest`) with its sha256.
+manifest (:mod:`kline_lake.archive.manifest`) with its sha256.
 
 Funding from the archive has no mark price (the CSV carries
 ``calc_time,funding_interval_hours,last_funding_rate``): ``mark_price`` is null for those
@@ -33,11 +33,10 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kline_lake import archive_manifest
-from kline_lake.aio import gather_or_cancel
-from kline_lake.archive_fetch import FetchedArchive, FetchPolicy, NotInArchive, fetch_archive_file
-from kline_lake.archive_manifest import ManifestEntry
-from kline_lake.archive_plan import (
+from kline_lake.archive import manifest as archive_manifest
+from kline_lake.archive.fetch import FetchedArchive, FetchPolicy, NotInArchive, fetch_archive_file
+from kline_lake.archive.manifest import ManifestEntry
+from kline_lake.archive.plan import (
     DAILY,
     MONTHLY,
     REST,
@@ -46,11 +45,12 @@ from kline_lake.archive_plan import (
     archive_url,
     fallback_pieces,
 )
+from kline_lake.core.aio import gather_or_cancel
+from kline_lake.core.markets import Market
+from kline_lake.core.parsing import parse_archive_csv
+from kline_lake.core.schemas import TIME_COLUMNS, TS
 from kline_lake.errors import KlineLakeError
-from kline_lake.lake_writer import LakeWriter, SeriesKey
-from kline_lake.markets import Market
-from kline_lake.parsing import parse_archive_csv
-from kline_lake.schemas import TIME_COLUMNS, TS
+from kline_lake.lake.writer import LakeWriter, SeriesKey
 
 DEFAULT_CONCURRENCY = 8
 # Commit groups (a month of klines, a day of trades) held in memory at once.
@@ -95,7 +95,7 @@ class ArchiveOutcome:
 class ArchiveProgress:
     """Progress callbacks (files done, bytes received); no-ops by default.
 
-    :class:`kline_lake.archive_hybrid.HybridProgress` draws them as tqdm bars.
+    :class:`kline_lake.archive.hybrid.HybridProgress` draws them as tqdm bars.
     """
 
     def add_files_total(self, n: int) -> None:
@@ -290,14 +290,14 @@ def archive_client(timeout_s: float = 60.0, transport: httpx.AsyncBaseTransport 
 
 
 async def fetch_series_auto(ctx, task, ranges_ms) -> None:  # noqa: ANN001 (download's types)
-    """``--source auto`` for :mod:`kline_lake.download`: archive first, the rest from REST."""
-    from kline_lake.archive_hybrid import fetch_series_hybrid
+    """``--source auto`` for :mod:`kline_lake.download.orchestrate`: archive first, the rest from REST."""
+    from kline_lake.archive.hybrid import fetch_series_hybrid
 
     await fetch_series_hybrid(ctx, task, ranges_ms, "auto")
 
 
 async def fetch_series_archive(ctx, task, ranges_ms) -> None:  # noqa: ANN001
     """``--source archive``: archive files only; unpublished or missing parts are skipped."""
-    from kline_lake.archive_hybrid import fetch_series_hybrid
+    from kline_lake.archive.hybrid import fetch_series_hybrid
 
     await fetch_series_hybrid(ctx, task, ranges_ms, "archive")

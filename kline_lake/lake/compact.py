@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kline_lake import layout
-from kline_lake.inventory import iter_data_files
-from kline_lake.lake_lock import FileLock
-from kline_lake.lake_writer import merge_rows, read_data_file, split_by_target, write_parquet
-from kline_lake.layout import SeriesKey
+from kline_lake.lake import layout
+from kline_lake.lake.inventory import iter_data_files
+from kline_lake.lake.layout import SeriesKey
+from kline_lake.lake.lock import FileLock
+from kline_lake.lake.writer import merge_rows, read_data_file, split_by_target, write_parquet
 
 
 @dataclass

@@ -5,7 +5,8 @@ klines and funding for two USD-M perpetuals into a lake, prints the lake's inven
 backtests `sma_cross` with and without funding, and writes an HTML and a JSON report.
 Everything runs in this process; nothing leaves the machine.
 
-The backtester is imported lazily: `kline_lake` does not depend on `backtest` otherwise.
+It lives in `backtest` because it drives both packages (`kline_lake` never imports
+`backtest`); `kline-lake tour` reaches it through the `kline_lake.commands` entry point.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
+import backtest
+from backtest.report import write_run_report
+from kline_lake.download.orchestrate import run_download, validate_request
+from kline_lake.download.progress import summary_line
 from kline_lake.errors import InputError
+from kline_lake.fake_exchange import FakeExchange
+from kline_lake.lake.catalog import Lake
 
 TOUR_MARKET = "um"
 TOUR_SYMBOLS = "BTCUSDT,ETHUSDT"
@@ -42,9 +51,6 @@ class TourResult:
 
 
 def _download(lake: Path, base_url: str, say: Callable[[str], None]) -> int:
-    from kline_lake.download import run_download, validate_request
-    from kline_lake.progress import summary_line
-
     rows = 0
     for dataset, interval in (("klines", TOUR_INTERVAL), ("funding", None)):
         request = validate_request(
@@ -67,8 +73,6 @@ def _summary(label: str, metrics: dict[str, float]) -> str:
 
 
 def _inventory_text(inventory) -> str:
-    import polars as pl
-
     columns = ["dataset", "symbol", "interval", "first_time", "last_time", "rows", "files", "bytes"]
     with pl.Config(tbl_rows=50, tbl_cols=len(columns), tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True, tbl_width_chars=120):
@@ -77,11 +81,6 @@ def _inventory_text(inventory) -> str:
 
 def run_tour(lake: Path, report: Path, say: Callable[[str], None] = print) -> TourResult:
     """Run the tour into `lake`, writing `report` (.html) and its .json sibling."""
-    import backtest
-    from backtest.report import write_run_report
-    from kline_lake.catalog import Lake
-    from kline_lake.fake_exchange import FakeExchange
-
     if report.suffix.lower() != ".html":
         raise InputError(f"--report must name an .html file, got {str(report)!r}")
     say(f"1. fake exchange on loopback; downloading {TOUR_SYMBOLS} {TOUR_INTERVAL} klines "

@@ -21,12 +21,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kline_lake import coverage, layout
+from kline_lake.core.markets import DATASETS, MARKETS
+from kline_lake.core.schemas import KEYS, SCHEMAS, TIME_COLUMNS
 from kline_lake.errors import LakeError
-from kline_lake.inventory import iter_data_files
-from kline_lake.layout import SeriesKey
-from kline_lake.markets import DATASETS, MARKETS
-from kline_lake.schemas import KEYS, SCHEMAS, TIME_COLUMNS
+from kline_lake.lake import coverage, layout
+from kline_lake.lake.inventory import iter_data_files
+from kline_lake.lake.layout import SeriesKey
 
 US_PER_DAY = 86_400_000_000
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kline_lake import coverage, layout
+from kline_lake.core.intervals import ceil_open_ms, next_open_ms
+from kline_lake.core.markets import KLINE_DATASETS
 from kline_lake.errors import InputError
-from kline_lake.intervals import ceil_open_ms, next_open_ms
-from kline_lake.layout import SeriesKey
-from kline_lake.markets import KLINE_DATASETS
+from kline_lake.lake import coverage, layout
+from kline_lake.lake.layout import SeriesKey
 
 US_PER_MS = 1_000
 GAPS_SCHEMA = {
@@ -111,7 +111,7 @@ def find_gaps(root: Path, key: SeriesKey, start_us: int | None = None,
               end_us: int | None = None) -> pl.DataFrame:
     """Missing klines of a series in ``[start_us, end_us)`` as a Polars frame with
     columns start, end (exclusive), missing (slot count), status."""
-    from kline_lake.catalog import scan_series
+    from kline_lake.lake.catalog import scan_series
 
     if key.dataset not in KLINE_DATASETS:
         raise InputError(f"gaps are defined for kline datasets, not {key.dataset!r}")

@@ -9,8 +9,8 @@ Order of work (nothing is written before everything is validated):
 Sources plug in through one function each, `SourceFetcher(ctx, task, ranges_ms)`: fetch
 the planned `[start, end)` ranges (ms) of one series and commit them through
 `ctx.sink(task)` (`SeriesSink`: batched commits, progress, counters). `rest` lives in
-`kline_lake.rest_fetch`; other names (`archive`, `auto`) are looked up as
-`kline_lake.archive_download.fetch_series_<name>` (add the name to
+`kline_lake.download.rest_source`; other names (`archive`, `auto`) are looked up as
+`kline_lake.archive.ingest.fetch_series_<name>` (add the name to
 `cli.download_cmd.SOURCES` too). A source may call `rest_fetch.fetch_series_rest` for
 the ranges it cannot serve. Orchestration, progress and the summary are shared.
 
@@ -31,25 +31,25 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 
-from kline_lake import exchange_info as xinfo
-from kline_lake.aio import gather_or_cancel
-from kline_lake.client import ExchangeClient, Session
-from kline_lake.errors import InputError
-from kline_lake.intervals import INTERVAL_MS, validate_interval
-from kline_lake.lake_writer import LakeWriter, SeriesKey, check_root
-from kline_lake.layout import validate_symbol
-from kline_lake.markets import (
+from kline_lake.core.aio import gather_or_cancel
+from kline_lake.core.intervals import INTERVAL_MS, validate_interval
+from kline_lake.core.markets import (
     KLINE_DATASETS,
     Market,
     get_market,
     resolve_base_url,
     validate_dataset,
 )
-from kline_lake.pagination import Range, merge_ranges
-from kline_lake.progress import DownloadProgress, NullProgress, RunTotals
-from kline_lake.retry import Clock, RetryPolicy, SystemClock
-from kline_lake.schemas import KEYS, TIME_COLUMNS
-from kline_lake.timeutil import format_ms, ms_to_us, parse_utc_ms, us_to_ms, us_to_ms_ceil
+from kline_lake.core.schemas import KEYS, TIME_COLUMNS
+from kline_lake.core.timeutil import format_ms, ms_to_us, parse_utc_ms, us_to_ms, us_to_ms_ceil
+from kline_lake.download.pages import Range, merge_ranges
+from kline_lake.download.progress import DownloadProgress, NullProgress, RunTotals
+from kline_lake.errors import InputError
+from kline_lake.exchange import exchange_info as xinfo
+from kline_lake.exchange.client import ExchangeClient, Session
+from kline_lake.exchange.retry import Clock, RetryPolicy, SystemClock
+from kline_lake.lake.layout import validate_symbol
+from kline_lake.lake.writer import LakeWriter, SeriesKey, check_root
 
 DEFAULT_BATCH_ROWS = 100_000
 DEFAULT_SERIES_CONCURRENCY = 8
@@ -209,7 +209,7 @@ class SeriesSink:
 
 
 def _empty_table(dataset: str) -> pa.Table:
-    from kline_lake.schemas import schema_for
+    from kline_lake.core.schemas import schema_for
 
     return schema_for(dataset).empty_table()
 
@@ -220,11 +220,11 @@ SourceFetcher = Callable[[RunContext, SeriesTask, list[Range]], Awaitable[None]]
 def source_fetcher(name: str) -> SourceFetcher:
     """The fetch function of source `name` ("rest", or archive-provided ones)."""
     if name == "rest":
-        from kline_lake.rest_fetch import fetch_series_rest
+        from kline_lake.download.rest_source import fetch_series_rest
 
         return fetch_series_rest
     try:
-        module = importlib.import_module("kline_lake.archive_download")
+        module = importlib.import_module("kline_lake.archive.ingest")
         return getattr(module, f"fetch_series_{name}")
     except (ImportError, AttributeError):
         raise InputError(f"unknown --source {name!r}") from None

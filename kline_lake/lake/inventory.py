@@ -15,11 +15,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kline_lake import coverage, layout
+from kline_lake.core.markets import DATASETS, MARKETS
+from kline_lake.core.schemas import TIME_COLUMNS
 from kline_lake.errors import LakeError
-from kline_lake.layout import SeriesKey
-from kline_lake.markets import DATASETS, MARKETS
-from kline_lake.schemas import TIME_COLUMNS
+from kline_lake.lake import coverage, layout
+from kline_lake.lake.layout import SeriesKey
 
 INVENTORY_SCHEMA = {
     "market": pl.String,

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kline_lake.core.markets import DATASETS, KLINE_DATASETS, MARKETS
 from kline_lake.errors import InputError
-from kline_lake.markets import DATASETS, KLINE_DATASETS, MARKETS
 
 META_DIR = "_meta"
 MONTH_FILE = "data.parquet"
@@ -81,7 +81,7 @@ def validate_series(key: SeriesKey) -> None:
     if key.dataset in KLINE_DATASETS:
         if key.interval is None:
             raise InputError(f"dataset {key.dataset!r} needs an interval")
-        from kline_lake.intervals import validate_interval
+        from kline_lake.core.intervals import validate_interval
 
         validate_interval(key.interval, key.market)
     elif key.interval is not None:

@@ -36,8 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kline_lake.errors import BannedError, KlineLakeError
-from kline_lake.retry import Clock, SystemClock
-from kline_lake.weight_ledger import SharedLedger
+from kline_lake.exchange.retry import Clock, SystemClock
+from kline_lake.exchange.weight_ledger import SharedLedger
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from kline_lake.atomic import atomic_write_bytes
 from kline_lake.errors import InputError, LakeError
+from kline_lake.lake.atomic import atomic_write_bytes
 
 Range = tuple[int, int]
 FORMAT_VERSION = 1

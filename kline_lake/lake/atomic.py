@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from kline_lake.layout import TMP_SUFFIX
+from kline_lake.lake.layout import TMP_SUFFIX
 
 
 def temp_path_for(target: Path) -> Path:

@@ -1,12 +1,12 @@
 """`--source auto` and `--source archive`: the download orchestration's archive sources.
 
-:mod:`kline_lake.download` calls ``fetch_series_<source>(ctx, task, ranges_ms)`` with the
+:mod:`kline_lake.download.orchestrate` calls ``fetch_series_<source>(ctx, task, ranges_ms)`` with the
 ranges of one series the lake does not cover yet. Here each range is planned
-(:func:`kline_lake.archive_plan.plan_for_source`: whole past months from monthly zips,
+(:func:`kline_lake.archive.plan.plan_for_source`: whole past months from monthly zips,
 remaining past days from daily zips, the rest from REST), the archive pieces are ingested
-(:mod:`kline_lake.archive_download`), and what is left, the unpublished tail plus every
+(:mod:`kline_lake.archive.ingest`), and what is left, the unpublished tail plus every
 file the archive does not have (404), goes to the REST source
-(:func:`kline_lake.rest_fetch.fetch_series_rest`). ``--source archive`` skips that REST
+(:func:`kline_lake.download.rest_source.fetch_series_rest`). ``--source archive`` skips that REST
 part and counts what it skipped.
 
 Commits go through the run's ``ctx.commit`` (serialized, counted), and the summary gets
@@ -23,25 +23,25 @@ from typing import TextIO
 import numpy as np
 import pyarrow as pa
 
-from kline_lake.archive_download import (
+from kline_lake.archive.ingest import (
     ArchiveProgress,
     ArchiveSettings,
     archive_client,
     ingest_archive_pieces,
     raise_first,
 )
-from kline_lake.archive_plan import (
+from kline_lake.archive.plan import (
     archive_frequencies,
     merge_rest_pieces,
     plan_for_source,
     resolve_download_archive_url,
 )
-from kline_lake.download import DownloadRequest, RunContext, SeriesTask
-from kline_lake.intervals import INTERVAL_MS, ceil_open_ms
-from kline_lake.lake_writer import SeriesKey
-from kline_lake.markets import KLINE_DATASETS
-from kline_lake.progress import MAX_SYMBOL_BARS, RunTotals, TqdmProgress
-from kline_lake.schemas import TIME_COLUMNS
+from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms
+from kline_lake.core.markets import KLINE_DATASETS
+from kline_lake.core.schemas import TIME_COLUMNS
+from kline_lake.download.orchestrate import DownloadRequest, RunContext, SeriesTask
+from kline_lake.download.progress import MAX_SYMBOL_BARS, RunTotals, TqdmProgress
+from kline_lake.lake.writer import SeriesKey
 
 US_PER_MS = 1000
 Range = tuple[int, int]
@@ -122,7 +122,7 @@ def _bump(totals: RunTotals, name: str, n: int) -> None:
 
 def archive_url_for(request: DownloadRequest) -> str:
     """The archive base of a download (see
-    :func:`kline_lake.archive_plan.resolve_download_archive_url`): an overridden REST base
+    :func:`kline_lake.archive.plan.resolve_download_archive_url`): an overridden REST base
     (flag or environment) stands in for an archive URL nobody set."""
     base = request.base_url
     rest_override = None if base == request.market.default_base_url else base
@@ -181,7 +181,7 @@ async def _fetch_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range])
     """The REST source on a private copy of the run context whose totals count only this
     call (client, writer, progress and the commit lock stay shared), so the summary can
     say how many rows came from REST."""
-    from kline_lake.rest_fetch import fetch_series_rest
+    from kline_lake.download.rest_source import fetch_series_rest
 
     mine = RunTotals()
     rest_ctx = dataclasses.replace(ctx, totals=mine)

@@ -35,8 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from kline_lake.errors import InputError
-from kline_lake.markets import (
+from kline_lake.core.markets import (
     ARCHIVE_NAMES,
     DEFAULT_ARCHIVE_URL,
     ENV_ARCHIVE_URL,
@@ -44,6 +43,7 @@ from kline_lake.markets import (
     KLINE_DATASETS,
     Market,
 )
+from kline_lake.errors import InputError
 
 US_PER_DAY = 86_400_000_000
 MONTHLY = "monthly"

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kline_lake.intervals import (
+from kline_lake.core.intervals import (
     INTERVAL_MS,
     MS_PER_DAY,
     MS_PER_HOUR,
