@@ -36,8 +36,9 @@ from pathlib import Path
 
 import httpx
 
-from kline_lake.core.markets import best_page_limit, get_market, request_weight
+from kline_lake.core.markets import get_market
 from kline_lake.download.orchestrate import run_download, validate_request
+from kline_lake.exchange.weights import best_page_limit, request_weight
 
 KLINE_LAKE = str(Path(sys.executable).with_name("kline-lake"))
 

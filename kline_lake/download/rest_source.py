@@ -12,11 +12,12 @@ from typing import Any
 
 from kline_lake.core.aio import gather_or_cancel
 from kline_lake.core.intervals import INTERVAL_MS, MS_PER_DAY, MS_PER_HOUR
-from kline_lake.core.markets import ENDPOINTS, best_page_limit
+from kline_lake.core.markets import ENDPOINTS
 from kline_lake.core.parsing import parse_rest_agg_trades, parse_rest_funding, parse_rest_klines
 from kline_lake.download import pages as pg
 from kline_lake.download.orchestrate import RunContext, SeriesTask
 from kline_lake.errors import InputError, TransientError
+from kline_lake.exchange.weights import best_page_limit
 
 CHUNKS_PER_SERIES = 8  # chunks of one series fetched at once
 TARGET_CHUNKS = 32  # aim for this many chunks per series when the range is long

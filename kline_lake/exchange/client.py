@@ -23,11 +23,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from kline_lake.core.markets import Market, request_weight
+from kline_lake.core.markets import Market
 from kline_lake.errors import BinanceAPIError, TransientError
 from kline_lake.exchange.rate_limiter import RateLimiter, RateWindow
 from kline_lake.exchange.retry import Clock, RetryPolicy, SystemClock, backoff_delay_s
 from kline_lake.exchange.weight_ledger import ledger_for
+from kline_lake.exchange.weights import request_weight
 
 DEFAULT_TIMEOUT_S = 20.0
 DEFAULT_MAX_IN_FLIGHT = 16

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from kline_lake.core.markets import Market, request_weight
+from kline_lake.core.markets import Market
+from kline_lake.exchange.weights import request_weight
 from kline_lake.fake_exchange import series
 from kline_lake.fake_exchange.params import (
     ApiError,

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kline_lake.core.markets import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S, get_market
+from kline_lake.core.markets import get_market
+from kline_lake.exchange.weights import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S
 from kline_lake.fake_exchange import rest
 from kline_lake.fake_exchange.exchange_info import exchange_info
 from kline_lake.fake_exchange.faults import FaultInjector, FaultSpec, parse_faults

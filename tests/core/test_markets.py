@@ -1,9 +1,10 @@
-"""The exchange's published rules, as encoded in kline_lake.core.markets."""
+"""The exchange's published rules, as encoded in kline_lake.core.markets and kline_lake.exchange.weights."""
 
 import pytest
 
 from kline_lake.core import markets
 from kline_lake.errors import InputError
+from kline_lake.exchange import weights
 
 
 @pytest.mark.parametrize(
@@ -11,24 +12,24 @@ from kline_lake.errors import InputError
     [(1, 1), (99, 1), (100, 2), (499, 2), (500, 5), (1000, 5), (1001, 10), (1500, 10)],
 )
 def test_futures_kline_weight_bands(limit, weight):
-    assert markets.futures_kline_weight(limit) == weight
-    assert markets.request_weight(markets.UM, "klines", limit) == weight
-    assert markets.request_weight(markets.CM, "markPriceKlines", limit) == weight
+    assert weights.futures_kline_weight(limit) == weight
+    assert weights.request_weight(markets.UM, "klines", limit) == weight
+    assert weights.request_weight(markets.CM, "markPriceKlines", limit) == weight
 
 
 def test_spot_weights():
-    assert markets.request_weight(markets.SPOT, "klines", 1000) == 2
-    assert markets.request_weight(markets.SPOT, "aggTrades", 1000) == 4
-    assert markets.request_weight(markets.UM, "aggTrades", 1000) == 20
+    assert weights.request_weight(markets.SPOT, "klines", 1000) == 2
+    assert weights.request_weight(markets.SPOT, "aggTrades", 1000) == 4
+    assert weights.request_weight(markets.UM, "aggTrades", 1000) == 20
 
 
 def test_best_page_limit_maximizes_rows_per_weight():
     # 499 rows for weight 2 = 249.5 rows/weight beats 1000/5 = 200 and 1500/10 = 150.
-    assert markets.best_page_limit(markets.UM, "klines") == 499
-    assert markets.best_page_limit(markets.CM, "premium_klines") == 499
-    assert markets.best_page_limit(markets.SPOT, "klines") == 1000
-    assert markets.best_page_limit(markets.UM, "agg_trades") == 1000
-    assert markets.best_page_limit(markets.UM, "funding") == 1000
+    assert weights.best_page_limit(markets.UM, "klines") == 499
+    assert weights.best_page_limit(markets.CM, "premium_klines") == 499
+    assert weights.best_page_limit(markets.SPOT, "klines") == 1000
+    assert weights.best_page_limit(markets.UM, "agg_trades") == 1000
+    assert weights.best_page_limit(markets.UM, "funding") == 1000
 
 
 def test_budgets():
