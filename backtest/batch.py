@@ -10,24 +10,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from backtest.kernels import N_ORDER_COLS, N_TRADE_COLS, cross_signal_nb, simulate_nb
-from backtest.metrics import N_METRICS, metrics_nb
+from backtest.kernels import cross_signal_nb, simulate_nb
+from backtest.metrics import metrics_nb
+from backtest.records import METRICS_DT, ORDER_DT, TRADE_DT
 
 
 @njit(cache=True)
 def run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
                init_cash, size_frac, leverage, fee_rate, slip, mmr, bars_per_year, bar_days,
-               scratch, trades, out_row):
+               scratch, trades, out, k):
     """Simulate one signal array into reusable `scratch` (2, n: equity, position) and
-    `trades` buffers and write its metrics to `out_row`; returns the kernel status."""
-    orders = np.empty((0, N_ORDER_COLS))
+    `trades` buffers and write its metrics to record `k` of `out`; returns the kernel
+    status."""
+    orders = np.empty(0, dtype=ORDER_DT)
     none = np.empty(0)
     status, _, n_tr, fees_paid, funding_paid = simulate_nb(
         open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
         init_cash, size_frac, leverage, fee_rate, slip, mmr, scratch[0], scratch[1], none,
         none, none, orders, trades)
     metrics_nb(scratch[0], scratch[1], trades[:n_tr], init_cash, fees_paid, funding_paid,
-               bars_per_year, bar_days, out_row)
+               bars_per_year, bar_days, out, k)
     return status
 
 
@@ -44,21 +46,21 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
     """Crossover grid: `lines` holds one indicator row per distinct window; grid point c
     crosses row ``fast_idx[c]`` with row ``slow_idx[c]``. The grid is split in `n_chunks`
     parallel chunks (one per thread), each reusing one set of scratch buffers.
-    Returns (metrics, statuses)."""
+    Returns (metrics, statuses): a METRICS_DT record per grid point and its status."""
     n_combo = fast_idx.shape[0]
     n = close.shape[0]
-    out = np.empty((n_combo, N_METRICS))
+    out = np.empty(n_combo, dtype=METRICS_DT)
     status = np.zeros(n_combo, dtype=np.int64)
     for k in prange(n_chunks):
         lo, hi = _chunk_bounds(n_combo, n_chunks, k)
         scratch = np.empty((2, n))
-        trades = np.empty((n + 1, N_TRADE_COLS))
+        trades = np.empty(n + 1, dtype=TRADE_DT)
         for c in range(lo, hi):
             sig = cross_signal_nb(lines[fast_idx[c]], lines[slow_idx[c]])
             status[c] = run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra,
                                    direction, fill_close, init_cash, size_frac, leverage,
                                    fee_rate, slip, mmr, bars_per_year, bar_days, scratch,
-                                   trades, out[c])
+                                   trades, out, c)
     return out, status
 
 
@@ -69,15 +71,15 @@ def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, di
     """Generic grid: one precomputed int8 signal row per grid point."""
     n_combo = sigs.shape[0]
     n = close.shape[0]
-    out = np.empty((n_combo, N_METRICS))
+    out = np.empty(n_combo, dtype=METRICS_DT)
     status = np.zeros(n_combo, dtype=np.int64)
     for k in prange(n_chunks):
         lo, hi = _chunk_bounds(n_combo, n_chunks, k)
         scratch = np.empty((2, n))
-        trades = np.empty((n + 1, N_TRADE_COLS))
+        trades = np.empty(n + 1, dtype=TRADE_DT)
         for c in range(lo, hi):
             status[c] = run_one_nb(open_, high, low, close, sigs[c], fund_at_open, fund_intra,
                                    direction, fill_close, init_cash, size_frac, leverage,
                                    fee_rate, slip, mmr, bars_per_year, bar_days, scratch,
-                                   trades, out[c])
+                                   trades, out, c)
     return out, status

@@ -40,8 +40,6 @@ from backtest.funding import align_funding
 from backtest.kernels import (
     BOTH,
     LONG,
-    N_ORDER_COLS,
-    N_TRADE_COLS,
     SHORT,
     STATUS_LIQUIDATED,
     STATUS_NO_CASH,
@@ -51,6 +49,7 @@ from backtest.kernels import (
     trade_capacity,
 )
 from backtest.metrics import compute_metrics
+from backtest.records import TRADE_OPEN, empty_orders, empty_trades
 from backtest.results import RunResult, orders_frame, trades_frame
 from backtest.strategies import SignalFunc, Strategy, get_strategy
 from kline_lake.core.markets import get_market
@@ -173,8 +172,8 @@ def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None
     b = data.bars
     n = len(b)
     out = {k: np.empty(n) for k in ("equity", "position", "cash", "cum_fees", "cum_funding")}
-    orders = np.empty((order_capacity(n), N_ORDER_COLS))
-    trades = np.empty((trade_capacity(n), N_TRADE_COLS))
+    orders = empty_orders(order_capacity(n))
+    trades = empty_trades(trade_capacity(n))
     kernel = simulate_nb if use_jit(jit) else simulate_nb.py_func
     status, n_ord, n_tr, _, _ = kernel(
         b.open, b.high, b.low, b.close, sig, data.fund_at_open, data.fund_intra,
@@ -202,10 +201,8 @@ def bar_frame(data: MarketData, sig: np.ndarray, sim: dict, cash: float) -> pl.D
     entry = np.zeros(n, dtype=bool)
     exit_ = np.zeros(n, dtype=bool)
     tr = sim["trades"]
-    if tr.shape[0]:
-        entry[tr[:, 0].astype(np.int64)] = True
-        closed = tr[:, 10] != 1
-        exit_[tr[closed, 1].astype(np.int64)] = True
+    entry[tr["entry_idx"]] = True
+    exit_[tr["exit_idx"][tr["status"] != TRADE_OPEN]] = True
     equity = sim["equity"]
     peak = np.maximum.accumulate(np.concatenate(([cash], equity)))[1:]
     return pl.DataFrame({

@@ -20,7 +20,8 @@ a long, and sells short ``size * leverage * equity / (price * (1 + fee_rate))`` 
 the arithmetic follows ``vectorbt.Portfolio.from_signals`` so the two agree to
 rounding. Positions never accumulate: a signal in the current direction is ignored.
 
-Every public kernel has the ``_nb`` suffix; ``kernel.py_func`` is the same code
+Orders and trades are written into structured arrays of `backtest.records` (``ORDER_DT``,
+``TRADE_DT``), field by field. Every public kernel has the ``_nb`` suffix; ``kernel.py_func`` is the same code
 uninterpreted by Numba, which `backtest.engine` uses when ``jit=False``.
 """
 
@@ -28,6 +29,14 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from backtest.records import (
+    KIND_LIQUIDATION,
+    KIND_SIGNAL,
+    TRADE_CLOSED,
+    TRADE_LIQUIDATED,
+    TRADE_OPEN,
+)
 
 # direction codes
 LONG, SHORT, BOTH = 0, 1, 2
@@ -42,16 +51,6 @@ STATUS_BAD_INPUT = 8  # array lengths disagree
 CASH, POS, FUND, FEES, N_ORD, N_TR = 0, 1, 2, 3, 4, 5
 E_IDX, E_PX, E_FEE, T_FUND, MARGIN, STATUS = 6, 7, 8, 9, 10, 11
 N_SLOTS = 12
-
-# columns of the order records
-O_IDX, O_SIDE, O_QTY, O_PRICE, O_FEE, O_KIND = 0, 1, 2, 3, 4, 5
-N_ORDER_COLS = 6
-KIND_SIGNAL, KIND_LIQUIDATION = 0, 1
-# columns of the trade records
-(T_ENTRY_IDX, T_EXIT_IDX, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_ENTRY_FEE, T_EXIT_FEE,
- T_FUNDING, T_PNL, T_STATUS) = range(11)
-N_TRADE_COLS = 11
-TRADE_CLOSED, TRADE_OPEN, TRADE_LIQUIDATED = 0, 1, 2
 
 
 @njit(cache=True)
@@ -79,12 +78,13 @@ def _record_order_nb(st, orders, i, side, qty, price, fee, kind):
     if k >= orders.shape[0]:
         _flag_nb(st, STATUS_RECORDS_FULL)
         return
-    orders[k, O_IDX] = i
-    orders[k, O_SIDE] = side
-    orders[k, O_QTY] = qty
-    orders[k, O_PRICE] = price
-    orders[k, O_FEE] = fee
-    orders[k, O_KIND] = kind
+    rec = orders[k]
+    rec["idx"] = i
+    rec["side"] = side
+    rec["qty"] = qty
+    rec["price"] = price
+    rec["fee"] = fee
+    rec["kind"] = kind
     st[N_ORD] = k + 1
 
 
@@ -96,17 +96,18 @@ def _record_trade_nb(st, trades, exit_idx, side, qty, exit_px, exit_fee, status)
         return
     entry_px = st[E_PX]
     pnl = side * (exit_px - entry_px) * qty - st[E_FEE] - exit_fee - st[T_FUND]
-    trades[k, T_ENTRY_IDX] = st[E_IDX]
-    trades[k, T_EXIT_IDX] = exit_idx
-    trades[k, T_SIDE] = side
-    trades[k, T_QTY] = qty
-    trades[k, T_ENTRY_PX] = entry_px
-    trades[k, T_EXIT_PX] = exit_px
-    trades[k, T_ENTRY_FEE] = st[E_FEE]
-    trades[k, T_EXIT_FEE] = exit_fee
-    trades[k, T_FUNDING] = st[T_FUND]
-    trades[k, T_PNL] = pnl
-    trades[k, T_STATUS] = status
+    rec = trades[k]
+    rec["entry_idx"] = int(st[E_IDX])
+    rec["exit_idx"] = exit_idx
+    rec["side"] = side
+    rec["qty"] = qty
+    rec["entry_price"] = entry_px
+    rec["exit_price"] = exit_px
+    rec["entry_fee"] = st[E_FEE]
+    rec["exit_fee"] = exit_fee
+    rec["funding_paid"] = st[T_FUND]
+    rec["pnl"] = pnl
+    rec["status"] = status
     st[N_TR] = k + 1
 
 

@@ -28,16 +28,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest.kernels import T_PNL, T_STATUS, TRADE_OPEN
+from backtest.records import METRICS_DT, TRADE_DT, TRADE_OPEN, empty_metrics
 
 DAYS_PER_YEAR = 365.0
 
-METRIC_NAMES: tuple[str, ...] = (
-    "final_equity", "total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown",
-    "max_drawdown_duration", "n_trades", "win_rate", "profit_factor", "expectancy",
-    "exposure", "fees_paid", "funding_paid",
-)
-N_METRICS = len(METRIC_NAMES)
+# the fields of one metric record (`backtest.records.METRICS_DT`), in report order
+METRIC_NAMES: tuple[str, ...] = METRICS_DT.names
 
 
 def bars_per_year(bar_days: float) -> float:
@@ -212,8 +208,9 @@ def _closed_trade_stats_nb(trades):
     closed = np.empty(trades.shape[0], dtype=np.bool_)
     pnl = np.empty(trades.shape[0])
     for k in range(trades.shape[0]):
-        closed[k] = trades[k, T_STATUS] != TRADE_OPEN
-        pnl[k] = trades[k, T_PNL]
+        rec = trades[k]
+        closed[k] = rec["status"] != TRADE_OPEN
+        pnl[k] = rec["pnl"]
     return trade_stats_nb(pnl, closed)
 
 
@@ -231,23 +228,25 @@ def exposure_nb(position):
 
 @njit(cache=True, error_model="numpy")
 def metrics_nb(equity, position, trades, init_cash, fees_paid, funding_paid, bars_per_year,
-               bar_days, out):
-    """Fill `out` (length N_METRICS, in METRIC_NAMES order) from one simulated run."""
+               bar_days, out, k):
+    """Fill record `k` of `out` (a METRICS_DT array) from one simulated run."""
     n = equity.shape[0]
     final = equity[n - 1] if n > 0 else init_cash
-    out[0] = final
-    out[1] = total_return_nb(final, init_cash)
-    out[2] = cagr_nb(final, init_cash, n, bar_days)
-    out[3], out[4] = equity_ratios_nb(equity, init_cash, bars_per_year)
+    m = out[k]
+    m["final_equity"] = final
+    m["total_return"] = total_return_nb(final, init_cash)
+    cagr = cagr_nb(final, init_cash, n, bar_days)
+    m["cagr"] = cagr
+    m["sharpe"], m["sortino"] = equity_ratios_nb(equity, init_cash, bars_per_year)
     worst, longest = drawdown_stats_nb(equity, init_cash)
-    out[6] = worst
-    out[5] = calmar_nb(out[2], out[6])
-    out[7] = longest * bar_days
-    out[8] = trades.shape[0]
-    out[9], out[10], out[11] = _closed_trade_stats_nb(trades)
-    out[12] = exposure_nb(position)
-    out[13] = fees_paid
-    out[14] = funding_paid
+    m["max_drawdown"] = worst
+    m["calmar"] = calmar_nb(cagr, worst)
+    m["max_drawdown_duration"] = longest * bar_days
+    m["n_trades"] = trades.shape[0]
+    m["win_rate"], m["profit_factor"], m["expectancy"] = _closed_trade_stats_nb(trades)
+    m["exposure"] = exposure_nb(position)
+    m["fees_paid"] = fees_paid
+    m["funding_paid"] = funding_paid
 
 
 # ---- Python faces ---------------------------------------------------------------------
@@ -331,16 +330,16 @@ def exposure(position) -> float:
 
 def compute_metrics(equity, position, trades: np.ndarray, init_cash: float, fees_paid: float,
                     funding_paid: float, bar_days: float) -> dict[str, float]:
-    """Every metric of METRIC_NAMES for one run, as a dict."""
-    out = np.empty(N_METRICS)
-    metrics_nb(_f64(equity), _f64(position), np.ascontiguousarray(trades, dtype=np.float64),
-               float(init_cash), float(fees_paid), float(funding_paid),
-               bars_per_year(bar_days), float(bar_days), out)
-    return metrics_row_to_dict(out)
+    """Every metric of METRIC_NAMES for one run, as a dict; `trades` is a TRADE_DT array."""
+    if trades.dtype != TRADE_DT:
+        raise ValueError(f"trades must be a backtest.records.TRADE_DT array, not {trades.dtype}")
+    out = empty_metrics(1)
+    metrics_nb(_f64(equity), _f64(position), np.ascontiguousarray(trades), float(init_cash),
+               float(fees_paid), float(funding_paid), bars_per_year(bar_days),
+               float(bar_days), out, 0)
+    return metrics_record_to_dict(out[0])
 
 
-def metrics_row_to_dict(row: np.ndarray) -> dict[str, float]:
-    """A METRIC_NAMES-ordered row -> {name: value} (n_trades as int)."""
-    d = {name: float(v) for name, v in zip(METRIC_NAMES, row, strict=True)}
-    d["n_trades"] = int(d["n_trades"])
-    return d
+def metrics_record_to_dict(rec: np.void) -> dict[str, float]:
+    """One METRICS_DT record -> {name: Python value}, in METRIC_NAMES order."""
+    return {name: rec[name].item() for name in METRIC_NAMES}

@@ -17,18 +17,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from backtest.kernels import (
+from backtest.metrics import METRIC_NAMES
+from backtest.records import (
     KIND_LIQUIDATION,
-    N_ORDER_COLS,
-    N_TRADE_COLS,
-    T_ENTRY_IDX,
-    T_EXIT_IDX,
-    T_STATUS,
+    ORDER_DT,
     TRADE_CLOSED,
+    TRADE_DT,
     TRADE_LIQUIDATED,
     TRADE_OPEN,
 )
-from backtest.metrics import METRIC_NAMES
 
 _TRADE_STATUS = {TRADE_CLOSED: "closed", TRADE_OPEN: "open", TRADE_LIQUIDATED: "liquidated"}
 
@@ -50,42 +47,48 @@ def _ts(open_time_us: np.ndarray) -> pl.Series:
     return pl.Series("t", open_time_us, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
 
 
+def _records(arr: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
+    if arr.dtype != dtype:
+        raise ValueError(f"{what} must be a backtest.records array of {dtype}, not {arr.dtype}")
+    return arr
+
+
 def trades_frame(trades: np.ndarray, open_time_us: np.ndarray) -> pl.DataFrame:
-    """Trade records (see `backtest.kernels`) -> a frame with times and labels."""
-    t = np.asarray(trades, dtype=np.float64).reshape(-1, N_TRADE_COLS)
-    entry = t[:, T_ENTRY_IDX].astype(np.int64)
-    exit_ = t[:, T_EXIT_IDX].astype(np.int64)
+    """Trade records (`backtest.records.TRADE_DT`) -> a frame with times and labels."""
+    t = _records(trades, TRADE_DT, "trades")
+    entry, exit_ = t["entry_idx"], t["exit_idx"]
+    qty, entry_px, pnl = t["qty"], t["entry_price"], t["pnl"]
     return pl.DataFrame({
         "entry_idx": entry,
         "exit_idx": exit_,
         "entry_time": _ts(open_time_us[entry]),
         "exit_time": _ts(open_time_us[exit_]),
-        "side": np.where(t[:, 2] > 0, "long", "short"),
-        "qty": t[:, 3],
-        "entry_price": t[:, 4],
-        "exit_price": t[:, 5],
-        "entry_fee": t[:, 6],
-        "exit_fee": t[:, 7],
-        "funding_paid": t[:, 8],
-        "pnl": t[:, 9],
-        "return": t[:, 9] / (t[:, 3] * t[:, 4]) if t.shape[0] else t[:, 9],
-        "status": pl.Series([_TRADE_STATUS[int(s)] for s in t[:, T_STATUS]], dtype=pl.String),
-        "liquidated": t[:, T_STATUS] == TRADE_LIQUIDATED,
+        "side": np.where(t["side"] > 0, "long", "short"),
+        "qty": qty,
+        "entry_price": entry_px,
+        "exit_price": t["exit_price"],
+        "entry_fee": t["entry_fee"],
+        "exit_fee": t["exit_fee"],
+        "funding_paid": t["funding_paid"],
+        "pnl": pnl,
+        "return": pnl / (qty * entry_px) if t.shape[0] else pnl,
+        "status": pl.Series([_TRADE_STATUS[int(s)] for s in t["status"]], dtype=pl.String),
+        "liquidated": t["status"] == TRADE_LIQUIDATED,
     })
 
 
 def orders_frame(orders: np.ndarray, open_time_us: np.ndarray) -> pl.DataFrame:
-    """Order records -> a frame (side buy/sell, kind signal/liquidation)."""
-    o = np.asarray(orders, dtype=np.float64).reshape(-1, N_ORDER_COLS)
-    idx = o[:, 0].astype(np.int64)
+    """Order records (`backtest.records.ORDER_DT`) -> a frame (side buy/sell, kind
+    signal/liquidation)."""
+    o = _records(orders, ORDER_DT, "orders")
     return pl.DataFrame({
-        "idx": idx,
-        "time": _ts(open_time_us[idx]),
-        "side": np.where(o[:, 1] > 0, "buy", "sell"),
-        "qty": o[:, 2],
-        "price": o[:, 3],
-        "fee": o[:, 4],
-        "kind": np.where(o[:, 5] == KIND_LIQUIDATION, "liquidation", "signal"),
+        "idx": o["idx"],
+        "time": _ts(open_time_us[o["idx"]]),
+        "side": np.where(o["side"] > 0, "buy", "sell"),
+        "qty": o["qty"],
+        "price": o["price"],
+        "fee": o["fee"],
+        "kind": np.where(o["kind"] == KIND_LIQUIDATION, "liquidation", "signal"),
     })
 
 

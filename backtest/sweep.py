@@ -105,7 +105,7 @@ def _run_signals(strat: Strategy, data: MarketData, points: list[dict], config: 
 
 def run_grid(strat: Strategy, data: MarketData, points: list[dict], config: Config,
              jit: bool = True) -> np.ndarray:
-    """Metrics matrix (len(points), len(METRIC_NAMES)) for resolved grid points."""
+    """One `backtest.records.METRICS_DT` record per resolved grid point."""
     if strat.cross_line is not None and not strat.follows_direction:
         return _run_cross(strat, data, points, config, jit)
     return _run_signals(strat, data, points, config, jit)
@@ -114,8 +114,8 @@ def run_grid(strat: Strategy, data: MarketData, points: list[dict], config: Conf
 def grid_frame(points: list[dict], metrics: np.ndarray, names: list[str]) -> pl.DataFrame:
     """Params (by name) followed by every metric, one row per grid point."""
     cols: dict[str, Any] = {name: [p[name] for p in points] for name in names}
-    for k, m in enumerate(METRIC_NAMES):
-        cols[m] = metrics[:, k].astype(np.int64) if m == "n_trades" else metrics[:, k]
+    for name in METRIC_NAMES:
+        cols[name] = np.ascontiguousarray(metrics[name])
     return pl.DataFrame(cols)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from backtest import metrics as M
-from backtest.kernels import N_TRADE_COLS, T_PNL, T_STATUS, TRADE_CLOSED, TRADE_OPEN
+from backtest.records import TRADE_CLOSED, TRADE_DT, TRADE_OPEN
 
 EQ = [110.0, 99.0, 121.0]  # from 100: +10 %, -10 %, +22.2 %
 
@@ -68,9 +68,9 @@ def test_exposure():
 
 
 def test_compute_metrics_bundle():
-    trades = np.zeros((4, N_TRADE_COLS))
-    trades[:, T_PNL] = [10.0, -5.0, 20.0, 3.0]
-    trades[:, T_STATUS] = [TRADE_CLOSED] * 3 + [TRADE_OPEN]
+    trades = np.zeros(4, dtype=TRADE_DT)
+    trades["pnl"] = [10.0, -5.0, 20.0, 3.0]
+    trades["status"] = [TRADE_CLOSED] * 3 + [TRADE_OPEN]
     m = M.compute_metrics(EQ, [0.0, 1.0, 1.0], trades, 100.0, 1.5, -0.25, 1.0)
     assert list(m) == list(M.METRIC_NAMES)
     assert m["n_trades"] == 4 and isinstance(m["n_trades"], int)

@@ -36,7 +36,7 @@ def test_equity_is_cash_plus_position_value_every_bar(sig, seed, fee, slip, dire
     np.testing.assert_allclose(out["equity"], recon, rtol=1e-9, atol=1e-9)
     # fees only grow; the trade PnLs add up to the change in equity
     assert np.all(np.diff(out["cum_fees"]) >= 0)
-    total_pnl = out["trades"][:, 9].sum()
+    total_pnl = out["trades"]["pnl"].sum()
     np.testing.assert_allclose(total_pnl, out["equity"][-1] - 10_000.0, rtol=1e-9, atol=1e-6)
 
 

@@ -1,0 +1,76 @@
+"""Record layouts of the backtester: orders, trades and the metric vector (pure).
+
+Every array the kernels fill is a NumPy structured array with named fields, declared
+here once, so no reader counts columns: ``trades["pnl"]``, ``orders[k]["qty"]``,
+``metrics["sharpe"]``. Numba kernels write them field by field (``rec["qty"] = q``),
+Python reads whole columns (``trades["exit_idx"]``).
+
+All integer fields are int64 and all others float64 or bool, so a record has no padding
+and Numba reads it as plainly as a row of a float matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# order kinds (`ORDER_DT["kind"]`)
+KIND_SIGNAL, KIND_LIQUIDATION = 0, 1
+# trade states (`TRADE_DT["status"]`)
+TRADE_CLOSED, TRADE_OPEN, TRADE_LIQUIDATED = 0, 1, 2
+
+ORDER_DT = np.dtype([
+    ("idx", np.int64),  # bar index of the fill
+    ("side", np.int64),  # +1 buy, -1 sell
+    ("qty", np.float64),  # base units, always positive
+    ("price", np.float64),  # fill price after slippage
+    ("fee", np.float64),  # quote currency
+    ("kind", np.int64),  # KIND_SIGNAL or KIND_LIQUIDATION
+])
+
+TRADE_DT = np.dtype([
+    ("entry_idx", np.int64),  # bar index of the entry fill
+    ("exit_idx", np.int64),  # bar of the exit fill (the last bar for an open trade)
+    ("side", np.int64),  # +1 long, -1 short
+    ("qty", np.float64),
+    ("entry_price", np.float64),
+    ("exit_price", np.float64),  # the last close for an open trade
+    ("entry_fee", np.float64),
+    ("exit_fee", np.float64),  # 0 for an open trade
+    ("funding_paid", np.float64),  # positive = paid, negative = received
+    ("pnl", np.float64),  # net of fees and funding
+    ("status", np.int64),  # TRADE_CLOSED, TRADE_OPEN or TRADE_LIQUIDATED
+])
+
+# One run's metrics, in the order reports list them (definitions in `backtest.metrics`).
+METRICS_DT = np.dtype([
+    ("final_equity", np.float64),
+    ("total_return", np.float64),
+    ("cagr", np.float64),
+    ("sharpe", np.float64),
+    ("sortino", np.float64),
+    ("calmar", np.float64),
+    ("max_drawdown", np.float64),
+    ("max_drawdown_duration", np.float64),
+    ("n_trades", np.int64),
+    ("win_rate", np.float64),
+    ("profit_factor", np.float64),
+    ("expectancy", np.float64),
+    ("exposure", np.float64),
+    ("fees_paid", np.float64),
+    ("funding_paid", np.float64),
+])
+
+
+def empty_orders(n: int) -> np.ndarray:
+    """An uninitialized order buffer of `n` records."""
+    return np.empty(n, dtype=ORDER_DT)
+
+
+def empty_trades(n: int) -> np.ndarray:
+    """An uninitialized trade buffer of `n` records."""
+    return np.empty(n, dtype=TRADE_DT)
+
+
+def empty_metrics(n: int) -> np.ndarray:
+    """`n` metric records (one per run), zeroed."""
+    return np.zeros(n, dtype=METRICS_DT)
