@@ -20,8 +20,9 @@ import polars as pl
 
 import backtest
 from backtest.report import write_run_report
-from kline_lake.download.orchestrate import run_download, validate_request
+from kline_lake.download.orchestrate import run_download
 from kline_lake.download.progress import summary_line
+from kline_lake.download.request import validate_request
 from kline_lake.errors import InputError
 from kline_lake.fake_exchange import FakeExchange
 from kline_lake.lake.catalog import Lake

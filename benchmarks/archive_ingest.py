@@ -52,10 +52,11 @@ import pyarrow as pa  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kline_lake.archive.csv import parse_archive_csv  # noqa: E402
 from kline_lake.archive.ingest import clip_rows  # noqa: E402
 from kline_lake.archive.zip_safety import extract_single_csv  # noqa: E402
-from kline_lake.core.parsing import parse_archive_csv  # noqa: E402
-from kline_lake.lake.writer import LakeWriter, SeriesKey  # noqa: E402
+from kline_lake.core.series import SeriesKey  # noqa: E402
+from kline_lake.lake.writer import LakeWriter  # noqa: E402
 
 US_PER_MS = 1000
 
@@ -174,7 +175,7 @@ def pyarrow_parse_s(csv_bytes: bytes, dataset: str, repeats: int) -> float:
     import pyarrow.csv as pacsv
 
     from kline_lake.archive import numeric_csv as nc
-    from kline_lake.core.parsing import _CSV_COLUMNS
+    from kline_lake.archive.csv import _CSV_COLUMNS
 
     n_cols = csv_bytes[:csv_bytes.find(b"\n")].count(b",") + 1
     columns = _CSV_COLUMNS[dataset][:n_cols]
@@ -377,7 +378,8 @@ def _stats(url: str) -> dict:
 def _download(url: str, source: str, start: str, root: Path) -> dict:
     import asyncio
 
-    from kline_lake.download.orchestrate import run_download, validate_request
+    from kline_lake.download.orchestrate import run_download
+    from kline_lake.download.request import validate_request
 
     os.environ["KLINE_LAKE_ARCHIVE_URL"] = url
     before = _stats(url)

@@ -37,7 +37,8 @@ from pathlib import Path
 import httpx
 
 from kline_lake.core.markets import get_market
-from kline_lake.download.orchestrate import run_download, validate_request
+from kline_lake.download.orchestrate import run_download
+from kline_lake.download.request import validate_request
 from kline_lake.exchange.weights import best_page_limit, request_weight
 
 KLINE_LAKE = str(Path(sys.executable).with_name("kline-lake"))

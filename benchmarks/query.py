@@ -30,9 +30,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kline_lake.core.series import SeriesKey  # noqa: E402
 from kline_lake.lake.catalog import Lake  # noqa: E402
 from kline_lake.lake.synthetic import synthetic_klines  # noqa: E402
-from kline_lake.lake.writer import LakeWriter, SeriesKey  # noqa: E402
+from kline_lake.lake.writer import LakeWriter
 
 START_MS = 1_577_836_800_000  # 2020-01-01T00:00Z
 MINUTES_PER_YEAR = 525_600

@@ -7,11 +7,15 @@ may have replaced the file in between) a bounded number of times, then raised as
 ChecksumError naming the file. A 404 (or 403, which the archive's storage answers for a
 key it does not hold) on either URL means "not in the archive": NotInArchive, which the
 planner turns into a REST piece. 5xx, timeouts and dropped or truncated transfers are
-retried with exponential backoff and jitter, then raised as TransientError.
+retried with exponential backoff and full jitter (the exchange client's schedule:
+:func:`kline_lake.exchange.retry.backoff_delay_s`), then raised as TransientError.
 
 Bodies are held in memory under a size cap (``FetchPolicy.max_zip_bytes``), enforced on
 the declared Content-Length and again while streaming. The archive costs no request
 weight, so there is no limiter here; concurrency is bounded by the caller.
+
+Requests, retries, 429/418 answers and bytes received are counted in the
+:class:`kline_lake.exchange.request_stats.RequestStats` passed as ``stats`` (weight 0).
 
 I/O: an ``httpx.AsyncClient`` passed in (tests swap its transport or point it at a
 loopback server) and an injectable ``sleep``.
@@ -31,6 +35,8 @@ import httpx
 
 from kline_lake.archive.zip_safety import ZipLimits, extract_single_csv
 from kline_lake.errors import ChecksumError, KlineLakeError, TransientError
+from kline_lake.exchange.request_stats import RequestStats
+from kline_lake.exchange.retry import RetryPolicy, backoff_delay_s
 
 _SHA256_LINE = re.compile(r"^\s*([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
 DEFAULT_MAX_ZIP_BYTES = 1024**3
@@ -55,7 +61,11 @@ class ArchiveHTTPError(KlineLakeError):
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    """Retry budgets and size caps for archive downloads."""
+    """Retry budgets and size caps for archive downloads.
+
+    Backoff before retry ``n`` (0-based) is uniform in ``[0, min(backoff_max_s,
+    backoff_base_s * 2**n)]`` (full jitter: :attr:`retry` with ``jitter=1``).
+    """
 
     checksum_attempts: int = 3  # total downloads of one file before ChecksumError
     transient_attempts: int = 4  # total tries of one request on 5xx/timeouts/drops
@@ -67,13 +77,14 @@ class FetchPolicy:
     def __post_init__(self) -> None:
         if self.checksum_attempts < 1 or self.transient_attempts < 1:
             raise ValueError("attempt counts must be at least 1")
-        if self.max_zip_bytes <= 0 or self.backoff_base_s < 0:
+        if self.max_zip_bytes <= 0 or self.backoff_base_s < 0 or self.backoff_max_s < 0:
             raise ValueError("max_zip_bytes must be positive and backoff non-negative")
 
-    def backoff_s(self, attempt: int, rng: random.Random) -> float:
-        """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
-        cap = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
-        return rng.uniform(0, cap)
+    @property
+    def retry(self) -> RetryPolicy:
+        """The backoff schedule of transient retries, in the exchange client's terms."""
+        return RetryPolicy(max_attempts=self.transient_attempts, base_delay_s=self.backoff_base_s,
+                           max_delay_s=self.backoff_max_s, jitter=1.0)
 
 
 @dataclass(frozen=True)
@@ -120,11 +131,14 @@ def _raise_for_status(resp: httpx.Response, url: str) -> None:
 
 
 async def _get_bounded(
-    client: httpx.AsyncClient, url: str, max_bytes: int, on_bytes: ByteCallback | None
+    client: httpx.AsyncClient, url: str, max_bytes: int, on_bytes: ByteCallback | None,
+    stats: RequestStats,
 ) -> tuple[bytes, str]:
     """GET ``url`` into memory under ``max_bytes``; returns (body, sha256 hex)."""
     try:
+        stats.record_sent()
         async with client.stream("GET", url) as resp:
+            stats.record_answer(resp.status_code)
             _raise_for_status(resp, url)
             declared = resp.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -134,6 +148,7 @@ async def _get_bounded(
             async for chunk in resp.aiter_bytes():
                 buf += chunk
                 digest.update(chunk)
+                stats.record_received(len(chunk))
                 if len(buf) > max_bytes:
                     raise ArchiveHTTPError(f"{filename_of(url)}: body exceeds the cap of {max_bytes} bytes")
                 if on_bytes is not None:
@@ -145,23 +160,33 @@ async def _get_bounded(
         raise TransientError(f"archive transfer failed ({type(exc).__name__}: {exc}): {url}") from exc
 
 
-async def _get_with_retries(
-    client: httpx.AsyncClient,
-    url: str,
-    max_bytes: int,
-    policy: FetchPolicy,
-    sleep: Sleep,
-    rng: random.Random,
-    on_bytes: ByteCallback | None = None,
-) -> tuple[bytes, str]:
-    for attempt in range(1, policy.transient_attempts + 1):
-        try:
-            return await _get_bounded(client, url, max_bytes, on_bytes)
-        except TransientError:
-            if attempt == policy.transient_attempts:
-                raise
-            await sleep(policy.backoff_s(attempt, rng))
-    raise AssertionError("unreachable")  # pragma: no cover
+@dataclass
+class _Transfer:
+    """How one fetch talks to the archive: the client, the retry budget and backoff
+    (``policy.retry``, jitter drawn from ``rng``), the sleeper and the counters."""
+
+    client: httpx.AsyncClient
+    policy: FetchPolicy
+    sleep: Sleep
+    rng: random.Random
+    stats: RequestStats
+
+    async def backoff(self, retry_index: int) -> None:
+        await self.sleep(backoff_delay_s(retry_index, self.policy.retry, self.rng.random()))
+
+    async def get(self, url: str, max_bytes: int,
+                  on_bytes: ByteCallback | None = None) -> tuple[bytes, str]:
+        """`_get_bounded` with bounded retries of transient failures."""
+        attempts = self.policy.transient_attempts
+        for attempt in range(attempts):
+            try:
+                return await _get_bounded(self.client, url, max_bytes, on_bytes, self.stats)
+            except TransientError:
+                if attempt + 1 == attempts:
+                    raise
+                self.stats.record_retry()
+                await self.backoff(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def fetch_archive_file(
@@ -172,25 +197,24 @@ async def fetch_archive_file(
     sleep: Sleep = asyncio.sleep,
     on_bytes: ByteCallback | None = None,
     rng: random.Random | None = None,
+    stats: RequestStats | None = None,
 ) -> FetchedArchive:
     """Download ``url`` and its ``.CHECKSUM``, verify, and extract the CSV.
 
-    Raises NotInArchive (404/403), ChecksumError (still mismatched after
-    ``policy.checksum_attempts`` downloads; names the file and both digests),
-    TransientError (retries exhausted), UnsafeArchiveError (bad zip layout/size).
+    Every GET is counted in ``stats`` when given. Raises NotInArchive (404/403),
+    ChecksumError (still mismatched after ``policy.checksum_attempts`` downloads; names
+    the file and both digests), TransientError (retries exhausted), UnsafeArchiveError
+    (bad zip layout/size).
     """
     policy = policy or FetchPolicy()
-    rng = rng or random.Random()
+    transfer = _Transfer(client, policy, sleep, rng or random.Random(),
+                         stats if stats is not None else RequestStats())
     name = filename_of(url)
     got = expected = ""
     for attempt in range(1, policy.checksum_attempts + 1):
-        body, _ = await _get_with_retries(
-            client, url + ".CHECKSUM", _MAX_CHECKSUM_BYTES, policy, sleep, rng
-        )
+        body, _ = await transfer.get(url + ".CHECKSUM", _MAX_CHECKSUM_BYTES)
         expected = parse_checksum(body.decode("utf-8", "replace"), name)
-        data, got = await _get_with_retries(
-            client, url, policy.max_zip_bytes, policy, sleep, rng, on_bytes
-        )
+        data, got = await transfer.get(url, policy.max_zip_bytes, on_bytes)
         if got == expected:
             # inflating a month of klines takes tens of ms: keep it off the event loop
             # the sha256 just matched: skip the redundant CRC-32 pass
@@ -199,7 +223,7 @@ async def fetch_archive_file(
             )
             return FetchedArchive(url, name, got, len(data), member, csv_bytes, attempt)
         if attempt < policy.checksum_attempts:
-            await sleep(policy.backoff_s(attempt, rng))
+            await transfer.backoff(attempt - 1)
     raise ChecksumError(
         f"{name}: sha256 {got} does not match its CHECKSUM {expected} after "
         f"{policy.checksum_attempts} download(s); nothing from it was ingested ({url})"
@@ -212,10 +236,10 @@ async def fetch_checksum(
     policy: FetchPolicy | None = None,
     *,
     sleep: Sleep = asyncio.sleep,
+    stats: RequestStats | None = None,
 ) -> str:
     """The published sha256 of the archive file at ``url`` (reads only its CHECKSUM)."""
-    policy = policy or FetchPolicy()
-    body, _ = await _get_with_retries(
-        client, url + ".CHECKSUM", _MAX_CHECKSUM_BYTES, policy, sleep, random.Random()
-    )
+    transfer = _Transfer(client, policy or FetchPolicy(), sleep, random.Random(),
+                         stats if stats is not None else RequestStats())
+    body, _ = await transfer.get(url + ".CHECKSUM", _MAX_CHECKSUM_BYTES)
     return parse_checksum(body.decode("utf-8", "replace"), filename_of(url))

@@ -1,7 +1,8 @@
 """`--source auto` and `--source archive`: the download orchestration's archive sources.
 
-:mod:`kline_lake.download.orchestrate` calls ``fetch_series_<source>(ctx, task, ranges_ms)`` with the
-ranges of one series the lake does not cover yet. Here each range is planned
+:mod:`kline_lake.download.orchestrate` calls the source's function (registered in
+:mod:`kline_lake.download.sources`), ``fetch_series_auto(ctx, task, ranges_ms)`` or
+``fetch_series_archive``, with the ranges of one series the lake does not cover yet. Here each range is planned
 (:func:`kline_lake.archive.plan.plan_for_source`: whole past months from monthly zips,
 remaining past days from daily zips, the rest from REST), the archive pieces are ingested
 (:mod:`kline_lake.archive.ingest`), and what is left, the unpublished tail plus every
@@ -38,13 +39,14 @@ from kline_lake.archive.plan import (
 )
 from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms
 from kline_lake.core.markets import KLINE_DATASETS
+from kline_lake.core.ranges import Range
 from kline_lake.core.schemas import TIME_COLUMNS
-from kline_lake.download.orchestrate import DownloadRequest, RunContext, SeriesTask
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import US_PER_MS
+from kline_lake.download.context import RunContext, SeriesTask
 from kline_lake.download.progress import MAX_SYMBOL_BARS, RunTotals, TqdmProgress
-from kline_lake.lake.writer import SeriesKey
-
-US_PER_MS = 1000
-Range = tuple[int, int]
+from kline_lake.download.request import DownloadRequest
+from kline_lake.download.rest_source import fetch_series_rest
 
 
 def kline_holes_ms(open_ms: np.ndarray, interval: str, covered_ms: Sequence[Range]) -> list[Range]:
@@ -166,6 +168,8 @@ async def fetch_series_hybrid(ctx: RunContext, task: SeriesTask, ranges_ms: list
         _bump(ctx.totals, "rows from archive", stats.rows)
         _bump(ctx.totals, "files not in archive", stats.not_in_archive)
         _bump(ctx.totals, "checksum retries", stats.checksum_retries)
+        _bump(ctx.totals, "archive requests", outcome.requests.requests)
+        _bump(ctx.totals, "archive 429s", outcome.requests.rate_limited_429)
         errors, fallback = outcome.errors, outcome.rest_pieces
     else:
         fallback = []
@@ -181,8 +185,6 @@ async def _fetch_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range])
     """The REST source on a private copy of the run context whose totals count only this
     call (client, writer, progress and the commit lock stay shared), so the summary can
     say how many rows came from REST."""
-    from kline_lake.download.rest_source import fetch_series_rest
-
     mine = RunTotals()
     rest_ctx = dataclasses.replace(ctx, totals=mine)
     try:
@@ -191,3 +193,13 @@ async def _fetch_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range])
         ctx.totals.rows_written += mine.rows_written
         ctx.totals.commits += mine.commits
         _bump(ctx.totals, "rows from REST", mine.rows_written)
+
+
+async def fetch_series_auto(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range]) -> None:
+    """``--source auto``: archive first, the rest from REST."""
+    await fetch_series_hybrid(ctx, task, ranges_ms, "auto")
+
+
+async def fetch_series_archive(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range]) -> None:
+    """``--source archive``: archive files only; unpublished or missing parts are skipped."""
+    await fetch_series_hybrid(ctx, task, ranges_ms, "archive")

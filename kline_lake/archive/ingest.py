@@ -3,7 +3,7 @@
 For one series and a list of archive pieces (:mod:`kline_lake.archive.plan`), files are
 downloaded concurrently (:func:`kline_lake.archive.fetch.fetch_archive_file`: sha256
 verified before anything is parsed), parsed straight into Arrow columns
-(:func:`kline_lake.core.parsing.parse_archive_csv`: one Numba pass over the CSV bytes),
+(:func:`kline_lake.archive.csv.parse_archive_csv`: one Numba pass over the CSV bytes),
 clipped to the piece, and committed through the :class:`~kline_lake.lake.writer.LakeWriter`
 one calendar month at a time (one commit per month partition, so a month of daily files is
 one rewrite, not thirty; agg_trades commit file by file, matching the lake's per-day trade
@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kline_lake.archive import manifest as archive_manifest
+from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.archive.fetch import FetchedArchive, FetchPolicy, NotInArchive, fetch_archive_file
 from kline_lake.archive.manifest import ManifestEntry
 from kline_lake.archive.plan import (
@@ -47,10 +48,11 @@ from kline_lake.archive.plan import (
 )
 from kline_lake.core.aio import gather_or_cancel
 from kline_lake.core.markets import Market
-from kline_lake.core.parsing import parse_archive_csv
 from kline_lake.core.schemas import TIME_COLUMNS, TS
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import KlineLakeError
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.exchange.request_stats import RequestStats
+from kline_lake.lake.writer import LakeWriter
 
 DEFAULT_CONCURRENCY = 8
 # Commit groups (a month of klines, a day of trades) held in memory at once.
@@ -90,6 +92,7 @@ class ArchiveOutcome:
     stats: ArchiveStats = field(default_factory=ArchiveStats)
     rest_pieces: list[PlanPiece] = field(default_factory=list)  # 404s: fetch from REST
     errors: list[KlineLakeError] = field(default_factory=list)
+    requests: RequestStats = field(default_factory=RequestStats)  # every archive GET
 
 
 class ArchiveProgress:
@@ -205,7 +208,8 @@ class _SeriesIngest:
         try:
             async with self.files_sem:
                 fetched = await fetch_archive_file(
-                    self.client, url, self.settings.policy, on_bytes=self.progress.add_bytes
+                    self.client, url, self.settings.policy, on_bytes=self.progress.add_bytes,
+                    stats=self.outcome.requests,
                 )
             table = await asyncio.to_thread(parse_archive_csv, fetched.csv_bytes, self.key.dataset)
         except NotInArchive:
@@ -286,18 +290,3 @@ def archive_client(timeout_s: float = 60.0, transport: httpx.AsyncBaseTransport 
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.AsyncClient(timeout=timeout_s, transport=transport, limits=limits,
                              follow_redirects=True)
-
-
-
-async def fetch_series_auto(ctx, task, ranges_ms) -> None:  # noqa: ANN001 (download's types)
-    """``--source auto`` for :mod:`kline_lake.download.orchestrate`: archive first, the rest from REST."""
-    from kline_lake.archive.hybrid import fetch_series_hybrid
-
-    await fetch_series_hybrid(ctx, task, ranges_ms, "auto")
-
-
-async def fetch_series_archive(ctx, task, ranges_ms) -> None:  # noqa: ANN001
-    """``--source archive``: archive files only; unpublished or missing parts are skipped."""
-    from kline_lake.archive.hybrid import fetch_series_hybrid
-
-    await fetch_series_hybrid(ctx, task, ranges_ms, "archive")

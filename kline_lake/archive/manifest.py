@@ -23,10 +23,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kline_lake.core import ranges as rg
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError, LakeError
-from kline_lake.lake import coverage, layout
+from kline_lake.lake import layout
 from kline_lake.lake.atomic import atomic_write_bytes
-from kline_lake.lake.layout import SeriesKey
 from kline_lake.lake.writer import LakeWriter
 
 FORMAT_VERSION = 1
@@ -117,8 +118,8 @@ def merge_entry(old: ManifestEntry | None, new: ManifestEntry) -> ManifestEntry:
     """Combine a new ingestion of a file with what the manifest holds for it. Pure."""
     if old is None or old.sha256 != new.sha256:
         return new
-    ranges = tuple(coverage.union(old.ranges, new.ranges))
-    overlap = any(coverage.intersect(a, b, old.ranges) for a, b in new.ranges)
+    ranges = tuple(rg.union(old.ranges, new.ranges))
+    overlap = any(rg.intersect(a, b, old.ranges) for a, b in new.ranges)
     rows = max(old.rows, new.rows) if overlap else old.rows + new.rows
     return ManifestEntry(
         new.path, new.sha256, new.period_start_us, new.period_end_us, ranges, rows, new.zip_bytes,

@@ -33,7 +33,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 from kline_lake.core.markets import (
     ARCHIVE_NAMES,
@@ -43,9 +42,9 @@ from kline_lake.core.markets import (
     KLINE_DATASETS,
     Market,
 )
+from kline_lake.core.timeutil import US_PER_DAY, month_floor_us, next_month_us, us_to_datetime
 from kline_lake.errors import InputError
 
-US_PER_DAY = 86_400_000_000
 MONTHLY = "monthly"
 DAILY = "daily"
 REST = "rest"
@@ -87,34 +86,13 @@ class PlanPiece:
     @property
     def period_label(self) -> str:
         """``YYYY-MM`` for a monthly file, ``YYYY-MM-DD`` for a daily one."""
-        dt = _dt(self.period_start_us)
+        dt = us_to_datetime(self.period_start_us)
         return f"{dt:%Y-%m}" if self.kind == MONTHLY else f"{dt:%Y-%m-%d}"
-
-
-def _dt(ts_us: int) -> datetime:
-    return datetime.fromtimestamp(ts_us // 1_000_000, tz=UTC)
-
-
-def _us(dt: datetime) -> int:
-    return int(dt.timestamp()) * 1_000_000
 
 
 def day_floor_us(ts_us: int) -> int:
     """Start (us) of the UTC day containing ``ts_us``."""
     return ts_us - ts_us % US_PER_DAY
-
-
-def month_floor_us(ts_us: int) -> int:
-    """Start (us) of the UTC calendar month containing ``ts_us``."""
-    dt = _dt(ts_us)
-    return _us(datetime(dt.year, dt.month, 1, tzinfo=UTC))
-
-
-def next_month_us(month_start_us: int) -> int:
-    """Start (us) of the month after the one starting at ``month_start_us``."""
-    dt = _dt(month_start_us)
-    idx = dt.year * 12 + dt.month  # month index of the next month (0-based month + 1)
-    return _us(datetime(idx // 12, idx % 12 + 1, 1, tzinfo=UTC))
 
 
 def archive_frequencies(market: Market, dataset: str) -> tuple[str, ...]:

@@ -27,16 +27,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kline_lake.archive import manifest as archive_manifest
+from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.archive.fetch import FetchPolicy, NotInArchive, fetch_archive_file, fetch_checksum
 from kline_lake.archive.ingest import archive_client, clip_rows
 from kline_lake.archive.manifest import ManifestEntry
 from kline_lake.archive.plan import archive_url
 from kline_lake.core.markets import resolve_archive_url
-from kline_lake.core.parsing import parse_archive_csv
 from kline_lake.core.schemas import TIME_COLUMNS, TS, conform
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import month_end_us, month_start_us, months_overlapping_range
 from kline_lake.errors import InputError, KlineLakeError
 from kline_lake.lake import layout
-from kline_lake.lake.layout import SeriesKey
 from kline_lake.lake.writer import LakeWriter, merge_rows, read_data_file, write_parquet
 
 _FILE = "__file"
@@ -71,15 +72,6 @@ class RefreshReport:
             f"{len(self.changed)} re-ingested, {len(self.missing)} missing, {len(self.errors)} errors"
         )
         return out
-
-
-def _months(start_us: int, end_us: int) -> list[tuple[int, int]]:
-    out = []
-    year, month = layout.year_month(start_us)
-    while layout.month_start_us(year, month) < end_us:
-        out.append((year, month))
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return out
 
 
 def _split_files(table: pa.Table, dataset: str) -> dict[str, pa.Table]:
@@ -129,9 +121,9 @@ def replace_range(writer: LakeWriter, key: SeriesKey, table: pa.Table,
     with writer.lock(key):
         for start_us, end_us in ranges:
             part = clip_rows(table, key.dataset, start_us, end_us)
-            for year, month in _months(start_us, end_us):
-                lo = max(start_us, layout.month_start_us(year, month))
-                hi = min(end_us, layout.month_end_us(year, month))
+            for year, month in months_overlapping_range(start_us, end_us):
+                lo = max(start_us, month_start_us(year, month))
+                hi = min(end_us, month_end_us(year, month))
                 rows = clip_rows(part, key.dataset, lo, hi)
                 pdir = layout.partition_dir(writer.root, key, year, month)
                 _replace_in_partition(pdir, key.dataset, rows, lo, hi)

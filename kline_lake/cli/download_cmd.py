@@ -7,8 +7,7 @@ import asyncio
 import click
 
 from kline_lake.core.markets import DATASETS, MARKETS
-
-SOURCES = ("auto", "archive", "rest")  # archive sources: kline_lake.archive.hybrid
+from kline_lake.download.sources import SOURCE_NAMES, SOURCES, get_source
 
 
 @click.command("download")
@@ -20,8 +19,8 @@ SOURCES = ("auto", "archive", "rest")  # archive sources: kline_lake.archive.hyb
 @click.option("--end", default=None, help="UTC end, exclusive (default: now).")
 @click.option("--lake", default="./data", show_default=True, help="Lake root directory.")
 @click.option("--base-url", default=None, help="REST base URL for every market (env KLINE_LAKE_BASE_URL).")
-@click.option("--source", default="auto", show_default=True, type=click.Choice(SOURCES),
-              help="auto: archive zips for past months/days, REST for the rest; archive: zips only; rest: REST only.")
+@click.option("--source", default="auto", show_default=True, type=click.Choice(SOURCE_NAMES),
+              help="; ".join(f"{s.name}: {s.help}" for s in SOURCES.values()) + ".")
 @click.option("--archive-url", default=None,
               help="Archive base URL (env KLINE_LAKE_ARCHIVE_URL; default --base-url if given, else https://data.binance.vision).")
 @click.option("--quiet", is_flag=True, help="No progress bars (the summary line is still printed).")
@@ -35,20 +34,14 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
     Only what the lake does not cover yet is fetched; the exchange's weight budget is
     respected (no 429s by design); bad input exits with code 2 before anything is written.
     """
-    from kline_lake.download.orchestrate import run_download, validate_request
-    from kline_lake.download.progress import NullProgress, TqdmProgress, summary_line
+    from kline_lake.download.orchestrate import run_download
+    from kline_lake.download.progress import NullProgress, summary_line
+    from kline_lake.download.request import validate_request
 
     request = validate_request(market=market, dataset=dataset, symbols=symbols,
                                interval=interval, start=start, end=end, lake=lake,
                                base_url=base_url, source=source, archive_url=archive_url)
-    if quiet:
-        progress = NullProgress()
-    elif source == "rest":
-        progress = TqdmProgress()
-    else:
-        from kline_lake.archive.hybrid import HybridProgress
-
-        progress = HybridProgress()  # adds archive files and bytes bars
+    progress = NullProgress() if quiet else get_source(source).progress()
     kwargs = {} if batch_rows is None else {"batch_rows": batch_rows}
     totals = asyncio.run(run_download(request, progress=progress, **kwargs))
     click.echo(summary_line(totals))

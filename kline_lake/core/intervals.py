@@ -9,15 +9,18 @@ Binance kline intervals (https://developers.binance.com/docs/binance-spot-api-do
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime
 
+from kline_lake.core.timeutil import (
+    MS_PER_DAY,
+    MS_PER_HOUR,
+    MS_PER_MINUTE,
+    MS_PER_SECOND,
+    month_floor_us,
+    ms_to_us,
+    next_month_us,
+    us_to_ms,
+)
 from kline_lake.errors import InputError
-
-US_PER_MS = 1_000
-MS_PER_SECOND = 1_000
-MS_PER_MINUTE = 60_000
-MS_PER_HOUR = 3_600_000
-MS_PER_DAY = 86_400_000
 
 # Fixed-length intervals in milliseconds. 1M is calendar-based and handled separately.
 INTERVAL_MS: dict[str, int] = {
@@ -54,21 +57,10 @@ def validate_interval(interval: str, market: str) -> str:
     return interval
 
 
-def _month_floor_ms(ts_ms: int) -> int:
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    return int(datetime(dt.year, dt.month, 1, tzinfo=UTC).timestamp()) * 1000
-
-
-def _add_months_ms(month_start_ms: int, n: int) -> int:
-    dt = datetime.fromtimestamp(month_start_ms / 1000, tz=UTC)
-    idx = dt.year * 12 + (dt.month - 1) + n
-    return int(datetime(idx // 12, idx % 12 + 1, 1, tzinfo=UTC).timestamp()) * 1000
-
-
 def floor_open_ms(ts_ms: int, interval: str) -> int:
     """The open time of the kline of `interval` that contains `ts_ms`."""
     if interval == "1M":
-        return _month_floor_ms(ts_ms)
+        return us_to_ms(month_floor_us(ms_to_us(ts_ms)))
     step = INTERVAL_MS[interval]
     if interval == "1w":
         return ts_ms - (ts_ms - _WEEK_OFFSET_MS) % step
@@ -78,7 +70,7 @@ def floor_open_ms(ts_ms: int, interval: str) -> int:
 def next_open_ms(open_ms: int, interval: str) -> int:
     """Open time of the kline after the one opening at `open_ms` (its close + 1 ms)."""
     if interval == "1M":
-        return _add_months_ms(_month_floor_ms(open_ms), 1)
+        return us_to_ms(next_month_us(ms_to_us(open_ms)))
     return open_ms + INTERVAL_MS[interval]
 
 

@@ -14,6 +14,7 @@ Pure: no I/O. Sources (keep these links next to the numbers they justify):
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -94,6 +95,21 @@ ARCHIVE_NAMES: dict[str, str] = {
     "index_klines": "indexPriceKlines",
     "premium_klines": "premiumIndexKlines",
 }
+
+
+# Binance symbols are upper-case letters and digits, COIN-M adds "_" (BTCUSD_PERP,
+# BTCUSD_250328), and a few recent spot listings use non-ASCII letters. `\w` (Unicode)
+# admits all of those and no path character ("/", "\\", ".", "=", whitespace...).
+_SYMBOL_RE = re.compile(r"\w{1,64}")
+
+
+def validate_symbol(symbol: str) -> str:
+    """Return `symbol` if it is safe as a path component, else raise InputError."""
+    if not isinstance(symbol, str) or not _SYMBOL_RE.fullmatch(symbol):
+        raise InputError(
+            f"invalid symbol {symbol!r}: expected letters, digits and '_' only (e.g. BTCUSDT)"
+        )
+    return symbol
 
 
 def get_market(name: str) -> Market:

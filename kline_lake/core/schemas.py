@@ -15,6 +15,8 @@ such care beyond the unit.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
@@ -153,3 +155,27 @@ def to_us(ts_raw: np.ndarray) -> np.ndarray:
     """
     raw = np.asarray(ts_raw, dtype=np.int64)
     return np.where(raw >= 10**15, raw, raw * 1000)
+
+
+def ts_column(raw: pa.ChunkedArray | np.ndarray, *, close: bool = False) -> pa.Array:
+    """Raw epoch times (ms or us, told apart per value) -> a `timestamp[us, UTC]` array;
+    `close=True` applies the canonical close-time rule."""
+    arr = np.asarray(raw, dtype=np.int64)
+    us = canonical_close_us(arr) if close else to_us(arr)
+    return pa.array(us, type=pa.int64()).view(TS)
+
+
+def klines_table(cols: dict[str, Any], dataset: str) -> pa.Table:
+    """Kline columns by name (raw ms or us times) -> the dataset's lake table."""
+    out = {
+        "open_time": ts_column(cols["open_time"]),
+        "open": cols["open"],
+        "high": cols["high"],
+        "low": cols["low"],
+        "close": cols["close"],
+        "close_time": ts_column(cols["close_time"], close=True),
+    }
+    if dataset == "klines":
+        for name in ("volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
+            out[name] = cols[name]
+    return conform(pa.table(out), dataset)

@@ -1,7 +1,7 @@
 """Page plans: which requests fetch a range, and what each answer proves. Pure.
 
 Times are epoch milliseconds, ranges half-open `[start, end)` over the dataset's time
-key (kline open time, trade time, funding time). The I/O loop in `rest_fetch` asks the
+key (kline open time, trade time, funding time). The I/O loop in `kline_lake.download.rest_source` asks the
 functions here for the next request and hands them each answer; they return the rows
 to keep, the range the exchange *confirmed* (rows present, or proven empty) and what to
 ask next.
@@ -25,45 +25,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kline_lake.core.intervals import (
-    INTERVAL_MS,
-    MS_PER_DAY,
-    MS_PER_HOUR,
-    ceil_open_ms,
-    floor_open_ms,
-    next_open_ms,
-)
-
-Range = tuple[int, int]
+from kline_lake.core import ranges as rg
+from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms, next_open_ms
+from kline_lake.core.ranges import Range
+from kline_lake.core.timeutil import MS_PER_DAY, MS_PER_HOUR
 
 # Futures aggTrades: "startTime and endTime must be less than 1 hour apart" -> span < 1 h.
 FUTURES_AGG_WINDOW_MS = MS_PER_HOUR
 # COIN-M klines: "the difference between startTime and endTime can only be up to 200 days".
 CM_KLINE_WINDOW_MS = 200 * MS_PER_DAY
-
-
-# ----------------------------------------------------------------- ranges
-def merge_ranges(ranges: Sequence[Range]) -> list[Range]:
-    """Sorted union of half-open ranges (touching ranges merge)."""
-    out: list[list[int]] = []
-    for a, b in sorted(r for r in ranges if r[0] < r[1]):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
-
-
-def clip_ranges(ranges: Sequence[Range], lo: int, hi: int) -> list[Range]:
-    """`ranges` intersected with `[lo, hi)`, empty pieces dropped."""
-    return [(max(a, lo), min(b, hi)) for a, b in ranges if max(a, lo) < min(b, hi)]
-
-
-def split_range(start: int, end: int, step: int) -> list[Range]:
-    """`[start, end)` cut into consecutive pieces of at most `step`."""
-    if step <= 0:
-        raise ValueError("step must be > 0")
-    return [(a, min(a + step, end)) for a in range(start, end, step)]
 
 
 # ----------------------------------------------------------------- klines
@@ -171,15 +141,15 @@ def clamp_to_first_open(ranges: Sequence[Range], first_open_ms: int | None,
         return [], []
     lo = ranges[0][0]
     cut = probe_end_ms if first_open_ms is None else min(first_open_ms, probe_end_ms)
-    empty = clip_ranges(ranges, lo, cut)
-    todo = clip_ranges(ranges, cut, max(b for _, b in ranges))
+    empty = rg.clip(ranges, lo, cut)
+    todo = rg.clip(ranges, cut, max(b for _, b in ranges))
     return todo, empty
 
 
 # ------------------------------------------------------------- agg trades
 def plan_time_chunks(start_ms: int, end_ms: int, chunk_ms: int) -> list[Range]:
     """Independent time chunks (agg trades, funding) of at most `chunk_ms`."""
-    return split_range(start_ms, end_ms, chunk_ms)
+    return rg.split(start_ms, end_ms, chunk_ms)
 
 
 def agg_window_params(t_ms: int, chunk_end_ms: int, futures: bool, limit: int) -> dict[str, int]:

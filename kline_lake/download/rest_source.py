@@ -10,12 +10,19 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from kline_lake.core import ranges as rg
 from kline_lake.core.aio import gather_or_cancel
-from kline_lake.core.intervals import INTERVAL_MS, MS_PER_DAY, MS_PER_HOUR
+from kline_lake.core.intervals import INTERVAL_MS
 from kline_lake.core.markets import ENDPOINTS
-from kline_lake.core.parsing import parse_rest_agg_trades, parse_rest_funding, parse_rest_klines
+from kline_lake.core.ranges import Range
+from kline_lake.core.timeutil import MS_PER_DAY, MS_PER_HOUR
 from kline_lake.download import pages as pg
-from kline_lake.download.orchestrate import RunContext, SeriesTask
+from kline_lake.download.context import RunContext, SeriesTask
+from kline_lake.download.rest_rows import (
+    parse_rest_agg_trades,
+    parse_rest_funding,
+    parse_rest_klines,
+)
 from kline_lake.errors import InputError, TransientError
 from kline_lake.exchange.weights import best_page_limit
 
@@ -24,7 +31,7 @@ TARGET_CHUNKS = 32  # aim for this many chunks per series when the range is long
 MAX_PAGES_PER_CHUNK = 16
 
 
-async def fetch_series_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[pg.Range]) -> None:
+async def fetch_series_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range]) -> None:
     """Fetch `ranges_ms` of the task's series from REST and commit them (batched)."""
     dataset = task.key.dataset
     sink = ctx.sink(task)
@@ -67,10 +74,10 @@ def pages_per_chunk(total_ms: int, interval: str, limit: int) -> int:
     return max(1, min(MAX_PAGES_PER_CHUNK, math.ceil(pages / TARGET_CHUNKS)))
 
 
-async def _fetch_klines(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[pg.Range]) -> None:
+async def _fetch_klines(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[Range]) -> None:
     market, interval = ctx.market, task.key.interval
     upper = pg.kline_upper_bound_ms(task.end_ms, interval, ctx.server_now_ms)
-    ranges = pg.clip_ranges(ranges_ms, task.start_ms, upper)
+    ranges = rg.clip(ranges_ms, task.start_ms, upper)
     if not ranges:
         return
     endpoint = ENDPOINTS[task.key.dataset]
@@ -87,7 +94,7 @@ async def _fetch_klines(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list
 
 
 async def _listing_clamp(ctx: RunContext, task: SeriesTask, sink, endpoint: str,
-                         ranges: list[pg.Range]) -> list[pg.Range]:
+                         ranges: list[Range]) -> list[Range]:
     """Probe the first kline at or after the range start (limit 1) so nothing is planned
     before the listing; the part before it is recorded as confirmed empty.
     (exchangeInfo's onboardDate is not used: on the real exchange the first kline can be
@@ -105,7 +112,7 @@ async def _listing_clamp(ctx: RunContext, task: SeriesTask, sink, endpoint: str,
 
 
 async def _kline_chunk(ctx: RunContext, task: SeriesTask, sink, endpoint: str, limit: int,
-                       chunk: pg.Range) -> None:
+                       chunk: Range) -> None:
     cursor, chunk_end = chunk
     base = _kline_base_params(task)
     while cursor is not None and cursor < chunk_end:
@@ -126,9 +133,9 @@ def agg_chunk_ms(total_ms: int) -> int:
     return max(MS_PER_HOUR, min(MS_PER_DAY, per))
 
 
-async def _fetch_agg_trades(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[pg.Range]) -> None:
+async def _fetch_agg_trades(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[Range]) -> None:
     upper = min(task.end_ms, ctx.server_now_ms)
-    ranges = pg.clip_ranges(ranges_ms, task.start_ms, upper)
+    ranges = rg.clip(ranges_ms, task.start_ms, upper)
     if not ranges:
         return
     ranges = await _agg_listing_clamp(ctx, task, sink, ranges)
@@ -140,7 +147,7 @@ async def _fetch_agg_trades(ctx: RunContext, task: SeriesTask, sink, ranges_ms: 
     task.id_holes.extend(cross_chunk_id_holes(spans))
 
 
-def cross_chunk_id_holes(spans: list[tuple[int, int, int | None, int | None]]) -> list[pg.Range]:
+def cross_chunk_id_holes(spans: list[tuple[int, int, int | None, int | None]]) -> list[Range]:
     """Id holes between chunks adjacent in time: (start_ms, end_ms, first_id, last_id)
     per chunk, ids None for a chunk without trades."""
     holes = []
@@ -157,7 +164,7 @@ def cross_chunk_id_holes(spans: list[tuple[int, int, int | None, int | None]]) -
 
 
 async def _agg_listing_clamp(ctx: RunContext, task: SeriesTask, sink,
-                             ranges: list[pg.Range]) -> list[pg.Range]:
+                             ranges: list[Range]) -> list[Range]:
     """No trade before the first 1m kline: one cheap klines probe (weight 1 on futures)
     avoids walking years of empty one-hour windows before a listing."""
     params = {"symbol": task.key.symbol, "interval": "1m", "startTime": ranges[0][0], "limit": 1}
@@ -169,7 +176,7 @@ async def _agg_listing_clamp(ctx: RunContext, task: SeriesTask, sink,
     return todo
 
 
-async def _agg_chunk(ctx: RunContext, task: SeriesTask, sink, chunk: pg.Range, cap_ms: int,
+async def _agg_chunk(ctx: RunContext, task: SeriesTask, sink, chunk: Range, cap_ms: int,
                      spans: list[tuple[int, int, int | None, int | None]]) -> None:
     start, chunk_end = chunk
     limit = ctx.market.agg_trades_max_limit
@@ -205,9 +212,9 @@ async def _agg_chunk(ctx: RunContext, task: SeriesTask, sink, chunk: pg.Range, c
 
 
 # ---------------------------------------------------------------- funding
-async def _fetch_funding(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[pg.Range]) -> None:
+async def _fetch_funding(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list[Range]) -> None:
     upper = min(task.end_ms, ctx.server_now_ms)
-    ranges = pg.clip_ranges(ranges_ms, task.start_ms, upper)
+    ranges = rg.clip(ranges_ms, task.start_ms, upper)
     limit = ctx.market.funding_max_limit
     weight = ctx.client.weight_of("fundingRate", limit)
     for a, b in ranges:

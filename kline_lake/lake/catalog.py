@@ -21,124 +21,32 @@ magnitude as in ``schemas.to_us``). All results are UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from kline_lake.core.markets import DATASETS, KLINE_DATASETS, MARKETS
-from kline_lake.core.schemas import KEYS, SCHEMAS, TIME_COLUMNS
+from kline_lake.core.schemas import SCHEMAS
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import to_us
 from kline_lake.errors import InputError
 from kline_lake.lake import coverage, layout
-from kline_lake.lake.layout import SeriesKey
+from kline_lake.lake.compact import compact_lake
+from kline_lake.lake.gaps import find_gaps
+from kline_lake.lake.inventory import inventory
+from kline_lake.lake.resample import resample_series
+from kline_lake.lake.scan import check_range, scan_series
+from kline_lake.lake.verify import verify_lake
 
-US_PER_SECOND = 1_000_000
-_MS_US_THRESHOLD = 10**15
 _DUCK_TYPES = {
     pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
     pa.float64(): "DOUBLE",
     pa.int64(): "BIGINT",
     pa.bool_(): "BOOLEAN",
 }
-
-
-def to_us(value: Any, what: str = "time") -> int | None:
-    """Coerce a user-supplied time to epoch microseconds (None stays None)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise InputError(f"{what}: expected a date, datetime or epoch, got {value!r}")
-    if isinstance(value, int):
-        return value if abs(value) >= _MS_US_THRESHOLD else value * 1000
-    if isinstance(value, str):
-        text = value.strip().replace("Z", "+00:00")
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            raise InputError(f"cannot parse {what} {value!r}: expected e.g. 2024-01-01 or "
-                             f"2024-01-01T12:30") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-        return (delta.days * 86_400 + delta.seconds) * US_PER_SECOND + delta.microseconds
-    if isinstance(value, date):
-        return to_us(datetime(value.year, value.month, value.day, tzinfo=UTC), what)
-    if isinstance(value, np.datetime64):  # naive by definition: UTC
-        return int(value.astype("datetime64[us]").astype(np.int64))
-    if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
-        return to_us(value.to_pydatetime(), what)
-    raise InputError(f"{what}: expected a date, datetime or epoch, got {type(value).__name__}")
-
-
-def check_range(start_us: int | None, end_us: int | None) -> None:
-    if start_us is not None and end_us is not None and start_us > end_us:
-        raise InputError("start is after end")
-
-
-def empty_frame(dataset: str) -> pl.DataFrame:
-    """An empty Polars frame with the dataset's columns and types."""
-    return pl.from_arrow(SCHEMAS[dataset].empty_table())
-
-
-def series_files(root: Path, key: SeriesKey, start_us: int | None = None,
-                 end_us: int | None = None) -> list[Path]:
-    """Data files of a series whose partition (and, for daily files, day) overlaps
-    ``[start_us, end_us)``, in key order. Only directory names are read: no file is opened."""
-    base = layout.series_dir(root, key)
-    months = []
-    for ydir in base.glob("year=*"):
-        for mdir in ydir.glob("month=*"):
-            try:
-                months.append((int(ydir.name[5:]), int(mdir.name[6:])))
-            except ValueError:
-                continue  # not ours; verify() reports it
-    files: list[Path] = []
-    for year, month in sorted(layout.months_overlapping(start_us, end_us, months)):
-        pdir = layout.partition_dir(root, key, year, month)
-        for path in sorted(pdir.glob("*.parquet")):
-            if _day_file_outside(path.name, start_us, end_us):
-                continue
-            files.append(path)
-    return files
-
-
-def _day_file_outside(name: str, start_us: int | None, end_us: int | None) -> bool:
-    day = layout.day_of_file(name)
-    if day is None:
-        return False
-    try:
-        day_start = int(datetime(*day, tzinfo=UTC).timestamp()) * US_PER_SECOND
-    except ValueError:
-        return False
-    day_end = day_start + 86_400 * US_PER_SECOND
-    return (end_us is not None and day_start >= end_us) or (
-        start_us is not None and day_end <= start_us)
-
-
-def scan_series(root: Path, key: SeriesKey, start_us: int | None = None,
-                end_us: int | None = None) -> pl.LazyFrame:
-    """A LazyFrame over the pruned files of a series, filtered to ``[start_us, end_us)``,
-    sorted by the dataset key and unique on it."""
-    files = series_files(root, key, start_us, end_us)
-    if not files:
-        return empty_frame(key.dataset).lazy()
-    frame = pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
-    if any(not layout.is_canonical_file(key.dataset, f.name) for f in files):
-        # a partition holds foreign/uncompacted files: their rows may overlap or be out of
-        # order, so restore the lake's invariants (unique sorted keys) at read time
-        frame = frame.unique(subset=[KEYS[key.dataset]], keep="last", maintain_order=True) \
-            .sort(KEYS[key.dataset])
-    time_col = pl.col(TIME_COLUMNS[key.dataset])
-    if start_us is not None:
-        frame = frame.filter(time_col >= pl.lit(start_us).cast(pl.Datetime("us", "UTC")))
-    if end_us is not None:
-        frame = frame.filter(time_col < pl.lit(end_us).cast(pl.Datetime("us", "UTC")))
-    return frame
 
 
 def _view_sql(root: Path, dataset: str) -> str:
@@ -266,15 +174,11 @@ class Lake:
     # ---------------------------------------------------------- questions
     def inventory(self) -> pl.DataFrame:
         """Per market/dataset/symbol/interval: first and last time, rows, files, bytes."""
-        from kline_lake.lake.inventory import inventory
-
         return inventory(self.root)
 
     def gaps(self, market: str, symbol: str, interval: str, start: Any = None,
              end: Any = None, dataset: str = "klines") -> pl.DataFrame:
         """Missing klines as runs, each tagged "confirmed" or "unknown" (see ``gaps``)."""
-        from kline_lake.lake.gaps import find_gaps
-
         key = SeriesKey(market, dataset, symbol, interval)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
@@ -284,8 +188,6 @@ class Lake:
                  start: Any = None, end: Any = None, dataset: str = "klines",
                  partial: bool = False) -> pl.DataFrame:
         """Exact OHLCV aggregation of stored klines to a coarser interval (see ``resample``)."""
-        from kline_lake.lake.resample import resample_series
-
         key = SeriesKey(market, dataset, symbol, from_interval)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
@@ -293,15 +195,11 @@ class Lake:
 
     def verify(self):
         """Check every file and coverage record; returns a ``verify.VerifyReport``."""
-        from kline_lake.lake.verify import verify_lake
-
         return verify_lake(self.root)
 
     def compact(self, market: str | None = None, dataset: str | None = None,
                 symbol: str | None = None, force: bool = False):
         """Merge each partition's files into its canonical file(s); returns a
         ``compact.CompactReport`` (see ``compact``)."""
-        from kline_lake.lake.compact import compact_lake
-
         return compact_lake(self.root, market=market, dataset=dataset, symbol=symbol,
                             force=force)

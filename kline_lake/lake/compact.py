@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kline_lake.core.series import SeriesKey
 from kline_lake.lake import layout
 from kline_lake.lake.inventory import iter_data_files
-from kline_lake.lake.layout import SeriesKey
 from kline_lake.lake.lock import FileLock
 from kline_lake.lake.writer import merge_rows, read_data_file, split_by_target, write_parquet
 

@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 
 from kline_lake.core.markets import DATASETS, MARKETS
 from kline_lake.core.schemas import TIME_COLUMNS
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import LakeError
 from kline_lake.lake import coverage, layout
-from kline_lake.lake.layout import SeriesKey
 
 INVENTORY_SCHEMA = {
     "market": pl.String,

@@ -20,11 +20,11 @@ Temporary files start with ``.`` and end with ``.tmp``: no ``*.parquet`` glob ma
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from kline_lake.core.markets import DATASETS, KLINE_DATASETS, MARKETS
+from kline_lake.core.markets import KLINE_DATASETS, MARKETS
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import month_end_us, month_start_us, year_month_day
 from kline_lake.errors import InputError
 
 META_DIR = "_meta"
@@ -32,60 +32,8 @@ MONTH_FILE = "data.parquet"
 DAILY_FILE_DATASETS: frozenset[str] = frozenset({"agg_trades"})
 TMP_SUFFIX = ".tmp"
 
-# Binance symbols are upper-case letters and digits, COIN-M adds "_" (BTCUSD_PERP,
-# BTCUSD_250328), and a few recent spot listings use non-ASCII letters. `\w` (Unicode)
-# admits all of those and no path character ("/", "\\", ".", "=", whitespace...).
-_SYMBOL_RE = re.compile(r"\w{1,64}")
 _DAY_FILE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\.parquet")
 
-US_PER_SECOND = 1_000_000
-
-
-@dataclass(frozen=True)
-class SeriesKey:
-    """One series of the lake: market, dataset, symbol and (for kline datasets) interval."""
-
-    market: str
-    dataset: str
-    symbol: str
-    interval: str | None = None
-
-    def __post_init__(self) -> None:
-        validate_series(self)
-
-    @property
-    def slug(self) -> str:
-        """A flat, filesystem-safe identifier (used for lock and coverage file names)."""
-        parts = [self.market, self.dataset, self.symbol]
-        if self.interval is not None:
-            parts.append(self.interval)
-        return "__".join(parts)
-
-
-def validate_symbol(symbol: str) -> str:
-    """Return `symbol` if it is safe as a path component, else raise InputError."""
-    if not isinstance(symbol, str) or not _SYMBOL_RE.fullmatch(symbol):
-        raise InputError(
-            f"invalid symbol {symbol!r}: expected letters, digits and '_' only (e.g. BTCUSDT)"
-        )
-    return symbol
-
-
-def validate_series(key: SeriesKey) -> None:
-    """Raise InputError unless `key` names a valid series (interval iff kline dataset)."""
-    if key.market not in MARKETS:
-        raise InputError(f"unknown market {key.market!r}; expected one of {', '.join(MARKETS)}")
-    if key.dataset not in DATASETS:
-        raise InputError(f"unknown dataset {key.dataset!r}; expected one of {', '.join(DATASETS)}")
-    validate_symbol(key.symbol)
-    if key.dataset in KLINE_DATASETS:
-        if key.interval is None:
-            raise InputError(f"dataset {key.dataset!r} needs an interval")
-        from kline_lake.core.intervals import validate_interval
-
-        validate_interval(key.interval, key.market)
-    elif key.interval is not None:
-        raise InputError(f"dataset {key.dataset!r} has no interval (got {key.interval!r})")
 
 
 def dataset_dir(root: Path, market: str, dataset: str) -> Path:
@@ -103,28 +51,6 @@ def series_dir(root: Path, key: SeriesKey) -> Path:
 def partition_dir(root: Path, key: SeriesKey, year: int, month: int) -> Path:
     """The year/month partition directory of a series."""
     return series_dir(root, key) / f"year={year:04d}" / f"month={month:02d}"
-
-
-def year_month_day(ts_us: int) -> tuple[int, int, int]:
-    """UTC (year, month, day) of a microsecond timestamp."""
-    dt = datetime.fromtimestamp(ts_us // US_PER_SECOND, tz=UTC)
-    return dt.year, dt.month, dt.day
-
-
-def year_month(ts_us: int) -> tuple[int, int]:
-    """UTC (year, month) of a microsecond timestamp."""
-    year, month, _ = year_month_day(ts_us)
-    return year, month
-
-
-def month_start_us(year: int, month: int) -> int:
-    return int(datetime(year, month, 1, tzinfo=UTC).timestamp()) * US_PER_SECOND
-
-
-def month_end_us(year: int, month: int) -> int:
-    """Exclusive end of a month: the first microsecond of the next month."""
-    idx = year * 12 + month  # month is 1-based, so this is already "next month" 0-based
-    return month_start_us(idx // 12, idx % 12 + 1)
 
 
 def months_overlapping(start_us: int | None, end_us: int | None,

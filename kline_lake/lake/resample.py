@@ -21,15 +21,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kline_lake.core.intervals import INTERVAL_MS, MS_PER_DAY, floor_open_ms, next_open_ms
+from kline_lake.core.intervals import INTERVAL_MS, floor_open_ms, next_open_ms
 from kline_lake.core.markets import KLINE_DATASETS
 from kline_lake.core.schemas import SCHEMAS
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import MS_PER_DAY, US_PER_MS
 from kline_lake.errors import InputError
 from kline_lake.lake import coverage, layout
-from kline_lake.lake.gaps import inside_covered, slot_ends
-from kline_lake.lake.layout import SeriesKey
+from kline_lake.lake.grid import grid, inside_covered, slot_ends
+from kline_lake.lake.scan import scan_series
 
-US_PER_MS = 1_000
 _WEEK_OFFSET_US = 4 * MS_PER_DAY * US_PER_MS  # 1970-01-01 was a Thursday
 _SUMS = ("volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
 
@@ -108,8 +109,6 @@ def _bounds(start_us: int | None, end_us: int | None, to_interval: str) -> tuple
 def resample_series(root: Path, key: SeriesKey, to_interval: str, start_us: int | None = None,
                     end_us: int | None = None, partial: bool = False) -> pl.DataFrame:
     """Resample a stored kline series (see the module docstring)."""
-    from kline_lake.lake.catalog import scan_series
-
     if key.dataset not in KLINE_DATASETS:
         raise InputError(f"resample is defined for kline datasets, not {key.dataset!r}")
     check_resample(key.interval, to_interval)
@@ -125,9 +124,6 @@ def resample_series(root: Path, key: SeriesKey, to_interval: str, start_us: int 
 def _complete_mask(root: Path, key: SeriesKey, bars: pl.DataFrame, lo: int | None,
                    hi: int | None) -> pl.Series:
     """True for bars whose every source slot is present or confirmed empty by coverage."""
-    from kline_lake.lake.catalog import scan_series
-    from kline_lake.lake.gaps import grid
-
     opens = bars["open_time"].cast(pl.Int64).to_numpy()
     ends = bars["close_time"].cast(pl.Int64).to_numpy() + US_PER_MS
     if key.interval == "1M":

@@ -23,12 +23,11 @@ import pyarrow.parquet as pq
 
 from kline_lake.core.markets import DATASETS, MARKETS
 from kline_lake.core.schemas import KEYS, SCHEMAS, TIME_COLUMNS
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import US_PER_DAY, month_end_us, month_start_us
 from kline_lake.errors import LakeError
 from kline_lake.lake import coverage, layout
 from kline_lake.lake.inventory import iter_data_files
-from kline_lake.lake.layout import SeriesKey
-
-US_PER_DAY = 86_400_000_000
 
 
 @dataclass(frozen=True)
@@ -105,10 +104,10 @@ def check_file(path: Path, key: SeriesKey, year: int, month: int,
     if (np.diff(keys) < 0).any():
         report.add(path, "unsorted", f"{KEYS[key.dataset]} is not sorted")
     times = _as_int64(table.column(TIME_COLUMNS[key.dataset]))
-    lo, hi = layout.month_start_us(year, month), layout.month_end_us(year, month)
+    lo, hi = month_start_us(year, month), month_end_us(year, month)
     day = layout.day_of_file(path.name) if key.dataset in layout.DAILY_FILE_DATASETS else None
     if day is not None and day[:2] == (year, month):
-        lo = layout.month_start_us(year, month) + (day[2] - 1) * US_PER_DAY
+        lo = month_start_us(year, month) + (day[2] - 1) * US_PER_DAY
         hi = lo + US_PER_DAY
     outside = int(((times < lo) | (times >= hi)).sum())
     if outside:

@@ -32,11 +32,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kline_lake.core import ranges as rg
 from kline_lake.core.schemas import KEYS, SCHEMAS, TIME_COLUMNS, conform
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import year_month
 from kline_lake.errors import InputError, LakeError
 from kline_lake.lake import coverage, layout
 from kline_lake.lake.atomic import atomic_write_bytes, atomic_write_with
-from kline_lake.lake.layout import SeriesKey
 from kline_lake.lake.lock import DEFAULT_TIMEOUT_S, FileLock
 
 __all__ = ["LakeWriter", "SeriesKey", "write_parquet", "merge_rows", "read_data_file"]
@@ -154,7 +156,7 @@ def _single_target(table: pa.Table, dataset: str) -> tuple[int, int, str] | None
         return None
     bounds = pc.min_max(table.column(TIME_COLUMNS[dataset]).cast(pa.int64()))
     lo_us, hi_us = bounds["min"].as_py(), bounds["max"].as_py()
-    lo_ym, hi_ym = layout.year_month_day(lo_us)[:2], layout.year_month_day(hi_us)[:2]
+    lo_ym, hi_ym = year_month(lo_us), year_month(hi_us)
     lo_name, hi_name = layout.file_name(dataset, lo_us), layout.file_name(dataset, hi_us)
     if lo_ym != hi_ym or lo_name != hi_name:
         return None
@@ -183,13 +185,13 @@ class LakeWriter:
         Durable on return. Rows are written before the coverage record, under the lock.
         """
         table = conform(table, key.dataset)
-        ranges = coverage.validate_ranges(covered)
+        ranges = rg.validate(covered)
         with self.lock(key):
             self._write_rows(key, table)
             if ranges:
                 self._hook("before-coverage")
                 path = layout.coverage_path(self.root, key)
-                coverage.write(path, coverage.union(coverage.read(path), ranges))
+                coverage.write(path, rg.union(coverage.read(path), ranges))
 
     def _hook(self, stage: str) -> None:
         if self.fault_hook is not None:
@@ -220,7 +222,7 @@ class LakeWriter:
         """The parts of ``[start_us, end_us)`` not covered yet (what a rerun must fetch)."""
         if start_us >= end_us:
             return []
-        return coverage.subtract(int(start_us), int(end_us), self.covered(key))
+        return rg.subtract(int(start_us), int(end_us), self.covered(key))
 
     def last_key_value(self, key: SeriesKey) -> int | None:
         """The largest stored key (agg_id, or a time key in us), or None if the series is

@@ -14,6 +14,7 @@ import pytest
 from archive_helpers import REAL_DIR, kline_csv
 
 from kline_lake.archive import manifest as archive_manifest
+from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.archive.fetch import FetchPolicy
 from kline_lake.archive.ingest import (
     ArchiveSettings,
@@ -24,9 +25,9 @@ from kline_lake.archive.ingest import (
 )
 from kline_lake.archive.plan import DAILY, MONTHLY, REST, plan_range
 from kline_lake.core.markets import SPOT, UM
-from kline_lake.core.parsing import parse_archive_csv
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import ChecksumError
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 KEY = SeriesKey("spot", "klines", "BTCUSDT", "1m")
 DIR = "data/spot/daily/klines/BTCUSDT/1m"

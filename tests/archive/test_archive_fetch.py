@@ -10,6 +10,7 @@ import httpx
 import pytest
 from archive_helpers import REAL_DIR
 
+from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.archive.fetch import (
     FetchPolicy,
     NotInArchive,
@@ -17,7 +18,6 @@ from kline_lake.archive.fetch import (
     fetch_checksum,
     parse_checksum,
 )
-from kline_lake.core.parsing import parse_archive_csv
 from kline_lake.errors import ChecksumError, TransientError
 
 FAST = FetchPolicy(backoff_base_s=0.0)

@@ -12,19 +12,17 @@ from kline_lake.archive.plan import (
     DAILY,
     MONTHLY,
     REST,
-    US_PER_DAY,
     PlanPiece,
     archive_frequencies,
     archive_path,
     archive_url,
     fallback_to_rest,
     merge_rest_pieces,
-    month_floor_us,
-    next_month_us,
     plan_for_source,
     plan_range,
 )
 from kline_lake.core.markets import CM, SPOT, UM, US
+from kline_lake.core.timeutil import US_PER_DAY, month_floor_us, next_month_us
 from kline_lake.errors import InputError
 
 

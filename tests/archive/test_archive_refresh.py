@@ -13,13 +13,14 @@ import pyarrow.parquet as pq
 from archive_helpers import kline_csv
 
 from kline_lake.archive import manifest as archive_manifest
+from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.archive.fetch import FetchPolicy
 from kline_lake.archive.ingest import ArchiveSettings, ingest_archive_pieces
 from kline_lake.archive.plan import plan_range
 from kline_lake.archive.refresh import refresh_archive, replace_range
 from kline_lake.core.markets import SPOT
-from kline_lake.core.parsing import parse_archive_csv
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.core.series import SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 KEY = SeriesKey("spot", "klines", "ETHUSDT", "1h")
 DIR = "data/spot/daily/klines/ETHUSDT/1h"

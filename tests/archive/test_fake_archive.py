@@ -20,11 +20,13 @@ from kline_lake.archive.fetch import FetchPolicy
 from kline_lake.archive.ingest import ArchiveSettings, ingest_archive_pieces
 from kline_lake.archive.plan import archive_frequencies, plan_range
 from kline_lake.core.markets import get_market
-from kline_lake.core.parsing import parse_rest_agg_trades, parse_rest_funding
-from kline_lake.download.orchestrate import run_download, validate_request
+from kline_lake.core.series import SeriesKey
+from kline_lake.download.orchestrate import run_download
+from kline_lake.download.request import validate_request
+from kline_lake.download.rest_rows import parse_rest_agg_trades, parse_rest_funding
 from kline_lake.errors import ChecksumError
 from kline_lake.fake_exchange import FakeExchange
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

@@ -17,7 +17,8 @@ import pytest
 from archive_helpers import ArchiveServer
 
 from kline_lake.archive.hybrid import HybridProgress, kline_holes_ms
-from kline_lake.download.orchestrate import run_download, validate_request
+from kline_lake.download.orchestrate import run_download
+from kline_lake.download.request import validate_request
 from kline_lake.fake_exchange import FakeExchange
 
 NOW_MS = int(datetime(2024, 3, 5, 12, 0, tzinfo=UTC).timestamp() * 1000)

@@ -14,11 +14,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kline_lake.core.markets import ENDPOINTS, get_market
-from kline_lake.core.parsing import parse_rest_agg_trades, parse_rest_funding, parse_rest_klines
 from kline_lake.core.schemas import KEYS
-from kline_lake.download.orchestrate import run_download, validate_request
+from kline_lake.core.series import SeriesKey
+from kline_lake.download.orchestrate import run_download
 from kline_lake.download.progress import RunTotals
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.download.request import validate_request
+from kline_lake.download.rest_rows import (
+    parse_rest_agg_trades,
+    parse_rest_funding,
+    parse_rest_klines,
+)
+from kline_lake.lake.writer import LakeWriter
 
 KLINE_LAKE = str(Path(sys.executable).with_name("kline-lake"))
 # 2024-06-01T12:00:30Z: the 12:00 kline is still open

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kline_lake.core.intervals import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
-from kline_lake.core.timeutil import format_ms, parse_utc_ms
+from kline_lake.core import ranges as rg
+from kline_lake.core.timeutil import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, format_ms, parse_utc_ms
 from kline_lake.download import pages as pg
 from kline_lake.errors import InputError
 from kline_lake.exchange.retry import RetryPolicy, backoff_delay_s, backoff_schedule_s
@@ -185,8 +185,8 @@ def test_funding_pages() -> None:
 
 
 def test_merge_and_clip_ranges() -> None:
-    assert pg.merge_ranges([(5, 7), (1, 3), (3, 4), (8, 8)]) == [(1, 4), (5, 7)]
-    assert pg.clip_ranges([(0, 10), (20, 30)], 5, 25) == [(5, 10), (20, 25)]
+    assert rg.merge([(5, 7), (1, 3), (3, 4), (8, 8)]) == [(1, 4), (5, 7)]
+    assert rg.clip([(0, 10), (20, 30)], 5, 25) == [(5, 10), (20, 25)]
 
 
 # ---------------------------------------------------------- exchange info

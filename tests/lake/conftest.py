@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.core.series import SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 
 @pytest.fixture

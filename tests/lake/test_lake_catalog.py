@@ -13,10 +13,12 @@ from lake_helpers import JAN_2024_MS, MINUTE_MS
 
 from kline_lake import Lake
 from kline_lake.core.schemas import conform
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import to_us
 from kline_lake.errors import InputError
-from kline_lake.lake.catalog import series_files, to_us
+from kline_lake.lake.scan import series_files
 from kline_lake.lake.synthetic import synthetic_agg_trades, synthetic_funding, synthetic_klines
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 DAY_MS = 86_400_000
 

@@ -11,9 +11,10 @@ import pytest
 from lake_helpers import JAN_2024_MS
 
 from kline_lake.cli import main
+from kline_lake.core.series import SeriesKey
 from kline_lake.lake import layout
 from kline_lake.lake.synthetic import synthetic_klines
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 KEY = SeriesKey("um", "klines", "BTCUSDT", "1m")
 

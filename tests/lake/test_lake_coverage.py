@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kline_lake.core import ranges as rg
 from kline_lake.errors import InputError, LakeError
 from kline_lake.lake import coverage
 
@@ -21,7 +22,7 @@ def _points(ranges, lo, hi):
 
 @given(ranges_st)
 def test_merge_is_sorted_disjoint_and_preserves_points(ranges):
-    merged = coverage.merge(ranges)
+    merged = rg.merge(ranges)
     for (_a1, b1), (a2, _b2) in zip(merged, merged[1:], strict=False):
         assert b1 < a2  # disjoint and not even touching
     assert all(a < b for a, b in merged)
@@ -31,8 +32,8 @@ def test_merge_is_sorted_disjoint_and_preserves_points(ranges):
 @given(ranges_st, bounds, bounds)
 def test_missing_and_covered_tile_the_request(ranges, x, y):
     start, end = min(x, y), max(x, y)
-    missing = coverage.subtract(start, end, ranges)
-    inside = coverage.intersect(start, end, ranges)
+    missing = rg.subtract(start, end, ranges)
+    inside = rg.intersect(start, end, ranges)
     # tile exactly: sorted pieces, no overlap, union is [start, end)
     pieces = sorted(missing + inside)
     cursor = start
@@ -46,28 +47,28 @@ def test_missing_and_covered_tile_the_request(ranges, x, y):
 
 @given(ranges_st, ranges_st)
 def test_union_then_missing_is_empty_inside_added(a, b):
-    u = coverage.union(a, b)
+    u = rg.union(a, b)
     for s, e in b:
-        assert coverage.contains(u, s, e)
-        assert coverage.subtract(s, e, u) == []
+        assert rg.contains(u, s, e)
+        assert rg.subtract(s, e, u) == []
 
 
 @given(ranges_st)
 def test_json_round_trip(ranges):
-    assert coverage.loads(coverage.dumps(ranges)) == coverage.merge(ranges)
+    assert coverage.loads(coverage.dumps(ranges)) == rg.merge(ranges)
 
 
 def test_hand_computed_subtract():
-    assert coverage.subtract(0, 100, [(10, 20), (20, 30), (50, 60)]) == [(0, 10), (30, 50), (60, 100)]
-    assert coverage.subtract(0, 100, [(0, 100)]) == []
-    assert coverage.subtract(0, 100, []) == [(0, 100)]
-    assert coverage.merge([(5, 7), (1, 3), (3, 4)]) == [(1, 4), (5, 7)]
+    assert rg.subtract(0, 100, [(10, 20), (20, 30), (50, 60)]) == [(0, 10), (30, 50), (60, 100)]
+    assert rg.subtract(0, 100, [(0, 100)]) == []
+    assert rg.subtract(0, 100, []) == [(0, 100)]
+    assert rg.merge([(5, 7), (1, 3), (3, 4)]) == [(1, 4), (5, 7)]
 
 
 @pytest.mark.parametrize("bad", [[(5, 5)], [(6, 5)], [("a", 5)], [(1,)], [(True, 5)]])
 def test_validate_rejects_bad_ranges(bad):
     with pytest.raises(InputError):
-        coverage.validate_ranges(bad)
+        rg.validate(bad)
 
 
 def test_read_write_and_malformed(tmp_path):

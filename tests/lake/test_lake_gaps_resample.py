@@ -11,11 +11,12 @@ import pytest
 from lake_helpers import JAN_2024_MS, MINUTE_MS, MINUTE_US
 
 from kline_lake import Lake
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
-from kline_lake.lake.gaps import grid
+from kline_lake.lake.grid import grid
 from kline_lake.lake.resample import check_resample
 from kline_lake.lake.synthetic import synthetic_klines
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 KEY = SeriesKey("um", "klines", "BTCUSDT", "1m")
 J_US = JAN_2024_MS * 1000

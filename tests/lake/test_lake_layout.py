@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from kline_lake.core import timeutil
+from kline_lake.core.markets import validate_symbol
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
 from kline_lake.lake import layout
-from kline_lake.lake.layout import SeriesKey
 
 
 def test_partition_dir_and_file_names():
@@ -19,23 +21,23 @@ def test_partition_dir_and_file_names():
     assert layout.partition_dir(Path("/r"), trades, 2025, 12) == Path(
         "/r/spot/agg_trades/symbol=ETHUSDT/year=2025/month=12")
     ts_us = 1_709_251_200_000_000  # 2024-03-01T00:00Z
-    assert layout.year_month(ts_us) == (2024, 3)
-    assert layout.year_month(ts_us - 1) == (2024, 2)
+    assert timeutil.year_month(ts_us) == (2024, 3)
+    assert timeutil.year_month(ts_us - 1) == (2024, 2)
     assert layout.file_name("klines", ts_us) == "data.parquet"
     assert layout.file_name("agg_trades", ts_us) == "2024-03-01.parquet"
-    assert layout.month_end_us(2024, 2) == ts_us
-    assert layout.month_end_us(2024, 12) == layout.month_start_us(2025, 1)
+    assert timeutil.month_end_us(2024, 2) == ts_us
+    assert timeutil.month_end_us(2024, 12) == timeutil.month_start_us(2025, 1)
 
 
 @pytest.mark.parametrize("symbol", ["../x", "a/b", "BTC USDT", "", "x=y", ".hidden", "a\\b", "A" * 65])
 def test_unsafe_symbols_rejected(symbol):
     with pytest.raises(InputError):
-        layout.validate_symbol(symbol)
+        validate_symbol(symbol)
 
 
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "BTCUSD_PERP", "BTCUSD_250328", "1000PEPEUSDT"])
 def test_real_symbols_accepted(symbol):
-    assert layout.validate_symbol(symbol) == symbol
+    assert validate_symbol(symbol) == symbol
 
 
 def test_series_key_validation():
@@ -61,7 +63,7 @@ def test_series_key_of_file_round_trip():
 
 def test_months_overlapping():
     months = [(2024, 1), (2024, 2), (2024, 3)]
-    feb = layout.month_start_us(2024, 2)
+    feb = timeutil.month_start_us(2024, 2)
     assert layout.months_overlapping(feb, feb + 1, months) == [(2024, 2)]
     assert layout.months_overlapping(None, feb, months) == [(2024, 1)]
     assert layout.months_overlapping(None, None, months) == months

@@ -15,11 +15,12 @@ from lake_helpers import JAN_2024_MS, MINUTE_US
 
 from kline_lake import Lake
 from kline_lake.core.schemas import conform
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import LakeError
 from kline_lake.lake import layout
 from kline_lake.lake.lock import FileLock
 from kline_lake.lake.synthetic import synthetic_klines
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 KEY = SeriesKey("um", "klines", "BTCUSDT", "1m")
 # 2024-01-31 23:00: batches straddle a month boundary

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 
 from kline_lake import Lake
-from kline_lake.core.parsing import parse_rest_klines
+from kline_lake.core.series import SeriesKey
+from kline_lake.download.rest_rows import parse_rest_klines
 from kline_lake.fake_exchange import FakeExchange
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 NOW_MS = 1_735_689_600_000  # 2025-01-01: everything below is closed
 MAY_13_MS = 1_715_558_400_000  # 2024-05-13, a Monday; um maintenance 2024-05-15 03:00-05:00

@@ -11,9 +11,10 @@ from lake_helpers import JAN_2024_MS
 
 from kline_lake import Lake
 from kline_lake.core.schemas import conform
+from kline_lake.core.series import SeriesKey
 from kline_lake.lake import layout
 from kline_lake.lake.synthetic import synthetic_agg_trades, synthetic_klines
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 KEY = SeriesKey("um", "klines", "BTCUSDT", "1m")
 DAY_MS = 86_400_000

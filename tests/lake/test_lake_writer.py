@@ -17,10 +17,11 @@ import pytest
 from lake_helpers import JAN_2024_MS, MINUTE_MS, MINUTE_US
 
 from kline_lake.core.schemas import KLINES, conform
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError, LakeError
 from kline_lake.lake import layout
 from kline_lake.lake.synthetic import synthetic_agg_trades, synthetic_funding, synthetic_klines
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 
 def _files(root):
@@ -154,7 +155,8 @@ def test_plain_duckdb_and_polars_read_the_lake(writer, lake_root, btc_1m):
 
 CRASH_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    from kline_lake.lake.writer import LakeWriter, SeriesKey
+    from kline_lake.core.series import SeriesKey
+    from kline_lake.lake.writer import LakeWriter
     from kline_lake.lake.synthetic import synthetic_klines
     root, stage = sys.argv[1], sys.argv[2]
     def hook(s):

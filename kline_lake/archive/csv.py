@@ -1,8 +1,8 @@
-"""Exchange payloads -> lake tables. Pure: bytes or decoded JSON in, Arrow out.
+"""Archive CSV bytes -> lake tables. Pure: bytes in, Arrow out.
 
-Two sources, one result: a range parsed from the archive CSVs and the same range parsed
-from REST JSON are equal tables (same schema, same canonical timestamps; see
-`kline_lake.core.schemas` for the close-time decision).
+Two sources, one result: a range parsed from the archive CSVs here and the same range
+parsed from REST JSON (`kline_lake.download.rest_rows`) are equal tables (same schema,
+same canonical timestamps; see `kline_lake.core.schemas` for the close-time decision).
 
 Archive formats (https://github.com/binance/binance-public-data):
 - klines and mark/index/premium klines: 12 columns, the last one ignored.
@@ -15,14 +15,13 @@ Archive formats (https://github.com/binance/binance-public-data):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from kline_lake.archive.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
 from kline_lake.core import schemas
+from kline_lake.core.schemas import klines_table, ts_column
 from kline_lake.errors import InputError
 
 # (column, kind) of each archive CSV, in file order. SKIP columns are checked for
@@ -79,27 +78,6 @@ def _read_csv(data: bytes, dataset: str) -> dict[str, np.ndarray]:
     return dict(zip([name for name, kind in columns if kind != SKIP], arrays, strict=True))
 
 
-def _ts_column(raw: pa.ChunkedArray | np.ndarray, *, close: bool = False) -> pa.Array:
-    arr = np.asarray(raw, dtype=np.int64)
-    us = schemas.canonical_close_us(arr) if close else schemas.to_us(arr)
-    return pa.array(us, type=pa.int64()).view(schemas.TS)
-
-
-def _klines_table(cols: dict[str, Any], dataset: str) -> pa.Table:
-    out = {
-        "open_time": _ts_column(cols["open_time"]),
-        "open": cols["open"],
-        "high": cols["high"],
-        "low": cols["low"],
-        "close": cols["close"],
-        "close_time": _ts_column(cols["close_time"], close=True),
-    }
-    if dataset == "klines":
-        for name in ("volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
-            out[name] = cols[name]
-    return schemas.conform(pa.table(out), dataset)
-
-
 def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
     """Parse one archive CSV (already unzipped) into the dataset's lake schema."""
     if dataset not in _CSV_COLUMNS:
@@ -112,83 +90,16 @@ def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
         table = pa.table({
             **{name: cols[name] for name in ("agg_id", "price", "quantity", "first_trade_id",
                                              "last_trade_id")},
-            "transact_time": _ts_column(cols["transact_time"]),
+            "transact_time": ts_column(cols["transact_time"]),
             "is_buyer_maker": cols["is_buyer_maker"],
             "is_best_match": cols.get("is_best_match", pa.nulls(n, pa.bool_())),
         })
         return schemas.conform(table, dataset)
     if dataset == "funding":
         table = pa.table({
-            "funding_time": _ts_column(cols["calc_time"]),
+            "funding_time": ts_column(cols["calc_time"]),
             "funding_rate": cols["last_funding_rate"],
             "mark_price": pa.nulls(len(cols["calc_time"]), pa.float64()),
         })
         return schemas.conform(table, dataset)
-    return _klines_table(cols, dataset)
-
-
-def parse_rest_klines(rows: Sequence[Sequence[Any]], dataset: str = "klines") -> pa.Table:
-    """`/klines`-shaped JSON (list of 12-element arrays, prices as strings) -> table."""
-    if not rows:
-        return schemas.schema_for(dataset).empty_table()
-    try:
-        arr = np.array(rows, dtype=object)
-        if arr.ndim != 2 or arr.shape[1] < 11:
-            raise ValueError(f"expected rows of 12 fields, got shape {arr.shape}")
-        cols: dict[str, Any] = {
-            "open_time": arr[:, 0].astype(np.int64),
-            "close_time": arr[:, 6].astype(np.int64),
-            "trades": arr[:, 8].astype(np.int64),
-        }
-        for i, name in ((1, "open"), (2, "high"), (3, "low"), (4, "close"), (5, "volume"),
-                        (7, "quote_volume"), (9, "taker_buy_volume"), (10, "taker_buy_quote_volume")):
-            cols[name] = arr[:, i].astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"malformed klines response: {exc}") from exc
-    return _klines_table(cols, dataset)
-
-
-def parse_rest_agg_trades(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """`/aggTrades` JSON objects (a, p, q, f, l, T, m[, M]) -> table."""
-    if not rows:
-        return schemas.AGG_TRADES.empty_table()
-    try:
-        table = pa.table(
-            {
-                "agg_id": np.fromiter((r["a"] for r in rows), np.int64, len(rows)),
-                "price": np.array([r["p"] for r in rows], dtype=np.float64),
-                "quantity": np.array([r["q"] for r in rows], dtype=np.float64),
-                "first_trade_id": np.fromiter((r["f"] for r in rows), np.int64, len(rows)),
-                "last_trade_id": np.fromiter((r["l"] for r in rows), np.int64, len(rows)),
-                "transact_time": _ts_column(np.fromiter((r["T"] for r in rows), np.int64, len(rows))),
-                "is_buyer_maker": pa.array([bool(r["m"]) for r in rows], pa.bool_()),
-                "is_best_match": pa.array([r.get("M") for r in rows], pa.bool_()),
-            }
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"malformed aggTrades response: {exc!r}") from exc
-    return schemas.conform(table, "agg_trades")
-
-
-def parse_rest_funding(rows: Sequence[dict[str, Any]]) -> pa.Table:
-    """`/fundingRate` JSON objects -> table. An empty `markPrice` (old records) is null.
-
-    `fundingTime` is kept exactly as the exchange reports it, including the few ms of
-    jitter some records carry (e.g. 16:00:00.001): it is the key the exchange uses.
-    """
-    if not rows:
-        return schemas.FUNDING.empty_table()
-    try:
-        table = pa.table(
-            {
-                "funding_time": _ts_column(np.fromiter((r["fundingTime"] for r in rows), np.int64, len(rows))),
-                "funding_rate": np.array([r["fundingRate"] for r in rows], dtype=np.float64),
-                "mark_price": pa.array(
-                    [float(r["markPrice"]) if r.get("markPrice") not in (None, "") else None for r in rows],
-                    pa.float64(),
-                ),
-            }
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"malformed fundingRate response: {exc!r}") from exc
-    return schemas.conform(table, "funding")
+    return klines_table(cols, dataset)
