@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from kline_lake.core.intervals import INTERVAL_MS, MS_PER_DAY, validate_interval
+from kline_lake.core.intervals import INTERVAL_MS, validate_interval
 from kline_lake.core.markets import get_market
+from kline_lake.core.timeutil import MS_PER_DAY
 from kline_lake.errors import InputError
 
 US_PER_MS = 1_000

@@ -13,12 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kline_lake.core.markets import Market
+from kline_lake.core.markets import Market, validate_symbol
 from kline_lake.errors import InputError
 from kline_lake.exchange.client import ExchangeClient
 from kline_lake.exchange.rate_limiter import RateWindow, parse_rate_limits
 from kline_lake.exchange.weights import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S
-from kline_lake.lake.layout import validate_symbol
 
 CACHE_META_KEY = "_kline_lake"
 DEFAULT_MAX_AGE_S = 3600.0

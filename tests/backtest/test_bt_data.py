@@ -14,7 +14,7 @@ from bt_helpers import iso, make_bars, write_funding, write_klines
 
 import backtest
 from backtest.data import load_bars, load_funding, parse_time_us
-from kline_lake.core.parsing import parse_archive_csv
+from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.errors import InputError
 
 REAL = Path("/work/shared/real_data")

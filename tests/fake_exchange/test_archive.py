@@ -9,8 +9,9 @@ import zipfile
 import httpx
 import pytest
 
+from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.core.intervals import next_open_ms
-from kline_lake.core.parsing import parse_archive_csv, parse_rest_klines
+from kline_lake.download.rest_rows import parse_rest_klines
 from kline_lake.fake_exchange import FakeExchange
 from kline_lake.fake_exchange.archive import kline_opens_in, parse_archive_path
 from kline_lake.fake_exchange.universe import utc_ms

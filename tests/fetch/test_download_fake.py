@@ -18,10 +18,10 @@ from fetch_helpers import (
     server_klines,
 )
 
+from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import ms_to_us, parse_utc_ms
 from kline_lake.fake_exchange import FakeExchange
 from kline_lake.fake_exchange import universe as uni
-from kline_lake.lake.writer import SeriesKey
 
 MIN_MS = 60_000
 HOUR_MS = 3_600_000

@@ -8,8 +8,9 @@ import pytest
 from report_helpers import parse_report
 
 from backtest.cli import main
+from kline_lake.core.series import SeriesKey
 from kline_lake.lake.synthetic import synthetic_funding, synthetic_klines
-from kline_lake.lake.writer import LakeWriter, SeriesKey
+from kline_lake.lake.writer import LakeWriter
 
 JAN_2024_MS = 1_704_067_200_000
 N_HOURS = 24 * 40
