@@ -50,13 +50,17 @@ def request_weight(market: Market, endpoint: str, limit: int | None = None) -> i
         if endpoint == "exchangeInfo":
             return 1
         return 1
-    # spot and Binance.US
+    if market.name == "us":
+        # Binance.US documents klines 1, aggTrades 1, exchangeInfo 10 (its rest-api.md, last
+        # changed 2023-09-06); Binance.com's 2023 weight increases did not apply there.
+        return 10 if endpoint == "exchangeInfo" else 1
+    # spot
     if endpoint in ("klines", "uiKlines"):
         return 2
     if endpoint == "aggTrades":
-        return 4 if market.name == "spot" else 2
+        return 4
     if endpoint == "exchangeInfo":
-        return 20 if market.name == "spot" else 10
+        return 20
     return 1
 
 

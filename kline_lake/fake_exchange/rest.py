@@ -10,6 +10,9 @@ the symbol's precision (price "42000.10", quantity "492.363"); COIN-M volume in 
 contracts with the base-asset volume in 8 decimals; mark/index/premium prices,
 funding rates and mark prices with 8 decimals.
 
+Venues are named by strings ('spot', 'um', 'cm', 'us'); their weights and page limits
+come from the fake's own table (`fake_exchange.weights`), never from the client's.
+
 Data sources implement `specs`, `spec`, `klines`, `agg_trades`, `funding` (see
 `SyntheticSource`; `real_data.RealSource` serves files).
 """
@@ -22,9 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from kline_lake.core.markets import Market
-from kline_lake.exchange.weights import request_weight
-from kline_lake.fake_exchange import series
+from kline_lake.fake_exchange import series, weights
 from kline_lake.fake_exchange.params import (
     ApiError,
     TimeRange,
@@ -38,6 +39,10 @@ from kline_lake.fake_exchange.synthetic import Synthetic
 from kline_lake.fake_exchange.universe import SymbolSpec, symbols
 
 PRICE_KLINE_KINDS = {"markPriceKlines": "mark", "indexPriceKlines": "index", "premiumIndexKlines": "premium"}
+FUTURES = frozenset({"um", "cm"})
+# COIN-M klines: "The difference between startTime and endTime can only be up to 200 days"
+# (https://developers.binance.com/docs/derivatives/coin-margined-futures/market-data/rest-api/Kline-Candlestick-Data).
+KLINE_MAX_WINDOW_DAYS = {"cm": 200}
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
@@ -160,72 +165,83 @@ def _param_limit(params: Mapping[str, str], default: int) -> int:
     return value if value > 0 else default
 
 
-def weight_of(market: Market, endpoint: str, params: Mapping[str, str]) -> int:
-    """The request weight the exchange charges for this call (per markets.request_weight)."""
+def weight_of(venue: str, endpoint: str, params: Mapping[str, str]) -> int:
+    """The request weight the exchange charges for this call (per the fake's own table,
+    `fake_exchange.weights`; a malformed `limit` is charged as the default)."""
     limit = None
-    if market.is_futures and (endpoint == "klines" or endpoint in PRICE_KLINE_KINDS):
-        limit = min(_param_limit(params, market.kline_default_limit), market.kline_max_limit)
-    return request_weight(market, endpoint, limit)
+    if endpoint in weights.PAGE_LIMITS[venue]:
+        limit = _param_limit(params, weights.page_limits(venue, endpoint)[0])
+    return weights.weight(venue, endpoint, limit)
 
 
-def _symbol(source: DataSource, market: Market, params: Mapping[str, str], name: str = "symbol") -> SymbolSpec:
+def is_futures(venue: str) -> bool:
+    return venue in FUTURES
+
+
+def _page_limit(params: Mapping[str, str], venue: str, endpoint: str) -> int:
+    default, maximum = weights.page_limits(venue, endpoint)
+    return limit_param(params, default, maximum, is_futures(venue))
+
+
+def _symbol(source: DataSource, venue: str, params: Mapping[str, str], name: str = "symbol") -> SymbolSpec:
     text = mandatory(params, name)
-    if name == "pair" and market.name == "cm":
+    if name == "pair" and venue == "cm":
         text = f"{text}_PERP"
-    spec = source.spec(market.name, text)
+    spec = source.spec(venue, text)
     if spec is None:
         raise ApiError(-1121, "Invalid symbol.")
     return spec
 
 
-def _klines(source: DataSource, market: Market, endpoint: str, params: Mapping[str, str], now_ms: int) -> Any:
+def _klines(source: DataSource, venue: str, endpoint: str, params: Mapping[str, str], now_ms: int) -> Any:
     kind = PRICE_KLINE_KINDS.get(endpoint, "klines")
     pair_endpoint = kind == "index" and "symbol" not in params
-    spec = _symbol(source, market, params, "pair" if pair_endpoint else "symbol")
-    interval = interval_param(params, market.name)
-    limit = limit_param(params, market.kline_default_limit, market.kline_max_limit, market.is_futures)
+    spec = _symbol(source, venue, params, "pair" if pair_endpoint else "symbol")
+    interval = interval_param(params, venue)
+    limit = _page_limit(params, venue, endpoint)
     tr = time_range(params)
-    if (market.kline_max_window_days and tr.start_ms is not None and tr.end_ms is not None
-            and tr.end_ms - tr.start_ms > market.kline_max_window_days * DAY_MS):
-        raise ApiError(-1127, f"More than {market.kline_max_window_days} days between startTime and endTime.")
+    max_days = KLINE_MAX_WINDOW_DAYS.get(venue)
+    if (max_days and tr.start_ms is not None and tr.end_ms is not None
+            and tr.end_ms - tr.start_ms > max_days * DAY_MS):
+        raise ApiError(-1127, f"More than {max_days} days between startTime and endTime.")
     return source.klines(spec, interval, tr, limit, now_ms, kind)
 
 
-def _agg_trades(source: DataSource, market: Market, params: Mapping[str, str], now_ms: int) -> Any:
-    spec = _symbol(source, market, params)
-    limit = limit_param(params, market.agg_trades_default_limit, market.agg_trades_max_limit, market.is_futures)
+def _agg_trades(source: DataSource, venue: str, params: Mapping[str, str], now_ms: int) -> Any:
+    spec = _symbol(source, venue, params)
+    limit = _page_limit(params, venue, "aggTrades")
     from_id = opt_int(params, "fromId")
     tr = time_range(params)
     if from_id is not None and (tr.start_ms is not None or tr.end_ms is not None):
         raise ApiError(-1128, "Combination of optional parameters invalid.")
-    if (market.is_futures and tr.start_ms is not None and tr.end_ms is not None
+    if (is_futures(venue) and tr.start_ms is not None and tr.end_ms is not None
             and tr.end_ms - tr.start_ms >= HOUR_MS):
         raise ApiError(-1127, "More than 1 hours between startTime and endTime.")
     return source.agg_trades(spec, from_id, tr, limit, now_ms)
 
 
-def _funding(source: DataSource, market: Market, params: Mapping[str, str], now_ms: int) -> Any:
-    limit = limit_param(params, market.funding_default_limit, market.funding_max_limit, True)
+def _funding(source: DataSource, venue: str, params: Mapping[str, str], now_ms: int) -> Any:
+    limit = _page_limit(params, venue, "fundingRate")
     tr = time_range(params)
     if params.get("symbol"):
-        return source.funding(_symbol(source, market, params), tr, limit, now_ms)
-    rows = [r for s in source.specs(market.name) for r in source.funding(s, tr, limit, now_ms)]
+        return source.funding(_symbol(source, venue, params), tr, limit, now_ms)
+    rows = [r for s in source.specs(venue) for r in source.funding(s, tr, limit, now_ms)]
     rows.sort(key=lambda r: (r["fundingTime"], r["symbol"]))
     return rows[:limit] if tr.start_ms is not None else rows[-limit:]
 
 
-def _funding_info(source: DataSource, market: Market) -> Any:
+def _funding_info(source: DataSource, venue: str) -> Any:
     return [
         {"symbol": s.symbol, "adjustedFundingRateCap": "0.02000000", "adjustedFundingRateFloor": "-0.02000000",
          "fundingIntervalHours": s.funding_hours, "disclaimer": False}
-        for s in source.specs(market.name) if s.funding_hours != 8
+        for s in source.specs(venue) if s.funding_hours != 8
     ]
 
 
-def _info_symbols(source: DataSource, market: Market, params: Mapping[str, str]) -> list[SymbolSpec]:
-    """exchangeInfo's symbol list; spot accepts `symbol=X` or `symbols=["X","Y"]`."""
-    specs = source.specs(market.name)
-    if market.is_futures or not (params.get("symbol") or params.get("symbols")):
+def _info_symbols(source: DataSource, venue: str, params: Mapping[str, str]) -> list[SymbolSpec]:
+    """exchangeInfo's symbol list; spot and Binance.US accept `symbol=X` or `symbols=["X","Y"]`."""
+    specs = source.specs(venue)
+    if is_futures(venue) or not (params.get("symbol") or params.get("symbols")):
         return specs
     if params.get("symbol"):
         wanted = [params["symbol"]]
@@ -242,33 +258,27 @@ def _info_symbols(source: DataSource, market: Market, params: Mapping[str, str])
     return [by_name[w] for w in wanted]
 
 
-FUTURES_ONLY = {"fundingRate", "fundingInfo", *PRICE_KLINE_KINDS}
-ENDPOINTS = {"ping", "time", "exchangeInfo", "klines", "aggTrades", *FUTURES_ONLY}
+def known_endpoint(venue: str, endpoint: str) -> bool:
+    """True if `venue` serves `endpoint` (the fake's weight table lists exactly those)."""
+    return endpoint in weights.WEIGHTS.get(venue, {})
 
 
-def known_endpoint(market: Market, endpoint: str) -> bool:
-    if endpoint not in ENDPOINTS:
-        return False
-    if endpoint == "fundingInfo":
-        return market.name == "um"
-    return market.is_futures or endpoint not in FUTURES_ONLY
-
-
-def handle(source: DataSource, market: Market, endpoint: str, params: Mapping[str, str], now_ms: int,
+def handle(source: DataSource, venue: str, endpoint: str, params: Mapping[str, str], now_ms: int,
            exchange_info: Any) -> Any:
-    """The JSON body of a REST call; ApiError for the caller's mistakes."""
+    """The JSON body of a REST call to `venue` ('spot', 'um', 'cm', 'us'); ApiError for
+    the caller's mistakes."""
     if endpoint == "ping":
         return {}
     if endpoint == "time":
         return {"serverTime": now_ms}
     if endpoint == "exchangeInfo":
-        return exchange_info(_info_symbols(source, market, params))
+        return exchange_info(_info_symbols(source, venue, params))
     if endpoint == "klines" or endpoint in PRICE_KLINE_KINDS:
-        return _klines(source, market, endpoint, params, now_ms)
+        return _klines(source, venue, endpoint, params, now_ms)
     if endpoint == "aggTrades":
-        return _agg_trades(source, market, params, now_ms)
+        return _agg_trades(source, venue, params, now_ms)
     if endpoint == "fundingRate":
-        return _funding(source, market, params, now_ms)
+        return _funding(source, venue, params, now_ms)
     if endpoint == "fundingInfo":
-        return _funding_info(source, market)
+        return _funding_info(source, venue)
     raise ApiError(-5000, f"Path {endpoint}, Method GET is invalid", status=404)

@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kline_lake.core.markets import get_market
-from kline_lake.exchange.weights import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S
-from kline_lake.fake_exchange import rest
+from kline_lake.fake_exchange import rest, weights
 from kline_lake.fake_exchange.exchange_info import exchange_info
 from kline_lake.fake_exchange.faults import FaultInjector, FaultSpec, parse_faults
 from kline_lake.fake_exchange.params import ApiError, parse_query
@@ -134,8 +132,8 @@ class FakeExchange:
         self.faults = FaultInjector(faults if isinstance(faults, FaultSpec) else parse_faults(faults), seed)
         self.source, self.archive = self._make_sources(seed, data_dir)
         self._limiters = {m: self._limiter(self.budget(m), minute_seconds) for m in ("spot", "um", "cm", "us")}
-        pool_window = FUNDING_POOL_WINDOW_S * minute_seconds / 60
-        self._funding_pool = self._limiter(FUNDING_POOL_REQUESTS, pool_window)
+        pool_window = weights.FUNDING_POOL_WINDOW_S * minute_seconds / 60
+        self._funding_pool = self._limiter(weights.FUNDING_POOL_REQUESTS, pool_window)
         self._stats_lock = threading.Lock()
         self._stats = self._zero_stats()
         self._server: _Server | None = None
@@ -159,7 +157,7 @@ class FakeExchange:
 
     def budget(self, market: str) -> int:
         """The weight budget per window of `market`."""
-        return self.weight_limit or get_market(market).weight_per_minute
+        return self.weight_limit or weights.WEIGHT_PER_MINUTE[market]
 
     def now_ms(self) -> int:
         """The data clock (epoch ms)."""
@@ -254,11 +252,10 @@ class FakeExchange:
                 if name == "spot" and self.venue == "us":
                     name = "us"
                 endpoint = path[len(prefix):]
-                return (name, endpoint) if rest.known_endpoint(get_market(name), endpoint) else (None, "")
+                return (name, endpoint) if rest.known_endpoint(name, endpoint) else (None, "")
         return None, ""
 
     def _serve_rest(self, req: _Handler, market_name: str, endpoint: str, query: str, head: bool) -> None:
-        market = get_market(market_name)
         client = req.client_address[0]
         limiter = self._limiters[market_name]
         suffix = header_suffix(self.window_s)
@@ -288,9 +285,9 @@ class FakeExchange:
             params, parse_error = {}, exc
         else:
             parse_error = None
-        weight = rest.weight_of(market, endpoint, params)
+        weight = rest.weight_of(market_name, endpoint, params)
         decision = limiter.charge(client, weight)
-        if decision.status == 200 and market_name == "um" and endpoint in ("fundingRate", "fundingInfo"):
+        if decision.status == 200 and endpoint in weights.FUNDING_POOL_ENDPOINTS.get(market_name, ()):
             decision = self._funding_pool.charge(client, 1)
         if decision.status != 200:
             data = _json(self._limit_body(decision.status, market_name))
@@ -298,16 +295,16 @@ class FakeExchange:
             self._count(market_name, status=decision.status, nbytes=_sent(data, head))
             self._send(req, decision.status, data, hdrs, head)
             return
-        status, data = self._rest_body(market, endpoint, params, parse_error)
+        status, data = self._rest_body(market_name, endpoint, params, parse_error)
         self._count(market_name, weight=weight, nbytes=_sent(data, head, fault == "truncate"))
         self._send(req, status, data, headers(decision.used), head, truncate=fault == "truncate")
 
-    def _rest_body(self, market: Any, endpoint: str, params: dict[str, str], parse_error: ApiError | None) -> tuple[int, bytes]:
+    def _rest_body(self, venue: str, endpoint: str, params: dict[str, str], parse_error: ApiError | None) -> tuple[int, bytes]:
         now = self.now_ms()
         try:
             if parse_error is not None:
                 raise parse_error
-            body = rest.handle(self.source, market, endpoint, params, now, lambda specs: self._exchange_info(market.name, now, specs))
+            body = rest.handle(self.source, venue, endpoint, params, now, lambda specs: self._exchange_info(venue, now, specs))
         except ApiError as exc:
             return exc.status, _json(exc.body())
         return 200, _json(body)

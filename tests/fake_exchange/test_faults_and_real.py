@@ -130,7 +130,7 @@ def test_us_venue_budget_and_stats() -> None:
         assert c.get("/api/v3/klines", params={"symbol": "XMRUSDT", "interval": "1m"}).json()["code"] == -1121
         assert c.get("/api/v3/aggTrades", params={"symbol": "BTCUSDT", "limit": 1}).status_code == 200
         stats = fx.stats()
-        assert stats["us"]["requests"] == 3 and stats["us"]["weight"] == 10 + 2 + 2
+        assert stats["us"]["requests"] == 3 and stats["us"]["weight"] == 10 + 1 + 1  # exchangeInfo, klines, aggTrades
         assert stats["spot"]["requests"] == 0
 
 
