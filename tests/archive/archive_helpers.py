@@ -13,8 +13,9 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
-REAL_DIR = "/work/shared/real_data/spot/daily/klines/BTCUSDT/1m"
+REAL_DIR = str(Path(__file__).resolve().parents[1] / "data" / "real_data" / "spot" / "daily" / "klines" / "BTCUSDT" / "1m")
 
 
 def make_zip(member: str, data: bytes) -> bytes:

@@ -185,7 +185,7 @@ def test_the_quirks_are_really_in_the_files(fx) -> None:
     assert spot_agg.split(b"\n", 1)[0].count(b",") == 7 and um_agg.split(b"\n", 1)[0].count(b",") == 6
 
 
-REAL_ROOT = "/work/shared/real_data"
+REAL_ROOT = str(Path(__file__).resolve().parents[1] / "data" / "real_data")
 
 
 @pytest.mark.parametrize(

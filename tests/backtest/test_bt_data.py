@@ -17,7 +17,7 @@ from backtest.data import load_bars, load_funding, parse_time_us
 from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.errors import InputError
 
-REAL = Path("/work/shared/real_data")
+REAL = Path(__file__).resolve().parents[1] / "data" / "real_data"
 H_US = 3_600_000_000
 
 

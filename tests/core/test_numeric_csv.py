@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from kline_lake.archive.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
 from kline_lake.errors import InputError
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "real_data"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real_data"
 KLINES_DIR = REAL / "spot" / "daily" / "klines" / "BTCUSDT" / "1m"
 KLINE_KINDS = [INT, FLOAT, FLOAT, FLOAT, FLOAT, FLOAT, INT, FLOAT, INT, FLOAT, FLOAT, SKIP]
 _PA_TYPES = {INT: pa.int64(), FLOAT: pa.float64(), BOOL: pa.bool_()}

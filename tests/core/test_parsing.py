@@ -16,9 +16,8 @@ from kline_lake.download.rest_rows import (
 )
 from kline_lake.errors import InputError
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "real_data"
+REAL = Path(__file__).resolve().parents[1] / "data" / "real_data"
 KLINES_DIR = REAL / "spot" / "daily" / "klines" / "BTCUSDT" / "1m"
-pytestmark = pytest.mark.skipif(not REAL.exists(), reason="shared/real_data not present")
 
 
 def test_microsecond_and_millisecond_days_share_one_canonical_form():

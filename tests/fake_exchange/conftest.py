@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -12,9 +11,6 @@ from kline_lake.fake_exchange import FakeExchange
 from kline_lake.fake_exchange.universe import utc_ms
 
 NOW_MS = utc_ms("2025-11-20 12:34") + 56_789  # pinned server clock for data
-REAL_DATA = Path(__file__).resolve().parents[3] / "shared" / "real_data"
-if not REAL_DATA.is_dir():
-    REAL_DATA = Path("/work/shared/real_data")
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +24,6 @@ def fx() -> Iterator[FakeExchange]:
 def client(fx: FakeExchange) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=fx.base_url, timeout=10) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-def real_data() -> Path:
-    if not REAL_DATA.is_dir():
-        pytest.skip("../shared/real_data is not available")
-    return REAL_DATA
 
 
 @pytest.fixture(scope="session")

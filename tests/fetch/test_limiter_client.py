@@ -41,8 +41,8 @@ def test_interval_and_header_parsing() -> None:
     assert used_weight_from_headers(headers) == {60.0: 42, 10.0: 7}
 
 
-def test_parse_real_rate_limits() -> None:
-    with open("/work/shared/real_data/exchange_info/spot_exchangeInfo_2021-12-17_body.json") as fh:
+def test_parse_real_rate_limits(real_data) -> None:
+    with open(real_data / "exchange_info/spot_exchangeInfo_2021-12-17_body.json") as fh:
         info = json.load(fh)
     windows = parse_rate_limits(info["rateLimits"])
     assert RateWindow("REQUEST_WEIGHT", 1200, 60.0) in windows

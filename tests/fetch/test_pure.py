@@ -190,12 +190,12 @@ def test_merge_and_clip_ranges() -> None:
 
 
 # ---------------------------------------------------------- exchange info
-def test_exchange_info_symbols_cache_and_real_rate_limits() -> None:
+def test_exchange_info_symbols_cache_and_real_rate_limits(real_data) -> None:
     import json
 
     from kline_lake.exchange import exchange_info as xi
 
-    with open("/work/shared/real_data/exchange_info/usdm_exchangeInfo_2024-10-20.json") as fh:
+    with open(real_data / "exchange_info/usdm_exchangeInfo_2024-10-20.json") as fh:
         info = json.load(fh)
     symbols = xi.symbols_of(info)
     assert symbols["BTCUSDT"].onboard_ms == 1569398400000 and symbols["BTCUSDT"].pair == "BTCUSDT"
