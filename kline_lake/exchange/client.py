@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,24 +25,13 @@ import httpx
 from kline_lake.core.markets import Market
 from kline_lake.errors import BinanceAPIError, TransientError
 from kline_lake.exchange.rate_limiter import RateLimiter, RateWindow
+from kline_lake.exchange.request_stats import RequestStats
 from kline_lake.exchange.retry import Clock, RetryPolicy, SystemClock, backoff_delay_s
 from kline_lake.exchange.weight_ledger import ledger_for
 from kline_lake.exchange.weights import request_weight
 
 DEFAULT_TIMEOUT_S = 20.0
 DEFAULT_MAX_IN_FLIGHT = 16
-
-
-@dataclass
-class ClientStats:
-    """What one client did (requests counted when sent, including retries)."""
-
-    requests: int = 0
-    weight: int = 0
-    retries: int = 0
-    rate_limited_429: int = 0
-    banned_418: int = 0
-    bytes_received: int = 0
 
 
 class _Retryable(Exception):
@@ -115,18 +103,21 @@ def default_windows(market: Market) -> list[RateWindow]:
 
 
 class ExchangeClient:
-    """REST calls to one market through a shared pool and limiter (see `Session`)."""
+    """REST calls to one market through a shared pool and limiter (see `Session`).
+
+    `stats` (a `RequestStats`, new by default) counts what this client sent and got.
+    """
 
     def __init__(self, market: Market, base_url: str, http: httpx.AsyncClient,
                  limiter: RateLimiter, *, retry: RetryPolicy, clock: Clock,
-                 semaphore: asyncio.Semaphore) -> None:
+                 semaphore: asyncio.Semaphore, stats: RequestStats | None = None) -> None:
         self.market = market
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.limiter = limiter
         self.retry = retry
         self.clock = clock
-        self.stats = ClientStats()
+        self.stats = stats if stats is not None else RequestStats()
         self._semaphore = semaphore
 
     def url(self, endpoint: str) -> str:
@@ -159,10 +150,8 @@ class ExchangeClient:
                 if retry_after is None:
                     retry_after = self.limiter_window_wait_s()
                 if exc.status == 418:
-                    self.stats.banned_418 += 1
                     self.limiter.on_418(retry_after, url)
                 else:
-                    self.stats.rate_limited_429 += 1
                     self.limiter.on_429(retry_after)
                 if limited > self.retry.max_rate_limited:
                     raise TransientError(f"{url}: still rate limited after {limited} answers") from None
@@ -175,7 +164,7 @@ class ExchangeClient:
                 if exc.retry_after_s is not None:
                     delay = max(delay, exc.retry_after_s)
                 failures += 1
-                self.stats.retries += 1
+                self.stats.record_retry()
                 await self.clock.sleep(delay)
 
     def limiter_window_wait_s(self) -> float:
@@ -186,10 +175,10 @@ class ExchangeClient:
                        pools: tuple[str, ...], expect: type | None) -> Any:
         async with self._semaphore:
             ticket = await self.limiter.acquire(weight, pools=pools)
-            self.stats.requests += 1
-            self.stats.weight += weight
+            self.stats.record_sent(weight)
             try:
                 response = await self.http.get(url, params=params)
+                self.stats.record_answer(response.status_code)
                 self.limiter.observe_headers(response.headers, ticket)
             except httpx.TimeoutException as exc:
                 raise _Retryable(f"timeout ({type(exc).__name__})") from None
@@ -198,7 +187,7 @@ class ExchangeClient:
                 raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})") from None
             finally:
                 self.limiter.release(ticket)
-        self.stats.bytes_received += len(response.content)
+        self.stats.record_received(len(response.content))
         return classify_response(response.status_code, response.headers, response.content,
                                  url, expect)
 
@@ -247,8 +236,9 @@ class Session:
         return self._http[host]
 
     def limiter(self, market: Market, base_url: str) -> RateLimiter:
-        """The limiter shared by every request to `market`'s API at `base_url`'s host."""
-        key = (host_of(base_url), market.api_prefix)
+        """The limiter shared by every request to `market`'s API at `base_url`'s host
+        (keyed by the API's full path: Binance.US under `/us` is not spot's `/api/v3`)."""
+        key = (host_of(base_url), urlsplit(base_url).path.rstrip("/") + market.api_prefix)
         if key not in self._limiters:
             kwargs = {} if self.margin_fraction is None else {"margin_fraction": self.margin_fraction}
             ledger = ledger_for(*key) if self.share_budget else None
@@ -272,3 +262,6 @@ class Session:
         for http in self._http.values():
             await http.aclose()
         self._http.clear()
+        for limiter in self._limiters.values():
+            if limiter.ledger is not None:
+                limiter.ledger.close()

@@ -259,23 +259,19 @@ class Ticket:
     sent_s: float = 0.0
 
 
-@dataclass
-class LimiterStats:
-    """Counters for progress and the summary line."""
-
-    requests: int = 0
-    weight: int = 0
-    rate_limited_429: int = 0
-    banned_418: int = 0
-    waited_s: float = 0.0
-
-
 class RateLimiter:
     """Async limiter shared by every task talking to one (host, API prefix).
 
     `acquire(weight, pools=...)` waits until the request fits every window and reserves
     it; call it immediately before sending. Feed every response's headers to
-    `observe_headers`, and 429/418 answers to `on_429`/`on_418`.
+    `observe_headers`, and 429/418 answers to `on_429`/`on_418` (the caller counts
+    them: `request_stats.RequestStats`). `waited_s` is the time spent waiting for budget.
+
+    Reservations are serialised by one asyncio lock, held from the budget check to the
+    reservation. The machine-wide ledger's `flock` and file I/O run on the ledger's own
+    thread meanwhile (`SharedLedger.reserve_async`), so the event loop keeps answering
+    other tasks; what they changed in between (a 429, a header, a new window) is checked
+    again before the request may go.
     """
 
     def __init__(
@@ -294,7 +290,7 @@ class RateLimiter:
         self.margin_fraction = margin_fraction
         self.min_margin = min_margin
         self.max_ban_wait_s = max_ban_wait_s
-        self.stats = LimiterStats()
+        self.waited_s = 0.0
         self.ledger = ledger
         self._lock = asyncio.Lock()
         self._blocked_until_s = 0.0
@@ -359,42 +355,65 @@ class RateLimiter:
         async with self._lock:
             while True:
                 now = self.clock.time()
-                ticket, wait = self._try_reserve(now, weight, tags)
+                ticket, wait = await self._try_reserve(now, weight, tags)
                 if ticket is not None:
                     return ticket
+                now = self.clock.time()  # the ledger call may have taken a while
                 if any(c.window_end_s(now) <= now + wait + 1e-9 for c in self._counters):
                     wait += WINDOW_GUARD_S  # waiting for a new window: let the server switch too
-                self.stats.waited_s += wait
+                self.waited_s += wait
                 await self.clock.sleep(wait)
 
-    def _try_reserve(self, now: float, weight: int, tags: frozenset[str]) -> tuple[Ticket | None, float]:
+    async def _try_reserve(self, now: float, weight: int,
+                           tags: frozenset[str]) -> tuple[Ticket | None, float]:
         """Reserve now if every budget (ours, then the machine-wide ledger) allows it;
-        else (None, seconds to wait)."""
-        wait = self._blocked_until_s - now
+        else (None, seconds to wait). Called with `self._lock` held."""
+        counters = self._counters
+        costs = tuple(c.cost_of(weight, tags) for c in counters)
+        wait = self._local_wait_s(now, costs)
         if wait > 0:
             return None, wait
-        costs = tuple(c.cost_of(weight, tags) for c in self._counters)
-        wait = max(c.wait_s(now, cost, self._carry(i, now))
+        if self.ledger is None:
+            return self._reserve_local(now, weight, costs), 0.0
+        entries = self._ledger_entries(now, costs)
+        full = await self.ledger.reserve_async(entries)
+        if full is not None:
+            # other processes hold the rest of this window: wait for the next one
+            counter = (counters[full] if full < len(counters)
+                       else min(counters, key=lambda c: c.window_end_s(now)))
+            return None, max(1e-3, counter.window_end_s(now) - now)
+        # Other tasks ran while the ledger call was away: a 429 may have blocked sending,
+        # a header may have filled the window, the window may have ended. Send only if the
+        # request still fits now and the ledger holds what it costs now. Otherwise try
+        # again; the ledger keeps the unused charge (more conservative, never less).
+        later = self.clock.time()
+        if self._counters is not counters:
+            return None, 0.0
+        wait = self._local_wait_s(later, costs)
+        if wait > 0:
+            return None, wait
+        if not set(self._ledger_entries(later, costs)) <= set(entries):
+            return None, 0.0
+        return self._reserve_local(later, weight, costs), 0.0
+
+    def _local_wait_s(self, now: float, costs: Sequence[int]) -> float:
+        """0 if a request costing `costs` fits this process's budgets now, else the
+        seconds to wait (the 429 back-off, pacing, the next window)."""
+        blocked = self._blocked_until_s - now
+        if blocked > 0:
+            return blocked
+        return max(c.wait_s(now, cost, self._carry(i, now))
                    for i, (c, cost) in enumerate(zip(self._counters, costs, strict=True)))
-        if wait > 0:
-            return None, wait
-        if self.ledger is not None:
-            full = self.ledger.reserve(self._ledger_entries(now, costs))
-            if full is not None:
-                # other processes hold the rest of this window: wait for the next one
-                counter = (self._counters[full] if full < len(self._counters)
-                           else min(self._counters, key=lambda c: c.window_end_s(now)))
-                return None, max(1e-3, counter.window_end_s(now) - now)
+
+    def _reserve_local(self, now: float, weight: int, costs: Sequence[int]) -> Ticket:
         for counter, cost in zip(self._counters, costs, strict=True):
             counter.reserve(now, cost)
-        ticket = Ticket(tuple(c.index(now) for c in self._counters), costs, now)
+        ticket = Ticket(tuple(c.index(now) for c in self._counters), tuple(costs), now)
         self._in_flight.append(ticket)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("reserve t=%.3f w=%d est=%s", now, weight,
                       [c.estimate(now) for c in self._counters])
-        self.stats.requests += 1
-        self.stats.weight += weight
-        return ticket, 0.0
+        return ticket
 
     def _ledger_entries(self, now: float, costs: Sequence[int]) -> list[tuple[str, int, int, int]]:
         """Ledger entries of one request: its window, and also the next one when it is
@@ -451,7 +470,6 @@ class RateLimiter:
     def on_429(self, retry_after_s: float) -> None:
         """Stop sending for `retry_after_s` and treat the current windows as full."""
         now = self.clock.time()
-        self.stats.rate_limited_429 += 1
         self._blocked_until_s = max(self._blocked_until_s, now + max(retry_after_s, 0.0) + WINDOW_GUARD_S)
         for counter in self._counters:
             if counter.window.pool is None:
@@ -459,11 +477,9 @@ class RateLimiter:
 
     def on_418(self, retry_after_s: float, url: str = "") -> None:
         """Wait out a short ban; raise BannedError if it is longer than we accept."""
-        self.stats.banned_418 += 1
         if retry_after_s > self.max_ban_wait_s:
             raise BannedError(retry_after_s, url)
         self.on_429(retry_after_s)
-        self.stats.rate_limited_429 -= 1  # counted as a ban, not a 429
 
     def time_to_window_end_s(self) -> float:
         """Seconds until the longest all-request window ends (a 429 fallback back-off)."""

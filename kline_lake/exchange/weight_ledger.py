@@ -5,16 +5,24 @@ process's spending only once its answers come back; under load that lag lets two
 downloads each spend the whole window. Each `RateLimiter` (see `kline_lake.exchange.rate_limiter`)
 therefore also reserves its weight here, in a small JSON file per (host, API) under an
 exclusive `flock`, before sending.
+
+I/O: the ledger file. `reserve` blocks (the `flock` waits for another process);
+`reserve_async` runs it on the ledger's own worker thread so the event loop does not
+stall. The thread is the ledger's, not asyncio's default executor, whose workers may be
+busy parsing archive CSVs or committing partitions: a reservation never queues behind
+them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import logging
 import os
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,27 @@ class SharedLedger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.enabled = True
+        self._worker: ThreadPoolExecutor | None = None
+
+    async def reserve_async(self, entries: Sequence[tuple[str, int, int, int]]) -> int | None:
+        """`reserve` off the event loop, on this ledger's single worker thread (calls
+        from one process therefore also reach the file one at a time).
+
+        If the awaiting task is cancelled the reservation may still be made: the
+        ledger then over-counts, which only makes other processes more careful.
+        """
+        if not self.enabled or not any(cost for _, _, cost, _ in entries):
+            return None
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kline-lake-ledger")
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self.reserve, entries)
+
+    def close(self) -> None:
+        """Let the worker thread end once its queued reservations are written (the
+        ledger stays usable: a later `reserve_async` starts a new one)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.shutdown(wait=False)
 
     def reserve(self, entries: Sequence[tuple[str, int, int, int]]) -> int | None:
         """Atomically add every `(name, window index, cost, cap)` if each total stays
@@ -42,8 +71,7 @@ class SharedLedger:
         if not self.enabled or not any(cost for _, _, cost, _ in entries):
             return None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 return self._reserve_locked(fd, entries)
@@ -54,6 +82,13 @@ class SharedLedger:
             log.info("weight ledger %s disabled: %s", self.path, exc)
             self.enabled = False
             return None
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # first use (or the cache was cleaned): make the folder
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
     @staticmethod
     def _reserve_locked(fd: int, entries: Sequence[tuple[str, int, int, int]]) -> int | None:
@@ -74,8 +109,10 @@ class SharedLedger:
             # keep the two most recent windows only
             state[name] = {k: v for k, v in windows.items() if int(k) >= index - 1}
         data = json.dumps(state).encode()
-        os.ftruncate(fd, 0)
+        # write, then cut to length: truncating to 0 first makes ext4 (auto_da_alloc)
+        # allocate the blocks at close, 0.3 ms per reservation instead of 0.02
         os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
         return None
 
 
