@@ -52,3 +52,20 @@ class ChecksumError(KlineLakeError):
 
 class LakeError(KlineLakeError):
     """The lake on disk is unusable (path is a file, locked, corrupt...)."""
+
+
+class NotInArchive(KlineLakeError):
+    """The archive has no such file (HTTP 404/403): fetch the period from REST instead."""
+
+    def __init__(self, url: str, status: int) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(f"not in the archive (HTTP {status}): {url}")
+
+
+class ArchiveHTTPError(KlineLakeError):
+    """The archive answered an unexpected client error (4xx other than 403/404)."""
+
+
+class UnsafeArchiveError(KlineLakeError):
+    """An archive zip breaks a safety rule (layout, member name, size or ratio)."""

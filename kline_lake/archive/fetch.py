@@ -34,7 +34,12 @@ from functools import partial
 import httpx
 
 from kline_lake.archive.zip_safety import ZipLimits, extract_single_csv
-from kline_lake.errors import ChecksumError, KlineLakeError, TransientError
+from kline_lake.errors import (
+    ArchiveHTTPError,
+    ChecksumError,
+    NotInArchive,
+    TransientError,
+)
 from kline_lake.exchange.request_stats import RequestStats
 from kline_lake.exchange.retry import RetryPolicy, backoff_delay_s
 
@@ -44,19 +49,6 @@ _MAX_CHECKSUM_BYTES = 4096
 
 ByteCallback = Callable[[int], None]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class NotInArchive(KlineLakeError):
-    """The archive has no such file (HTTP 404/403): fetch the period from REST instead."""
-
-    def __init__(self, url: str, status: int) -> None:
-        self.url = url
-        self.status = status
-        super().__init__(f"not in the archive (HTTP {status}): {url}")
-
-
-class ArchiveHTTPError(KlineLakeError):
-    """The archive answered an unexpected client error (4xx other than 403/404)."""
 
 
 @dataclass(frozen=True)

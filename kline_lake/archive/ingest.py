@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from kline_lake.archive import manifest as archive_manifest
 from kline_lake.archive.csv import parse_archive_csv
-from kline_lake.archive.fetch import FetchedArchive, FetchPolicy, NotInArchive, fetch_archive_file
+from kline_lake.archive.fetch import FetchedArchive, FetchPolicy, fetch_archive_file
 from kline_lake.archive.manifest import ManifestEntry
 from kline_lake.archive.plan import (
     DAILY,
@@ -50,7 +50,7 @@ from kline_lake.core.aio import gather_or_cancel
 from kline_lake.core.markets import Market
 from kline_lake.core.schemas import TIME_COLUMNS, TS
 from kline_lake.core.series import SeriesKey
-from kline_lake.errors import KlineLakeError
+from kline_lake.errors import KlineLakeError, NotInArchive
 from kline_lake.exchange.request_stats import RequestStats
 from kline_lake.lake.writer import LakeWriter
 

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from kline_lake.archive import manifest as archive_manifest
 from kline_lake.archive.csv import parse_archive_csv
-from kline_lake.archive.fetch import FetchPolicy, NotInArchive, fetch_archive_file, fetch_checksum
+from kline_lake.archive.fetch import FetchPolicy, fetch_archive_file, fetch_checksum
 from kline_lake.archive.ingest import archive_client, clip_rows
 from kline_lake.archive.manifest import ManifestEntry
 from kline_lake.archive.plan import archive_url
@@ -36,7 +36,7 @@ from kline_lake.core.markets import resolve_archive_url
 from kline_lake.core.schemas import TIME_COLUMNS, TS, conform
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import month_end_us, month_start_us, months_overlapping_range
-from kline_lake.errors import InputError, KlineLakeError
+from kline_lake.errors import InputError, KlineLakeError, NotInArchive
 from kline_lake.lake import layout
 from kline_lake.lake.writer import LakeWriter, merge_rows, read_data_file, write_parquet
 

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from kline_lake.errors import KlineLakeError
+from kline_lake.errors import UnsafeArchiveError
 
 try:  # ISA-L inflates archive zips ~2.7x faster than stdlib zlib (same raw-deflate API).
     from isal import isal_zlib as _fast_zlib
@@ -34,10 +34,6 @@ DEFAULT_MAX_UNCOMPRESSED_BYTES = 2 * 1024**3
 DEFAULT_MAX_RATIO = 100.0
 _CHUNK_BYTES = 1 << 20
 _LOCAL_HEADER_BYTES = 30
-
-
-class UnsafeArchiveError(KlineLakeError):
-    """An archive zip breaks a safety rule (layout, member name, size or ratio)."""
 
 
 @dataclass(frozen=True)

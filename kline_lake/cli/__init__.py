@@ -1,4 +1,6 @@
-"""The `kline-lake` command line.
+"""The `kline-lake` command line: thin commands that parse, call and print.
+
+May import every other subpackage; nothing imports it but `backtest.cli` (for `run_cli`).
 
 Each subcommand lives in its own module below this package and is imported only when
 invoked (a lazy group), so `kline-lake --help` stays fast. Errors are mapped to exit
