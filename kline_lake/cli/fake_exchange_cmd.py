@@ -50,11 +50,13 @@ def _seconds(name: str, text: str, low: float) -> float:
 @click.option("--faults", default=None,
               help="e.g. 500:0.05,503:0.02,slow:0.02,drop:0.01,truncate:0.01,corrupt-archive:0.1")
 @click.option("--slow-seconds", default="1.0", show_default=True, help="Delay of a 'slow' fault.")
-@click.option("--venue", default="binance", show_default=True, help="What /api/v3 serves: binance (spot) or us.")
+@click.option("--venues", default="spot,um,cm,us", show_default=True,
+              help="Markets to serve: spot /api/v3, um /fapi/v1, cm /dapi/v1, us (Binance.US) /us/api/v3.")
 def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_limit: str | None,
-                  data_dir: str | None, faults: str | None, slow_seconds: str, venue: str) -> None:
+                  data_dir: str | None, faults: str | None, slow_seconds: str, venues: str) -> None:
     """Serve a fake Binance (REST for every market and the archive) on HOST:PORT."""
     from kline_lake.fake_exchange import FakeExchange
+    from kline_lake.fake_exchange.server import VENUES
 
     port_n = _int("--port", port, 0, 65535)
     seed_n = _int("--seed", seed, 0)
@@ -63,13 +65,14 @@ def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_l
     if not minute_s.is_integer():
         raise InputError(f"--minute-seconds must be a whole number of seconds, got {minute_seconds}")
     slow_s = _seconds("--slow-seconds", slow_seconds, 0)
-    if venue not in ("binance", "us"):
-        raise InputError(f"--venue must be 'binance' or 'us', got {venue!r}")
+    venue_list = [v.strip() for v in venues.split(",") if v.strip()]
+    if not venue_list or any(v not in VENUES for v in venue_list):
+        raise InputError(f"--venues must list some of {','.join(VENUES)}, got {venues!r}")
     if data_dir is not None and not Path(data_dir).is_dir():
         raise InputError(f"--data-dir {data_dir} is not a directory")
     try:
         fx = FakeExchange(seed=seed_n or 0, minute_seconds=int(minute_s), weight_limit=limit_n,
-                          data_dir=data_dir, faults=faults, venue=venue, host=host,
+                          data_dir=data_dir, faults=faults, venues=venue_list, host=host,
                           port=port_n or 0, slow_s=slow_s)
         fx.start()
     except OSError as exc:

@@ -56,6 +56,10 @@ class Market:
     funding_default_limit: int = 100
     # COIN-M klines: "the difference between startTime and endTime can only be up to 200 days".
     kline_max_window_days: int | None = None
+    # Below a base URL shared by every market (KLINE_LAKE_BASE_URL, --base-url), where the
+    # market's API root lives: Binance.US has spot's paths (/api/v3) on its own host, so a
+    # server for every market (the fake exchange) serves it under "/us" (resolve_base_url).
+    shared_root: str = ""
 
     @property
     def is_futures(self) -> bool:
@@ -72,7 +76,7 @@ CM = Market(
     "cm", "https://dapi.binance.com", "/dapi/v1", "futures/cm", 2400, 1500, 500,
     kline_max_window_days=200,
 )
-US = Market("us", "https://api.binance.us", "/api/v3", None, 1200, 1000, 500)
+US = Market("us", "https://api.binance.us", "/api/v3", None, 1200, 1000, 500, shared_root="/us")
 
 _BY_NAME: dict[str, Market] = {m.name: m for m in (SPOT, UM, CM, US)}
 
@@ -131,10 +135,20 @@ def resolve_base_url(
     market: Market, override: str | None = None, env: Mapping[str, str] | None = None
 ) -> str:
     """REST base URL: explicit override, then KLINE_LAKE_<MARKET>_URL, then
-    KLINE_LAKE_BASE_URL, then the exchange default."""
+    KLINE_LAKE_BASE_URL, then the exchange default.
+
+    The override and KLINE_LAKE_BASE_URL name one server for every market, so the
+    market's `shared_root` is appended (Binance.US: `<url>/us`, never spot's `/api/v3`),
+    unless the URL is the market's own default host. KLINE_LAKE_<MARKET>_URL names that
+    market's own API root and is used as given.
+    """
     env = os.environ if env is None else env
-    url = override or env.get(market.env_var) or env.get(ENV_BASE_URL) or market.default_base_url
-    return url.rstrip("/")
+    own = env.get(market.env_var)
+    shared = override or (None if own else env.get(ENV_BASE_URL))
+    if not shared:
+        return (own or market.default_base_url).rstrip("/")
+    shared = shared.rstrip("/")
+    return shared if shared == market.default_base_url else shared + market.shared_root
 
 
 def resolve_archive_url(override: str | None = None, env: Mapping[str, str] | None = None) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kline_lake.core.markets import Market, validate_symbol
-from kline_lake.errors import InputError
+from kline_lake.errors import BinanceAPIError, InputError
 from kline_lake.exchange.client import ExchangeClient
 from kline_lake.exchange.rate_limiter import RateWindow, parse_rate_limits
 from kline_lake.exchange.weights import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S
@@ -103,8 +103,21 @@ def with_cache_meta(info: Mapping[str, Any], base_url: str, now_s: float) -> dic
 
 
 async def fetch_exchange_info(client: ExchangeClient) -> dict[str, Any]:
-    """GET exchangeInfo (weight per the market's docs) and apply its rate limits."""
-    info = await client.get("exchangeInfo", expect=dict)
+    """GET exchangeInfo (weight per the market's docs) and apply its rate limits.
+
+    A 404 means the base URL serves no API of this market (e.g. Binance.US asked of a
+    server without `/us`, see `markets.resolve_base_url`): InputError, one line.
+    """
+    try:
+        info = await client.get("exchangeInfo", expect=dict)
+    except BinanceAPIError as exc:
+        if exc.status != 404:
+            raise
+        market = client.market
+        hint = (f"; a server for every market serves it under {market.shared_root}, or set "
+                f"{market.env_var} to its own API root" if market.shared_root else "")
+        raise InputError(f"market {market.name!r}: no {market.name} API at {client.base_url} "
+                         f"(GET {exc.url} answered HTTP 404){hint}") from None
     apply_rate_limits(client, info)
     return info
 

@@ -1,4 +1,5 @@
-"""A fake Binance exchange on loopback: REST for spot/USD-M/COIN-M/Binance.US, the
+"""A fake Binance exchange on loopback: REST for spot (`/api/v3`), USD-M (`/fapi/v1`),
+COIN-M (`/dapi/v1`) and Binance.US (`/us/api/v3`: its own venue, see `server`), the
 data.binance.vision archive tree, request weight with 429/418, seeded faults.
 
     from kline_lake.fake_exchange import FakeExchange

@@ -78,7 +78,9 @@ def exchange_info(
 ) -> dict[str, object]:
     """The exchangeInfo body of `market` listing `specs`, advertising the weight window."""
     weight = rate_limit_entry(weight_limit, window_s)
-    if market in ("spot", "us"):
+    if market == "us":
+        return _us_info(specs, server_time_ms, weight)
+    if market == "spot":
         return {
             "timezone": "UTC", "serverTime": server_time_ms,
             "rateLimits": [
@@ -105,4 +107,22 @@ def exchange_info(
     return {
         "timezone": "UTC", "serverTime": server_time_ms, "rateLimits": limits,
         "exchangeFilters": [], "symbols": [_cm_symbol(s) for s in specs],
+    }
+
+
+def _us_info(specs: list[SymbolSpec], server_time_ms: int, weight: dict[str, object]) -> dict[str, object]:
+    """Binance.US's own exchangeInfo: its symbols and limits as its docs print them
+    (github.com/binance-us/binance-us-api-docs rest-api.md: REQUEST_WEIGHT 1200 per minute,
+    ORDERS 10 per second, RAW_REQUESTS 5000 per 5 minutes; top-level `permissions` and
+    self-trade-prevention modes)."""
+    return {
+        "timezone": "UTC", "serverTime": server_time_ms,
+        "rateLimits": [
+            weight,
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 1, "limit": 10},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 5000},
+        ],
+        "exchangeFilters": [], "symbols": [_spot_symbol(s) for s in specs],
+        "permissions": ["SPOT"], "defaultSelfTradePreventionMode": "NONE",
+        "allowedSelfTradePreventionModes": ["NONE"],
     }

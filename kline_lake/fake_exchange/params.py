@@ -63,7 +63,9 @@ def opt_int(params: Mapping[str, str], name: str) -> int | None:
 
 def interval_param(params: Mapping[str, str], market: str) -> str:
     interval = mandatory(params, "interval")
-    if interval not in ALL_INTERVALS or (interval == "1s" and market not in ("spot", "us")):
+    # 1s klines are spot-only: futures never had them, and Binance.US removed them
+    # (its CHANGELOG, 2023-09-06: "Interval for `1s` klines has been removed").
+    if interval not in ALL_INTERVALS or (interval == "1s" and market != "spot"):
         raise ApiError(-1120, "Invalid interval.")
     return interval
 

@@ -1,8 +1,15 @@
 """The fake exchange's HTTP server: one threaded server for every market and the archive.
 
-Routes: `/api/v3/*` (spot, or Binance.US with venue="us"), `/fapi/v1/*` (USD-M),
-`/dapi/v1/*` (COIN-M), `/data/*` (the data.binance.vision archive tree) and
+Routes: `/api/v3/*` (spot), `/fapi/v1/*` (USD-M), `/dapi/v1/*` (COIN-M),
+`/us/api/v3/*` (Binance.US), `/data/*` (the data.binance.vision archive tree) and
 `GET /fake/stats` (counters; never faulted, never counted).
+
+Binance.US uses spot's paths on its own host (api.binance.us). One server for every
+market cannot do that, so it serves Binance.US under `/us`, with its own symbols,
+exchangeInfo, weights, 1200/min budget and counters: spot's `/api/v3` never answers for
+Binance.US. The client resolves a base URL shared by every market the same way
+(`kline_lake.core.markets.resolve_base_url`: Binance.US at `<url>/us`). `venues`
+restricts what a server serves (a spot-only server answers 404 under `/us`).
 
 Weight accounting is per client IP (the peer address) and per market, see `ratelimit`.
 Every REST response carries `X-MBX-USED-WEIGHT-1M`; when the window is not one minute
@@ -18,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,8 @@ from kline_lake.fake_exchange.params import ApiError, parse_query
 from kline_lake.fake_exchange.ratelimit import WeightLimiter, header_suffix
 
 STAT_KEYS = ("spot", "um", "cm", "us", "archive")
-_PREFIXES = {"/api/v3/": "spot", "/fapi/v1/": "um", "/dapi/v1/": "cm"}
+VENUES = ("spot", "um", "cm", "us")
+_PREFIXES = {"/api/v3/": "spot", "/fapi/v1/": "um", "/dapi/v1/": "cm", "/us/api/v3/": "us"}
 _5XX = {
     "500": (500, {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}),
     "503": (503, {"code": -1008, "msg": "Server is currently overloaded with other requests. Please try again in a few minutes."}),
@@ -98,7 +106,8 @@ class FakeExchange:
 
     `now_ms`: None for the real clock, an int to pin the data clock, or a callable
     returning epoch ms. It decides which klines exist and which one is still open; the
-    rate-limit windows always run on the real clock.
+    rate-limit windows always run on the real clock. `venues`: the markets served (all by
+    default); the others answer 404 like an unknown path.
     """
 
     def __init__(
@@ -108,14 +117,16 @@ class FakeExchange:
         weight_limit: int | None = None,
         data_dir: str | Path | None = None,
         faults: str | FaultSpec | None = None,
-        venue: str = "binance",
+        venues: Iterable[str] = VENUES,
         now_ms: int | Callable[[], int] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         slow_s: float = 1.0,
     ) -> None:
-        if venue not in ("binance", "us"):
-            raise ValueError(f"venue must be 'binance' or 'us', got {venue!r}")
+        self.venues = tuple(venues)
+        unknown = sorted(set(self.venues) - set(VENUES))
+        if unknown or not self.venues:
+            raise ValueError(f"venues must be a non-empty subset of {', '.join(VENUES)}, got {self.venues!r}")
         if minute_seconds < 1 or not float(minute_seconds).is_integer():
             # The exchange advertises windows in whole seconds (rateLimits intervalNum).
             raise ValueError(f"minute_seconds must be a whole number of seconds >= 1, got {minute_seconds}")
@@ -125,13 +136,12 @@ class FakeExchange:
         self.minute_seconds = int(minute_seconds)
         self.window_s = int(minute_seconds)
         self.weight_limit = weight_limit
-        self.venue = venue
         self.slow_s = slow_s
         self._now = now_ms
         self._host, self._port = host, port
         self.faults = FaultInjector(faults if isinstance(faults, FaultSpec) else parse_faults(faults), seed)
         self.source, self.archive = self._make_sources(seed, data_dir)
-        self._limiters = {m: self._limiter(self.budget(m), minute_seconds) for m in ("spot", "um", "cm", "us")}
+        self._limiters = {m: self._limiter(self.budget(m), minute_seconds) for m in VENUES}
         pool_window = weights.FUNDING_POOL_WINDOW_S * minute_seconds / 60
         self._funding_pool = self._limiter(weights.FUNDING_POOL_REQUESTS, pool_window)
         self._stats_lock = threading.Lock()
@@ -249,10 +259,9 @@ class FakeExchange:
     def _route(self, path: str) -> tuple[str | None, str]:
         for prefix, name in _PREFIXES.items():
             if path.startswith(prefix):
-                if name == "spot" and self.venue == "us":
-                    name = "us"
                 endpoint = path[len(prefix):]
-                return (name, endpoint) if rest.known_endpoint(name, endpoint) else (None, "")
+                served = name in self.venues and rest.known_endpoint(name, endpoint)
+                return (name, endpoint) if served else (None, "")
         return None, ""
 
     def _serve_rest(self, req: _Handler, market_name: str, endpoint: str, query: str, head: bool) -> None:

@@ -114,7 +114,7 @@ def test_cli_serves_and_stops() -> None:
 
 def test_cli_bad_options_exit_2() -> None:
     for args in (["--faults", "boom:1"], ["--weight-limit", "0"], ["--data-dir", "/nonexistent/dir"],
-                 ["--port", "http"], ["--port", "70000"], ["--minute-seconds", "2.5"], ["--venue", "kraken"],
+                 ["--port", "http"], ["--port", "70000"], ["--minute-seconds", "2.5"], ["--venues", "spot,kraken"],
                  ["--seed", "-1"]):
         proc = subprocess.run([sys.executable, "-c", "from kline_lake.cli import main; main()", "fake-exchange", *args],
                               capture_output=True, text=True, timeout=30)
@@ -123,12 +123,12 @@ def test_cli_bad_options_exit_2() -> None:
 
 
 def test_us_venue_budget_and_stats() -> None:
-    with FakeExchange(venue="us") as fx, httpx.Client(base_url=fx.base_url) as c:
-        info = c.get("/api/v3/exchangeInfo")
+    with FakeExchange() as fx, httpx.Client(base_url=fx.base_url) as c:
+        info = c.get("/us/api/v3/exchangeInfo")
         assert info.json()["rateLimits"][0]["limit"] == 1200
         assert info.headers["x-mbx-used-weight-1m"] == "10"
-        assert c.get("/api/v3/klines", params={"symbol": "XMRUSDT", "interval": "1m"}).json()["code"] == -1121
-        assert c.get("/api/v3/aggTrades", params={"symbol": "BTCUSDT", "limit": 1}).status_code == 200
+        assert c.get("/us/api/v3/klines", params={"symbol": "XMRUSDT", "interval": "1m"}).json()["code"] == -1121
+        assert c.get("/us/api/v3/aggTrades", params={"symbol": "BTCUSDT", "limit": 1}).status_code == 200
         stats = fx.stats()
         assert stats["us"]["requests"] == 3 and stats["us"]["weight"] == 10 + 1 + 1  # exchangeInfo, klines, aggTrades
         assert stats["spot"]["requests"] == 0
@@ -156,6 +156,7 @@ def test_exchange_info_symbol_filter_and_head(client: httpx.Client) -> None:
 
 
 def test_bad_constructor_arguments() -> None:
-    for kwargs in ({"minute_seconds": 0}, {"minute_seconds": 2.5}, {"venue": "kraken"}, {"weight_limit": -1}):
+    for kwargs in ({"minute_seconds": 0}, {"minute_seconds": 2.5}, {"venues": ("spot", "kraken")}, {"venues": ()},
+                   {"weight_limit": -1}):
         with pytest.raises(ValueError):
             FakeExchange(**kwargs)

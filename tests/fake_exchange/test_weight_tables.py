@@ -143,8 +143,9 @@ def test_client_pays_what_the_fake_charges_over_the_wire(market: str, now_ms: in
 
 
 def test_client_pays_what_the_fake_charges_binance_us(now_ms: int) -> None:
-    with FakeExchange(seed=2, now_ms=now_ms, venue="us") as fx:
-        charges = asyncio.run(_charges(fx, fx.base_url, "us"))
+    with FakeExchange(seed=2, now_ms=now_ms) as fx:
+        charges = asyncio.run(_charges(fx, markets.resolve_base_url(markets.US, fx.base_url), "us"))
+        assert fx.stats()["spot"]["requests"] == 0
     assert len(charges) >= 9
     assert [c for c in charges if c[2] != c[3]] == []
     assert ("exchangeInfo", None, 10, 10) in charges

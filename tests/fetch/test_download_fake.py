@@ -170,15 +170,3 @@ def test_all_symbols_means_trading_ones(fx, tmp_path: Path) -> None:
     trading = sorted(s.symbol for s in uni.symbols("um") if s.status == "TRADING")
     assert "SRMUSDT" not in trading and totals.series == len(trading)
     assert sorted(p.name.split("=")[1] for p in (tmp_path / "um" / "klines").iterdir()) == trading
-
-
-def test_binance_us(tmp_path: Path) -> None:
-    with FakeExchange(seed=3, now_ms=NOW_MS, venue="us") as us:
-        download(us.base_url, tmp_path, market="us", symbols="ETHUSDT", interval="1h",
-                 start="2019-09-01", end="2020-07-01")
-        key = SeriesKey("us", "klines", "ETHUSDT", "1h")
-        oracle = server_klines(us.base_url, "us", "klines", "ETHUSDT", "1h",
-                               parse_utc_ms("2019-09-01"), parse_utc_ms("2020-07-01"))
-    lake = read_series(tmp_path, key)
-    assert lake.equals(oracle)
-    assert lake.column("open_time").cast("int64")[0].as_py() == ms_to_us(uni.listing_ms("us", "ETHUSDT"))
