@@ -11,19 +11,23 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import kline_lake
 from kline_lake.archive.fetch import FetchPolicy, fetch_archive_file
 from kline_lake.core.markets import SPOT
 from kline_lake.exchange.client import Session
-from kline_lake.exchange.rate_limiter import RateLimiter, RateWindow
+from kline_lake.exchange.rate_limiter import RateLimiter, RateWindow, usable_limit
 from kline_lake.exchange.request_stats import RequestStats
 from kline_lake.exchange.retry import RetryPolicy, VirtualClock
 from kline_lake.exchange.weight_ledger import ledger_for
@@ -127,6 +131,49 @@ def test_cancelling_a_waiting_reservation_frees_the_limiter(tmp_path) -> None:
     # the cancelled one's charge was still written (conservative), then the second's
     assert _ledger_state(limiter) == {LEDGER_KEY: {str(WINDOW_INDEX): 12}}
     limiter.ledger.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    weights=st.lists(st.integers(1, 20), min_size=1, max_size=60),
+    tasks_per_limiter=st.integers(1, 6),
+    limit=st.integers(40, 200),
+    latencies=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=4),
+)
+def test_limiters_sharing_a_real_ledger_never_exceed_one_budget(weights, tasks_per_limiter,
+                                                                limit, latencies) -> None:
+    """Two processes' limiters (one real ledger file, reached from worker threads while
+    virtual time moves on): the weight sent in any window stays within one budget."""
+    window_s = 5.0
+
+    async def scenario(directory: Path) -> list[tuple[float, int]]:
+        clock = VirtualClock(start_s=7000.3)
+        limiters = [RateLimiter([RateWindow("REQUEST_WEIGHT", limit, window_s)], clock=clock,
+                                ledger=ledger_for("http://h:1", "/api/v3", directory))
+                    for _ in range(2)]
+        queue = list(enumerate(weights + weights))
+        sent: list[tuple[float, int]] = []
+
+        async def worker(limiter: RateLimiter) -> None:
+            while queue:
+                i, weight = queue.pop(0)
+                ticket = await limiter.acquire(weight)
+                sent.append((clock.time(), weight))
+                await clock.sleep(latencies[i % len(latencies)])
+                limiter.release(ticket)
+
+        await asyncio.gather(*(worker(lim) for lim in limiters for _ in range(tasks_per_limiter)))
+        for limiter in limiters:
+            limiter.ledger.close()
+        return sent
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sent = asyncio.run(scenario(Path(tmp)))
+    per_window: dict[int, int] = defaultdict(int)
+    for t, w in sent:
+        per_window[int(t // window_s)] += w
+    assert len(sent) == 2 * len(weights)
+    assert max(per_window.values()) <= usable_limit(limit, 0.05, 2)
 
 
 # ---------------------------------------------------------------- RequestStats
