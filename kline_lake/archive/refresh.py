@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,9 +37,7 @@ from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import month_end_us, month_start_us, months_overlapping_range
 from kline_lake.errors import InputError, KlineLakeError, NotInArchive
 from kline_lake.lake import layout
-from kline_lake.lake.writer import LakeWriter, merge_rows, read_data_file, write_parquet
-
-_FILE = "__file"
+from kline_lake.lake.writer import LakeWriter, merge_rows, read_data_file, replace_partition
 
 
 @dataclass
@@ -74,35 +71,12 @@ class RefreshReport:
         return out
 
 
-def _split_files(table: pa.Table, dataset: str) -> dict[str, pa.Table]:
-    """Rows of one month partition by their canonical file name."""
-    if dataset not in layout.DAILY_FILE_DATASETS:
-        return {layout.MONTH_FILE: table}
-    time_col = TIME_COLUMNS[dataset]
-    frame = pl.from_arrow(table.select([time_col])).with_row_index("__row")
-    frame = frame.with_columns((pl.col(time_col).dt.strftime("%Y-%m-%d") + ".parquet").alias(_FILE))
-    return {
-        str(name): table.take(group["__row"].to_arrow())
-        for (name,), group in frame.group_by([_FILE], maintain_order=True)
-    }
-
-
 def _replace_in_partition(pdir: Path, dataset: str, new_rows: pa.Table,
                           start_us: int, end_us: int) -> None:
     files = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
     stored = merge_rows([read_data_file(f, dataset) for f in files], dataset)
     kept = stored.filter(pc.invert(_in_range(stored, dataset, start_us, end_us)))
-    merged = merge_rows([kept, new_rows], dataset)
-    targets = _split_files(merged, dataset) if merged.num_rows else {}
-    for name, rows in sorted(targets.items()):
-        path = pdir / name
-        if path.exists() and read_data_file(path, dataset).equals(rows):
-            continue
-        pdir.mkdir(parents=True, exist_ok=True)
-        write_parquet(rows, path, dataset)
-    for f in files:  # after the new files are durable: drop emptied or foreign files
-        if f.name not in targets:
-            f.unlink(missing_ok=True)
+    replace_partition(pdir, dataset, merge_rows([kept, new_rows], dataset))
 
 
 def _in_range(table: pa.Table, dataset: str, start_us: int, end_us: int) -> pa.ChunkedArray:

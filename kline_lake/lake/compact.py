@@ -19,7 +19,7 @@ from kline_lake.core.series import SeriesKey
 from kline_lake.lake import layout
 from kline_lake.lake.inventory import iter_data_files
 from kline_lake.lake.lock import FileLock
-from kline_lake.lake.writer import merge_rows, read_data_file, split_by_target, write_parquet
+from kline_lake.lake.writer import merge_rows, read_data_file, replace_partition
 
 
 @dataclass
@@ -41,24 +41,13 @@ class CompactReport:
 def compact_partition(pdir: Path, dataset: str, force: bool = False) -> tuple[int, int, int] | None:
     """Compact one partition directory; returns (files before, files after, rows) or None
     when nothing needed doing. The caller holds the series lock."""
-    for stale in pdir.glob(f".*{layout.TMP_SUFFIX}"):
-        stale.unlink(missing_ok=True)
     names = sorted(p.name for p in pdir.glob("*.parquet"))
     foreign = [n for n in names if not layout.is_canonical_file(dataset, n)]
     if not foreign and not force:
         return None
     merged = merge_rows([read_data_file(pdir / n, dataset) for n in names], dataset)
-    targets = {fname: rows for (_, _, fname), rows in split_by_target(merged, dataset).items()} \
-        if merged.num_rows else {}
-    for fname in sorted(targets):
-        path = pdir / fname
-        if path.exists() and fname not in foreign and read_data_file(path, dataset).equals(targets[fname]):
-            continue
-        write_parquet(targets[fname], path, dataset)
-    for name in names:  # only after every canonical file is durable
-        if name not in targets:
-            (pdir / name).unlink(missing_ok=True)
-    return len(names), len(targets), merged.num_rows
+    _, after = replace_partition(pdir, dataset, merged)
+    return len(names), len(after), merged.num_rows
 
 
 def compact_lake(root: Path, market: str | None = None, dataset: str | None = None,

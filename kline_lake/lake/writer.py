@@ -38,7 +38,7 @@ from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import year_month
 from kline_lake.errors import InputError, LakeError
 from kline_lake.lake import coverage, layout
-from kline_lake.lake.atomic import atomic_write_bytes, atomic_write_with
+from kline_lake.lake.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
 from kline_lake.lake.lock import DEFAULT_TIMEOUT_S, FileLock
 
 __all__ = ["LakeWriter", "SeriesKey", "write_parquet", "merge_rows", "read_data_file"]
@@ -314,29 +314,61 @@ def rewrite_partition(pdir: Path, dataset: str, new_by_file: dict[str, pa.Table]
     the other files removed (after the canonical ones are durable). Returns the names of
     the files actually (re)written.
     """
-    for stale in pdir.glob(f".*{layout.TMP_SUFFIX}"):
-        stale.unlink(missing_ok=True)  # orphaned by a crashed writer; invisible to readers
+    _remove_stale_temps(pdir)
     existing = sorted(p.name for p in pdir.glob("*.parquet")) if pdir.is_dir() else []
-    foreign = [n for n in existing if not layout.is_canonical_file(dataset, n)]
-    targets: dict[str, list[pa.Table]] = {}
-    if foreign:
-        stored = merge_rows([read_data_file(pdir / n, dataset) for n in existing], dataset)
-        for (_, _, fname), part in split_by_target(stored, dataset).items():
-            targets.setdefault(fname, []).append(part)
-    for fname, rows in new_by_file.items():
-        targets.setdefault(fname, []).append(rows)
+    if any(not layout.is_canonical_file(dataset, n) for n in existing):
+        stored = [read_data_file(pdir / n, dataset) for n in existing]
+        merged = merge_rows([*stored, *new_by_file.values()], dataset)
+        return replace_partition(pdir, dataset, merged, fault_hook)[0]
     written = []
-    for fname in sorted(targets):
+    for fname in sorted(new_by_file):
         path = pdir / fname
         old = read_data_file(path, dataset) if fname in existing else None
-        parts = targets[fname] if (foreign or old is None) else [old, *targets[fname]]
-        merged = merge_rows(parts, dataset)
+        merged = merge_rows([new_by_file[fname]] if old is None else [old, new_by_file[fname]],
+                            dataset)
         if old is not None and merged.equals(old):
             continue
         write_parquet(merged, path, dataset, fault_hook)
         written.append(fname)
         if fault_hook is not None:
             fault_hook("data-replaced")
-    for name in foreign:
-        (pdir / name).unlink(missing_ok=True)
     return written
+
+
+def replace_partition(pdir: Path, dataset: str, rows: pa.Table,
+                      fault_hook: FaultHook | None = None) -> tuple[list[str], list[str]]:
+    """Make the partition `pdir` hold exactly `rows` (merged: unique sorted keys), in its
+    canonical file(s). The one way the lake rewrites a whole partition: used by writes
+    into non-canonical partitions, `compact` and the archive refresh.
+
+    A canonical file that already holds exactly its share is left alone; files the new
+    layout does not have (foreign, pre-compaction, emptied days) are removed only after
+    every new file is durable, so a crash leaves duplicates (which `verify` reports and a
+    rerun removes), never a loss. The caller holds the series lock. Returns (files
+    written, files the partition holds afterwards).
+    """
+    _remove_stale_temps(pdir)
+    existing = sorted(p.name for p in pdir.glob("*.parquet")) if pdir.is_dir() else []
+    targets = ({fname: part for (_, _, fname), part in split_by_target(rows, dataset).items()}
+               if rows.num_rows else {})
+    if targets and not pdir.is_dir():
+        ensure_dir(pdir)
+    written = []
+    for fname in sorted(targets):
+        path = pdir / fname
+        if (fname in existing and layout.is_canonical_file(dataset, fname)
+                and read_data_file(path, dataset).equals(targets[fname])):
+            continue
+        write_parquet(targets[fname], path, dataset, fault_hook)
+        written.append(fname)
+        if fault_hook is not None:
+            fault_hook("data-replaced")
+    for name in existing:  # only after every new file is durable
+        if name not in targets:
+            (pdir / name).unlink(missing_ok=True)
+    return written, sorted(targets)
+
+
+def _remove_stale_temps(pdir: Path) -> None:
+    for stale in pdir.glob(f".*{layout.TMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)  # orphaned by a crashed writer; invisible to readers
