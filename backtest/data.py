@@ -1,17 +1,14 @@
 """Load bars, funding and mark prices from the lake into aligned NumPy arrays.
 
-Reads the Hive layout directly with Polars (no dependency on the catalog):
-``<root>/<market>/klines/symbol=<S>/interval=<iv>/year=<Y>/month=<MM>/*.parquet``,
-``<root>/<market>/funding/symbol=<S>/year=<Y>/month=<MM>/*.parquet`` and
-``<root>/<market>/mark_klines/symbol=<S>/interval=<iv>/...``. Only the month
-directories that overlap the requested range are scanned. Ranges are half-open:
-``start <= open_time < end`` (UTC).
+Reads klines, funding and mark-price klines through the lake's scan API
+(`kline_lake.lake.scan.scan_series`: only the partitions that overlap the range are
+opened, keys unique and sorted). Ranges are half-open: ``start <= open_time < end`` (UTC).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +16,10 @@ import polars as pl
 
 from kline_lake.core.intervals import INTERVAL_MS, validate_interval
 from kline_lake.core.markets import get_market
-from kline_lake.core.timeutil import MS_PER_DAY
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import MS_PER_DAY, format_us, to_us
 from kline_lake.errors import InputError
-
-US_PER_MS = 1_000
+from kline_lake.lake.scan import scan_series
 
 
 @dataclass(frozen=True)
@@ -80,53 +77,18 @@ class MarkOpens:
 
 
 def parse_time_us(value: str | date | datetime, name: str) -> int:
-    """'2024-01-01', '2024-01-01T08:00', a date or a datetime (naive = UTC) -> epoch us."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    else:
-        try:
-            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise InputError(f"{name}: cannot parse {value!r} as a date or ISO datetime") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1_000_000)
+    """'2024-01-01', '2024-01-01T08:00', a date or a datetime (naive = UTC) -> epoch us,
+    exactly (the lake's one parser, `kline_lake.core.timeutil.to_us`)."""
+    if value is None:
+        raise InputError(f"{name}: a date is required")
+    return to_us(value, name)
 
 
-def _months(start_us: int, end_us: int) -> list[tuple[int, int]]:
-    s = datetime.fromtimestamp(start_us / 1e6, tz=UTC)
-    e = datetime.fromtimestamp((end_us - 1) / 1e6, tz=UTC)
-    out = []
-    y, m = s.year, s.month
-    while (y, m) <= (e.year, e.month):
-        out.append((y, m))
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return out
-
-
-def _files(base: Path, start_us: int, end_us: int) -> list[str]:
-    files: list[str] = []
-    for y, m in _months(start_us, end_us):
-        month_dir = base / f"year={y}" / f"month={m:02d}"
-        if month_dir.is_dir():
-            files.extend(str(p) for p in sorted(month_dir.glob("*.parquet")))
-    return files
-
-
-def _scan(files: list[str], time_col: str, columns: list[str], start_us: int,
+def _scan(lake: str | Path, key: SeriesKey, columns: list[str], start_us: int,
           end_us: int) -> pl.DataFrame:
-    lo = datetime.fromtimestamp(start_us / 1e6, tz=UTC)
-    hi = datetime.fromtimestamp(end_us / 1e6, tz=UTC)
-    return (
-        pl.scan_parquet(files, hive_partitioning=False)
-        .select(columns)
-        .filter((pl.col(time_col) >= lo) & (pl.col(time_col) < hi))
-        .unique(subset=[time_col], keep="last")
-        .sort(time_col)
-        .collect()
-    )
+    """Rows of one series in ``[start_us, end_us)`` through the lake's scan API (partition
+    pruning, unique sorted keys)."""
+    return scan_series(Path(lake), key, start_us, end_us).select(columns).collect()
 
 
 def _time_us(df: pl.DataFrame, col: str) -> np.ndarray:
@@ -144,11 +106,9 @@ def load_bars(lake: str | Path, market: str, symbol: str, interval: str, start_u
     get_market(market)
     validate_interval(interval, market)
     check_range(start_us, end_us)
-    base = Path(lake) / market / "klines" / f"symbol={symbol}" / f"interval={interval}"
-    files = _files(base, start_us, end_us)
     cols = ["open_time", "open", "high", "low", "close", "volume"]
-    df = _scan(files, "open_time", cols, start_us, end_us) if files else None
-    if df is None or df.height == 0:
+    df = _scan(lake, SeriesKey(market, "klines", symbol, interval), cols, start_us, end_us)
+    if df.height == 0:
         raise InputError(
             f"no {market} {symbol} {interval} klines in the lake {lake} for "
             f"[{_iso(start_us)}, {_iso(end_us)})"
@@ -160,12 +120,10 @@ def load_bars(lake: str | Path, market: str, symbol: str, interval: str, start_u
 def load_funding(lake: str | Path, market: str, symbol: str, start_us: int,
                  end_us: int) -> FundingEvents:
     """Funding records in the range (empty when the lake has none)."""
-    base = Path(lake) / market / "funding" / f"symbol={symbol}"
-    files = _files(base, start_us, end_us)
-    if not files:
+    df = _scan(lake, SeriesKey(market, "funding", symbol),
+               ["funding_time", "funding_rate", "mark_price"], start_us, end_us)
+    if df.height == 0:
         return FundingEvents.empty()
-    df = _scan(files, "funding_time", ["funding_time", "funding_rate", "mark_price"],
-               start_us, end_us)
     mark = df.get_column("mark_price").cast(pl.Float64).fill_null(np.nan).to_numpy()
     return FundingEvents(
         _time_us(df, "funding_time"),
@@ -178,15 +136,14 @@ def load_mark_opens(lake: str | Path, market: str, symbol: str, interval: str, s
                     end_us: int) -> MarkOpens:
     """Mark-price kline opens in the range (empty when the lake has none)."""
     bar_ms = INTERVAL_MS.get(interval, 30 * MS_PER_DAY)
-    base = Path(lake) / market / "mark_klines" / f"symbol={symbol}" / f"interval={interval}"
-    files = _files(base, start_us, end_us)
-    if not files:
+    df = _scan(lake, SeriesKey(market, "mark_klines", symbol, interval), ["open_time", "open"],
+               start_us, end_us)
+    if df.height == 0:
         return MarkOpens.empty(bar_ms)
-    df = _scan(files, "open_time", ["open_time", "open"], start_us, end_us)
     return MarkOpens(_time_us(df, "open_time"),
                      np.ascontiguousarray(df.get_column("open").to_numpy(), dtype=np.float64),
                      bar_ms)
 
 
 def _iso(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1e6, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_us(ts_us)
