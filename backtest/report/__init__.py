@@ -24,10 +24,8 @@ Decisions (the issue was silent):
 
 from __future__ import annotations
 
-import contextlib
 import html
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from backtest.report.downsample import MAX_PLOT_POINTS, m4_indices, thin_markers
 from backtest.report.html import page, section, warnings_block
 from backtest.results import RunResult, SweepResult, json_safe
 from kline_lake.errors import InputError
+from kline_lake.lake.atomic import atomic_write_bytes
 
 __all__ = [
     "MAX_PLOT_POINTS", "m4_indices", "run_report_html", "sweep_report_html", "thin_markers",
@@ -106,30 +105,15 @@ def sweep_report_html(sweep: SweepResult, metric: str = "sharpe", x: str | None 
     return page(title, subtitle, sections, {"fig-sweep": fig}, json_safe(data))
 
 
-def _discard(tmp: Path) -> None:
-    """Remove a temp file that may not exist (or whose directory could not be made)."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        tmp.unlink()
-
-
 def _write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write atomically: a unique temp file beside `path`, then rename over it.
-
-    An unwritable path is the caller's input: InputError (the CLI's exit 2).
+    """Write atomically through the lake's one atomic-file writer (temp file beside
+    `path`, fsync, rename). An unwritable path is the caller's input: InputError (exit 2).
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "x", encoding="utf-8") as fh:  # honours the umask, unlike mkstemp
-            fh.write(text)
-        os.replace(tmp, target)
+        atomic_write_bytes(target, text.encode("utf-8"))
     except OSError as exc:
-        _discard(tmp)
         raise InputError(f"cannot write report {target}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _discard(tmp)
-        raise
     return target
 
 
