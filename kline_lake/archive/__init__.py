@@ -1,7 +1,7 @@
 """The bulk archive (data.binance.vision): checksum-verified zips into the lake.
 
-Owns: which files cover a range (`plan`), downloading a file and its `.CHECKSUM` with the
-sha256 check (`fetch`), zip safety and fast inflate (`zip_safety`), the Numba CSV kernel
+Owns: which files cover a range (`plan`), downloading a file and its `.CHECKSUM`
+(`fetch`), the sha256 check (`checksum`), zip safety and fast inflate (`zip_safety`), the Numba CSV kernel
 (`numeric_csv`) and the archive CSV formats (`csv`), ingesting files into the lake
 (`ingest`), the `auto`/`archive` sources that combine archive and REST (`hybrid`), the
 record of ingested files (`manifest`) and re-checking them later (`refresh`).

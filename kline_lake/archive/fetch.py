@@ -26,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 import httpx
 
+from kline_lake.archive.checksum import checksum_matches, parse_checksum
 from kline_lake.archive.zip_safety import ZipLimits, extract_single_csv
 from kline_lake.errors import (
     ArchiveHTTPError,
@@ -43,7 +43,6 @@ from kline_lake.errors import (
 from kline_lake.exchange.request_stats import RequestStats
 from kline_lake.exchange.retry import RetryPolicy, backoff_delay_s
 
-_SHA256_LINE = re.compile(r"^\s*([0-9a-fA-F]{64})\s+\*?(\S+)\s*$")
 DEFAULT_MAX_ZIP_BYTES = 1024**3
 _MAX_CHECKSUM_BYTES = 4096
 
@@ -95,22 +94,6 @@ class FetchedArchive:
 def filename_of(url: str) -> str:
     """The file name at the end of an archive URL."""
     return url.rsplit("/", 1)[-1]
-
-
-def parse_checksum(text: str, expected_name: str) -> str:
-    """The lowercase sha256 hex of a ``.CHECKSUM`` body (``"<hex>  <name>"``).
-
-    Raises ChecksumError when the body is not one sha256 line or names another file.
-    """
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    m = _SHA256_LINE.match(lines[0]) if len(lines) == 1 else None
-    if m is None:
-        raise ChecksumError(f"{expected_name}: malformed CHECKSUM file: {text[:120]!r}")
-    if m.group(2) != expected_name:
-        raise ChecksumError(
-            f"{expected_name}: CHECKSUM names another file ({m.group(2)!r})"
-        )
-    return m.group(1).lower()
 
 
 def _raise_for_status(resp: httpx.Response, url: str) -> None:
@@ -207,7 +190,7 @@ async def fetch_archive_file(
         body, _ = await transfer.get(url + ".CHECKSUM", _MAX_CHECKSUM_BYTES)
         expected = parse_checksum(body.decode("utf-8", "replace"), name)
         data, got = await transfer.get(url, policy.max_zip_bytes, on_bytes)
-        if got == expected:
+        if checksum_matches(got, expected):
             # inflating a month of klines takes tens of ms: keep it off the event loop
             # the sha256 just matched: skip the redundant CRC-32 pass
             member, csv_bytes = await asyncio.to_thread(

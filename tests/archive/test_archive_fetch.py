@@ -10,13 +10,13 @@ import httpx
 import pytest
 from archive_helpers import REAL_DIR
 
+from kline_lake.archive.checksum import parse_checksum
 from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.archive.fetch import (
     FetchPolicy,
     NotInArchive,
     fetch_archive_file,
     fetch_checksum,
-    parse_checksum,
 )
 from kline_lake.errors import ChecksumError, TransientError
 
