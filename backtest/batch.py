@@ -17,19 +17,19 @@ from backtest.records import METRICS_DT, ORDER_DT, TRADE_DT
 
 @njit(cache=True)
 def run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
-               init_cash, size_frac, leverage, fee_rate, slip, mmr, bars_per_year, bar_days,
-               scratch, trades, out, k):
+               init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty,
+               min_notional, bars_per_year, bar_days, scratch, trades, out, k):
     """Simulate one signal array into reusable `scratch` (2, n: equity, position) and
     `trades` buffers and write its metrics to record `k` of `out`; returns the kernel
     status."""
     orders = np.empty(0, dtype=ORDER_DT)
     none = np.empty(0)
-    status, _, n_tr, fees_paid, funding_paid = simulate_nb(
+    status, _, n_tr, fees_paid, funding_paid, ruin_idx = simulate_nb(
         open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
-        init_cash, size_frac, leverage, fee_rate, slip, mmr, scratch[0], scratch[1], none,
-        none, none, orders, trades)
+        init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty, min_notional,
+        scratch[0], scratch[1], none, none, none, orders, trades)
     metrics_nb(scratch[0], scratch[1], trades[:n_tr], init_cash, fees_paid, funding_paid,
-               bars_per_year, bar_days, out, k)
+               bars_per_year, bar_days, ruin_idx, out, k)
     return status
 
 
@@ -42,7 +42,8 @@ def _chunk_bounds(n_items, n_chunks, k):
 @njit(cache=True, parallel=True)
 def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_open,
                    fund_intra, direction, fill_close, init_cash, size_frac, leverage, fee_rate,
-                   slip, mmr, bars_per_year, bar_days, n_chunks):
+                   slip, mmr, qty_step, min_qty, min_notional, bars_per_year, bar_days,
+                   n_chunks):
     """Crossover grid: `lines` holds one indicator row per distinct window; grid point c
     crosses row ``fast_idx[c]`` with row ``slow_idx[c]``. The grid is split in `n_chunks`
     parallel chunks (one per thread), each reusing one set of scratch buffers.
@@ -59,15 +60,15 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
             sig = cross_signal_nb(lines[fast_idx[c]], lines[slow_idx[c]])
             status[c] = run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra,
                                    direction, fill_close, init_cash, size_frac, leverage,
-                                   fee_rate, slip, mmr, bars_per_year, bar_days, scratch,
-                                   trades, out, c)
+                                   fee_rate, slip, mmr, qty_step, min_qty, min_notional,
+                                   bars_per_year, bar_days, scratch, trades, out, c)
     return out, status
 
 
 @njit(cache=True, parallel=True)
 def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, direction,
                      fill_close, init_cash, size_frac, leverage, fee_rate, slip, mmr,
-                     bars_per_year, bar_days, n_chunks):
+                     qty_step, min_qty, min_notional, bars_per_year, bar_days, n_chunks):
     """Generic grid: one precomputed int8 signal row per grid point."""
     n_combo = sigs.shape[0]
     n = close.shape[0]
@@ -80,6 +81,6 @@ def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, di
         for c in range(lo, hi):
             status[c] = run_one_nb(open_, high, low, close, sigs[c], fund_at_open, fund_intra,
                                    direction, fill_close, init_cash, size_frac, leverage,
-                                   fee_rate, slip, mmr, bars_per_year, bar_days, scratch,
-                                   trades, out, c)
+                                   fee_rate, slip, mmr, qty_step, min_qty, min_notional,
+                                   bars_per_year, bar_days, scratch, trades, out, c)
     return out, status

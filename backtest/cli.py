@@ -54,6 +54,11 @@ def _common(fn: Callable) -> Callable:
                      help="Fraction of equity per entry."),
         click.option("--mmr", type=float, default=None,
                      help="Maintenance margin rate: enables isolated-margin liquidation."),
+        click.option("--exchange-filters/--no-exchange-filters", default=True,
+                     show_default=True,
+                     help="Round entry quantities down to the symbol's LOT_SIZE step and "
+                          "skip orders below its minimum quantity/notional (exchangeInfo "
+                          "cached in the lake)."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
                      help="Write results as JSON here."),
         click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
@@ -72,6 +77,7 @@ def _settings(kw: dict[str, Any]) -> dict[str, Any]:
         "maker_fee": kw["maker_fee"], "liquidity": kw["liquidity"],
         "slippage_bps": kw["slippage_bps"], "fill": kw["fill"], "funding": kw["funding"],
         "leverage": kw["leverage"], "size": kw["size"], "maintenance_margin_rate": kw["mmr"],
+        "exchange_filters": kw["exchange_filters"],
     }
 
 

@@ -9,6 +9,13 @@ Decisions where the issue is silent (also in the README of this package's docstr
 - Liquidation (``maintenance_margin_rate`` set) closes at the liquidation price with the
   fee rate and no slippage; what is left of the margin stays in the account.
 - ``cm`` (COIN-M) is simulated as a linear contract in quote units (an approximation).
+- Exchange filters (``exchange_filters=True``, the default): entry quantities are rounded
+  down to the symbol's LOT_SIZE step and entries below its minimum quantity or notional
+  are not placed, from the exchangeInfo cached in the lake (see `backtest.filters`;
+  without one the run goes on unfiltered and its warnings say so).
+- Ruin: equity gone, or too small for the exchange's minimum order once flat, stops
+  trading for good; ``metrics["ruined"]``/``["ruin_time"]`` say when, and a ruined run
+  reports no Sharpe, Sortino or Calmar (see `backtest.kernels.simulate_nb`).
 - ``jit=False`` runs the kernel's pure-Python body (``simulate_nb.py_func``) for
   debugging; results are identical, only slower.
 """
@@ -17,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -36,14 +43,17 @@ from backtest.data import (
     parse_time_us,
 )
 from backtest.fees import FeeModel
+from backtest.filters import FILTERS_OFF, ExchangeFilters, resolve_filters
 from backtest.funding import align_funding
 from backtest.kernels import (
     BOTH,
     LONG,
     SHORT,
+    STATUS_BELOW_MIN,
     STATUS_LIQUIDATED,
     STATUS_NO_CASH,
     STATUS_RECORDS_FULL,
+    STATUS_RUINED,
     order_capacity,
     simulate_nb,
     trade_capacity,
@@ -74,6 +84,7 @@ class Config:
     leverage: float = 1.0
     size: float = 1.0
     maintenance_margin_rate: float | None = None
+    exchange_filters: ExchangeFilters = FILTERS_OFF
 
     def __post_init__(self) -> None:
         market = get_market(self.market)
@@ -103,7 +114,8 @@ class Config:
         mmr = np.nan if self.maintenance_margin_rate is None else self.maintenance_margin_rate
         return (DIRECTIONS[self.direction], self.fill == "close", float(self.cash),
                 float(self.size), float(self.leverage), float(self.fee_rate),
-                fills.slippage_fraction(self.slippage_bps), float(mmr))
+                fills.slippage_fraction(self.slippage_bps), float(mmr),
+                *self.exchange_filters.kernel_args())
 
 
 def make_config(market: str = "um", cash: float = 10_000.0, direction: str = "long",
@@ -175,18 +187,32 @@ def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None
     orders = empty_orders(order_capacity(n))
     trades = empty_trades(trade_capacity(n))
     kernel = simulate_nb if use_jit(jit) else simulate_nb.py_func
-    status, n_ord, n_tr, _, _ = kernel(
+    status, n_ord, n_tr, _, _, ruin_idx = kernel(
         b.open, b.high, b.low, b.close, sig, data.fund_at_open, data.fund_intra,
         *config.kernel_args(), out["equity"], out["position"], out["cash"], out["cum_fees"],
         out["cum_funding"], orders, trades)
-    out.update(status=int(status), orders=orders[:n_ord], trades=trades[:n_tr])
+    out.update(status=int(status), orders=orders[:n_ord], trades=trades[:n_tr],
+               ruin_idx=int(ruin_idx))
     return out
 
 
-def _status_warnings(status: int) -> list[str]:
+def with_exchange_filters(config: Config, exchange_filters: bool | ExchangeFilters,
+                          lake: str | Path | None, symbol: str) -> tuple[Config, list[str]]:
+    """`config` with the symbol's exchange filters resolved (see `backtest.filters`),
+    and the notes to show when they could not be applied."""
+    filters, notes = resolve_filters(exchange_filters, lake, config.market, symbol)
+    return replace(config, exchange_filters=filters), notes
+
+
+def _status_warnings(status: int, ruin_time: str | None) -> list[str]:
     notes = []
+    if status & STATUS_RUINED:
+        notes.append(f"account ruined at {ruin_time}: equity gone or below the exchange's "
+                     "minimum order; trading stopped there (no Sharpe/Sortino/Calmar)")
     if status & STATUS_NO_CASH:
         notes.append("an entry was skipped because equity was not positive")
+    if status & STATUS_BELOW_MIN:
+        notes.append("an entry was skipped: below the exchange's minimum quantity/notional")
     if status & STATUS_RECORDS_FULL:
         notes.append("record buffers overflowed; orders/trades are truncated")
     if status & STATUS_LIQUIDATED:
@@ -221,11 +247,14 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
         market: str = "um", symbol: str = "BTCUSDT", interval: str = "1h",
         start: TimeLike | None = None, end: TimeLike | None = None, bars: Bars | None = None,
         funding_events: FundingEvents | None = None, mark_opens: MarkOpens | None = None,
-        jit: bool | None = None, **settings: Any) -> RunResult:
+        jit: bool | None = None, exchange_filters: bool | ExchangeFilters = True,
+        **settings: Any) -> RunResult:
     """Backtest one strategy over ``[start, end)`` of the lake (or over `bars`).
 
     `settings` are those of `make_config`: cash, direction, fill, fee, maker_fee,
     liquidity, slippage_bps, funding, leverage, size, maintenance_margin_rate.
+    `exchange_filters`: True applies the symbol's LOT_SIZE/MIN_NOTIONAL from the lake's
+    cached exchangeInfo, False none, an `ExchangeFilters` the values given.
     """
     config = make_config(market=bars.market if bars is not None else market, **settings)
     strat = get_strategy(strategy)
@@ -233,20 +262,23 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
     data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
                             funding_events=funding_events, mark_opens=mark_opens,
                             funding=config.funding)
-    sig = strategy_signals(strat, data.bars, resolved, config.direction)
-    sim = simulate(data, sig, config, jit)
     b = data.bars
-    fees_paid = float(sim["cum_fees"][-1])
-    funding_paid = float(sim["cum_funding"][-1])
+    config, notes = with_exchange_filters(config, exchange_filters, lake, b.symbol)
+    sig = strategy_signals(strat, b, resolved, config.direction)
+    sim = simulate(data, sig, config, jit)
     metrics = compute_metrics(sim["equity"], sim["position"], sim["trades"], config.cash,
-                              fees_paid, funding_paid, b.bar_days)
+                              float(sim["cum_fees"][-1]), float(sim["cum_funding"][-1]),
+                              b.bar_days, sim["ruin_idx"])
+    ruin_idx = sim["ruin_idx"]
+    metrics["ruin_time"] = _iso(b.open_time_us[ruin_idx]) if ruin_idx >= 0 else None
     cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
                             "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
                             "n_bars": len(b)}
+    notes += _status_warnings(sim["status"], metrics["ruin_time"])
     return RunResult(metrics, bar_frame(data, sig, sim, config.cash),
                      trades_frame(sim["trades"], b.open_time_us),
                      orders_frame(sim["orders"], b.open_time_us), strat.name, resolved, cfg,
-                     sim["status"], _status_warnings(sim["status"]))
+                     sim["status"], notes)
 
 
 def _iso(ts_us: int) -> str:

@@ -13,16 +13,22 @@ One bar at a time, in this order (the order is part of the contract and is teste
 6. equity is marked at the close: ``equity = cash + qty * close`` where cash already
    includes every fee and funding payment (funding is kept in its own accumulator and
    subtracted last so that, for one held position, equity with funding equals equity
-   without funding minus ``funding_paid`` exactly, bit for bit).
+   without funding minus ``funding_paid`` exactly, bit for bit); equity <= 0 with a
+   position open is a ruin: the position closes at that close.
 
 Sizing is all-in: an entry spends ``size * leverage * equity`` (notional plus fee) on
 a long, and sells short ``size * leverage * equity / (price * (1 + fee_rate))`` units;
 the arithmetic follows ``vectorbt.Portfolio.from_signals`` so the two agree to
 rounding. Positions never accumulate: a signal in the current direction is ignored.
+With exchange filters (``qty_step``, ``min_qty``, ``min_notional``; see
+`backtest.filters`) the quantity is rounded down to the step, a long then pays
+``qty * price * (1 + fee_rate)``, and an entry below the minimum is not placed
+(``STATUS_BELOW_MIN``). Ruin (``STATUS_RUINED``, see `simulate_nb`) stops trading.
 
-Orders and trades are written into structured arrays of `backtest.records` (``ORDER_DT``,
-``TRADE_DT``), field by field. Every public kernel has the ``_nb`` suffix; ``kernel.py_func`` is the same code
-uninterpreted by Numba, which `backtest.engine` uses when ``jit=False``.
+Orders and trades are written into structured arrays of `backtest.records`
+(``ORDER_DT``, ``TRADE_DT``), field by field. Every public kernel has the ``_nb``
+suffix; ``kernel.py_func`` is the same code uninterpreted by Numba, which
+`backtest.engine` uses when ``jit=False``.
 """
 
 from __future__ import annotations
@@ -46,11 +52,13 @@ STATUS_NO_CASH = 1  # an entry was skipped because equity was not positive
 STATUS_RECORDS_FULL = 2  # an order/trade buffer was too small (records truncated)
 STATUS_LIQUIDATED = 4  # at least one liquidation happened
 STATUS_BAD_INPUT = 8  # array lengths disagree
+STATUS_RUINED = 16  # the account was ruined: trading stopped (see `simulate_nb`)
+STATUS_BELOW_MIN = 32  # an entry was skipped: below the exchange's minimum order
 
 # slots of the per-run state vector (a float array keeps the helpers' signatures small)
 CASH, POS, FUND, FEES, N_ORD, N_TR = 0, 1, 2, 3, 4, 5
-E_IDX, E_PX, E_FEE, T_FUND, MARGIN, STATUS = 6, 7, 8, 9, 10, 11
-N_SLOTS = 12
+E_IDX, E_PX, E_FEE, T_FUND, MARGIN, STATUS, RUIN = 6, 7, 8, 9, 10, 11, 12
+N_SLOTS = 13
 
 
 @njit(cache=True)
@@ -137,27 +145,81 @@ def close_position_nb(st, orders, trades, i, px, fee_rate, slip, kind):
 
 
 @njit(cache=True)
-def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverage):
-    """Open an all-in position of `side` (+1/-1) from a flat book at `px`."""
+def floor_to_step_nb(qty, step):
+    """The largest multiple of `step` not above `qty` (`qty` itself when step <= 0).
+
+    A decimal step (0.001) is applied as ``k / 1000`` so the quantity is the double
+    nearest the decimal the exchange would print, not ``k * 0.001``'s rounding error."""
+    if not step > 0.0:
+        return qty
+    inv = np.round(1.0 / step)
+    if not (inv >= 1.0 and abs(inv * step - 1.0) < 1e-9):
+        inv = 0.0
+    k = np.floor(qty / step)
+    while k > 0.0 and (k / inv if inv > 0.0 else k * step) > qty:
+        k -= 1.0
+    while ((k + 1.0) / inv if inv > 0.0 else (k + 1.0) * step) <= qty:
+        k += 1.0
+    return k / inv if inv > 0.0 else k * step
+
+
+@njit(cache=True)
+def below_minimum_nb(qty, price, lot):
+    """True if an order of `qty` at `price` breaks ``lot = (step, min_qty, min_notional)``."""
+    return not qty > 0.0 or qty < lot[1] or qty * price < lot[2]
+
+
+@njit(cache=True)
+def _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot):
+    """A flat account is ruined when its equity is gone or its whole buying power
+    (``leverage * equity``) at `px` no longer makes an order the exchange accepts."""
+    equity = st[CASH] - st[FUND]
+    if not equity > 0.0:
+        return True
+    if lot[0] > 0.0 or lot[1] > 0.0 or lot[2] > 0.0:
+        adj = px * (1.0 + slip)
+        qty = floor_to_step_nb(leverage * equity / (1.0 + fee_rate) / adj, lot[0])
+        return below_minimum_nb(qty, adj, lot)
+    return False
+
+
+@njit(cache=True)
+def _ruin_nb(st, i):
+    st[RUIN] = i
+    _flag_nb(st, STATUS_RUINED)
+
+
+@njit(cache=True)
+def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverage, lot):
+    """Open an all-in position of `side` (+1/-1) from a flat book at `px`; the quantity
+    is rounded down to ``lot[0]`` and no order is placed below the minimum."""
     equity = st[CASH] - st[FUND]
     budget = size_frac * leverage * equity
     if not budget > 0.0:
         _flag_nb(st, STATUS_NO_CASH)
         return
+    adj = px * (1.0 + slip) if side > 0 else px * (1.0 - slip)
     if side > 0:
-        adj = px * (1.0 + slip)
         max_req = budget / (1.0 + fee_rate)
-        qty = max_req / adj
+        raw = max_req / adj
+    else:
+        raw = budget / (adj * (1.0 + fee_rate))
+    qty = floor_to_step_nb(raw, lot[0])
+    if below_minimum_nb(qty, adj, lot):
+        _flag_nb(st, STATUS_BELOW_MIN)
+        return
+    if side > 0 and qty == raw:  # all-in, vectorbt's arithmetic
         fee = budget - max_req
         st[CASH] = st[CASH] - budget
-        st[POS] = qty
+    elif side > 0:
+        req = qty * adj
+        fee = req * fee_rate
+        st[CASH] = st[CASH] - (req + fee)
     else:
-        adj = px * (1.0 - slip)
-        qty = budget / (adj * (1.0 + fee_rate))
         acq = qty * adj
         fee = acq * fee_rate
         st[CASH] = st[CASH] + (acq - fee)
-        st[POS] = -qty
+    st[POS] = qty * side
     st[FEES] += fee
     st[E_IDX] = i
     st[E_PX] = adj
@@ -169,8 +231,9 @@ def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverag
 
 @njit(cache=True)
 def apply_signal_nb(st, orders, trades, i, sig, px, direction, fee_rate, slip, size_frac,
-                    leverage):
-    """Move the book to the side `sig` asks for, filling at `px`."""
+                    leverage, lot):
+    """Move the book to the side `sig` asks for, filling at `px`; a close that leaves
+    the account ruined (see `_ruined_when_flat_nb`) stops trading."""
     pos = st[POS]
     cur = 1 if pos > 0.0 else (-1 if pos < 0.0 else 0)
     tgt = target_side_nb(sig, direction, cur)
@@ -178,8 +241,11 @@ def apply_signal_nb(st, orders, trades, i, sig, px, direction, fee_rate, slip, s
         return
     if cur != 0:
         close_position_nb(st, orders, trades, i, px, fee_rate, slip, KIND_SIGNAL)
+        if _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot):
+            _ruin_nb(st, i)
+            return
     if tgt != 0:
-        open_position_nb(st, orders, i, tgt, px, fee_rate, slip, size_frac, leverage)
+        open_position_nb(st, orders, i, tgt, px, fee_rate, slip, size_frac, leverage, lot)
 
 
 @njit(cache=True)
@@ -197,12 +263,15 @@ def liquidation_price_nb(qty, entry_px, margin, mmr):
 
 
 @njit(cache=True)
-def _check_liquidation_nb(st, orders, trades, i, high, low, fee_rate, mmr):
+def _check_liquidation_nb(st, orders, trades, i, high, low, fee_rate, mmr, leverage, lot):
     pos = st[POS]
     liq = liquidation_price_nb(pos, st[E_PX], st[MARGIN] - st[T_FUND], mmr)
     if (pos > 0.0 and low <= liq) or (pos < 0.0 and high >= liq):
-        close_position_nb(st, orders, trades, i, max(liq, 0.0), fee_rate, 0.0, KIND_LIQUIDATION)
+        px = max(liq, 0.0)
+        close_position_nb(st, orders, trades, i, px, fee_rate, 0.0, KIND_LIQUIDATION)
         _flag_nb(st, STATUS_LIQUIDATED)
+        if _ruined_when_flat_nb(st, px, fee_rate, 0.0, leverage, lot):
+            _ruin_nb(st, i)
 
 
 @njit(cache=True)
@@ -213,43 +282,68 @@ def _charge_funding_nb(st, rate_x_mark):
 
 
 @njit(cache=True)
+def _ruin_at_close_nb(st, orders, trades, i, close, fee_rate):
+    """Equity marked at the close is gone while a position is open: the exchange would
+    have liquidated it; close it at the close (fee, no slippage) and stop trading."""
+    close_position_nb(st, orders, trades, i, close, fee_rate, 0.0, KIND_LIQUIDATION)
+    _flag_nb(st, STATUS_LIQUIDATED)
+    _ruin_nb(st, i)
+
+
+@njit(cache=True)
 def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
-                init_cash, size_frac, leverage, fee_rate, slip, mmr,
-                equity_out, pos_out, cash_out, fees_out, fund_out, orders, trades):
+                init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty,
+                min_notional, equity_out, pos_out, cash_out, fees_out, fund_out, orders,
+                trades):
     """Simulate one strategy; fills the *_out arrays and the record buffers.
 
-    Returns ``(status, n_orders, n_trades, fees_paid, funding_paid)``. `mmr` NaN disables
-    liquidation. Zero-length ``cash_out``/``fees_out``/``fund_out`` skip those per-bar
-    series (sweeps need only equity and position).
-    ``fund_at_open``/``fund_intra`` hold, per bar, the sum of ``rate * mark_price`` of
-    the funding events mapped to that bar (see `backtest.funding.align_funding`).
-    An `orders` buffer with zero rows disables order recording (used by sweeps).
+    Returns ``(status, n_orders, n_trades, fees_paid, funding_paid, ruin_idx)``. `mmr`
+    NaN disables liquidation. ``qty_step``/``min_qty``/``min_notional`` are the
+    exchange's filters (0 = off, see `backtest.filters`). Zero-length
+    ``cash_out``/``fees_out``/``fund_out`` skip those per-bar series (sweeps need only
+    equity and position). ``fund_at_open``/``fund_intra`` hold, per bar, the sum of
+    ``rate * mark_price`` of the funding events mapped to that bar (see
+    `backtest.funding.align_funding`). An `orders` buffer with zero rows disables order
+    recording (used by sweeps).
+
+    Ruin: when the account is flat after a close or a liquidation with no equity left
+    or too little to place the exchange's minimum order, or when equity marked at a
+    bar's close is <= 0 with a position open (closed there as a liquidation), trading
+    stops for good; ``ruin_idx`` is that bar (-1 if never).
     """
     n = close.shape[0]
     st = np.zeros(N_SLOTS)
     st[CASH] = init_cash
+    st[RUIN] = -1.0
     if (open_.shape[0] != n or high.shape[0] != n or low.shape[0] != n or sig.shape[0] != n
             or fund_at_open.shape[0] != n or fund_intra.shape[0] != n or equity_out.shape[0] != n):
-        return STATUS_BAD_INPUT, 0, 0, 0.0, 0.0
+        return STATUS_BAD_INPUT, 0, 0, 0.0, 0.0, -1
     full = cash_out.shape[0] == n and fees_out.shape[0] == n and fund_out.shape[0] == n
     liq_on = not np.isnan(mmr)
+    lot = (qty_step, min_qty, min_notional)
     # hot loop: helpers are only called on bars where something happens
     for i in range(n):
         if st[POS] != 0.0 and fund_at_open[i] != 0.0:
             _charge_funding_nb(st, fund_at_open[i])
-        if not fill_close and i > 0 and sig[i - 1] != 0:
+        if not fill_close and i > 0 and sig[i - 1] != 0 and st[RUIN] < 0.0:
             apply_signal_nb(st, orders, trades, i, sig[i - 1], open_[i], direction, fee_rate,
-                            slip, size_frac, leverage)
+                            slip, size_frac, leverage, lot)
         if liq_on and st[POS] != 0.0:
-            _check_liquidation_nb(st, orders, trades, i, high[i], low[i], fee_rate, mmr)
+            _check_liquidation_nb(st, orders, trades, i, high[i], low[i], fee_rate, mmr,
+                                  leverage, lot)
         if st[POS] != 0.0 and fund_intra[i] != 0.0:
             _charge_funding_nb(st, fund_intra[i])
-        if fill_close and sig[i] != 0:
+        if fill_close and sig[i] != 0 and st[RUIN] < 0.0:
             apply_signal_nb(st, orders, trades, i, sig[i], close[i], direction, fee_rate,
-                            slip, size_frac, leverage)
+                            slip, size_frac, leverage, lot)
         pos = st[POS]
         fund = st[FUND]
-        equity_out[i] = (st[CASH] + pos * close[i]) - fund
+        equity = (st[CASH] + pos * close[i]) - fund
+        if pos != 0.0 and equity <= 0.0:
+            _ruin_at_close_nb(st, orders, trades, i, close[i], fee_rate)
+            pos = st[POS]
+            equity = st[CASH] - fund
+        equity_out[i] = equity
         pos_out[i] = pos
         if full:
             cash_out[i] = st[CASH] - fund
@@ -258,7 +352,7 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     if st[POS] != 0.0 and n > 0:
         side = 1 if st[POS] > 0.0 else -1
         _record_trade_nb(st, trades, n - 1, side, abs(st[POS]), close[n - 1], 0.0, TRADE_OPEN)
-    return int(st[STATUS]), int(st[N_ORD]), int(st[N_TR]), st[FEES], st[FUND]
+    return int(st[STATUS]), int(st[N_ORD]), int(st[N_TR]), st[FEES], st[FUND], int(st[RUIN])
 
 
 @njit(cache=True)

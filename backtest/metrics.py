@@ -17,6 +17,10 @@ gives ``bars_per_year = 365 / bar_days``. Definitions (worked numbers in the tes
   loss; inf without losses) and ``expectancy`` (mean net PnL per trade, quote currency)
   use closed (and liquidated) trades only. PnL is net of fees and funding.
 - ``exposure``: the fraction of bars that end with a non-zero position.
+- ``ruined``/``ruin_idx``: the account was ruined at that bar and stopped trading (see
+  `backtest.kernels.simulate_nb`); a ruined run has no ``sharpe``, ``sortino`` or
+  ``calmar`` (NaN): the returns of an account that is gone are no risk-adjusted
+  performance, and near-zero equity makes them noise (a -100 % run once showed +1.58).
 
 Undefined values (a zero denominator) are NaN; JSON output writes them as null.
 The ``_nb`` versions are Numba kernels so a parameter sweep computes the very same
@@ -228,8 +232,9 @@ def exposure_nb(position):
 
 @njit(cache=True, error_model="numpy")
 def metrics_nb(equity, position, trades, init_cash, fees_paid, funding_paid, bars_per_year,
-               bar_days, out, k):
-    """Fill record `k` of `out` (a METRICS_DT array) from one simulated run."""
+               bar_days, ruin_idx, out, k):
+    """Fill record `k` of `out` (a METRICS_DT array) from one simulated run; `ruin_idx`
+    is the kernel's ruin bar (-1 if none)."""
     n = equity.shape[0]
     final = equity[n - 1] if n > 0 else init_cash
     m = out[k]
@@ -247,6 +252,12 @@ def metrics_nb(equity, position, trades, init_cash, fees_paid, funding_paid, bar
     m["exposure"] = exposure_nb(position)
     m["fees_paid"] = fees_paid
     m["funding_paid"] = funding_paid
+    m["ruined"] = ruin_idx >= 0
+    m["ruin_idx"] = ruin_idx
+    if ruin_idx >= 0:  # no risk-adjusted ratio for an account that is gone
+        m["sharpe"] = np.nan
+        m["sortino"] = np.nan
+        m["calmar"] = np.nan
 
 
 # ---- Python faces ---------------------------------------------------------------------
@@ -329,14 +340,15 @@ def exposure(position) -> float:
 
 
 def compute_metrics(equity, position, trades: np.ndarray, init_cash: float, fees_paid: float,
-                    funding_paid: float, bar_days: float) -> dict[str, float]:
+                    funding_paid: float, bar_days: float, ruin_idx: int = -1
+                    ) -> dict[str, float]:
     """Every metric of METRIC_NAMES for one run, as a dict; `trades` is a TRADE_DT array."""
     if trades.dtype != TRADE_DT:
         raise ValueError(f"trades must be a backtest.records.TRADE_DT array, not {trades.dtype}")
     out = empty_metrics(1)
     metrics_nb(_f64(equity), _f64(position), np.ascontiguousarray(trades), float(init_cash),
                float(fees_paid), float(funding_paid), bars_per_year(bar_days),
-               float(bar_days), out, 0)
+               float(bar_days), int(ruin_idx), out, 0)
     return metrics_record_to_dict(out[0])
 
 

@@ -5,8 +5,8 @@ here once, so no reader counts columns: ``trades["pnl"]``, ``orders[k]["qty"]``,
 ``metrics["sharpe"]``. Numba kernels write them field by field (``rec["qty"] = q``),
 Python reads whole columns (``trades["exit_idx"]``).
 
-All integer fields are int64 and all others float64 or bool, so a record has no padding
-and Numba reads it as plainly as a row of a float matrix.
+Integer fields are int64 and the others float64 (one bool in the metrics), so records
+hold no padding between numbers and Numba reads them as plainly as a row of floats.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ METRICS_DT = np.dtype([
     ("exposure", np.float64),
     ("fees_paid", np.float64),
     ("funding_paid", np.float64),
+    ("ruined", np.bool_),  # trading stopped: equity gone or below the minimum order
+    ("ruin_idx", np.int64),  # bar index of the ruin, -1 if none
 ])
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from backtest.metrics import METRIC_NAMES
 from backtest.records import (
     KIND_LIQUIDATION,
     ORDER_DT,
@@ -96,6 +95,9 @@ def orders_frame(orders: np.ndarray, open_time_us: np.ndarray) -> pl.DataFrame:
 class RunResult:
     """One backtest: ``.metrics`` dict, ``.equity`` per-bar frame, ``.trades``, ``.orders``.
 
+    ``metrics`` holds every name of `backtest.metrics.METRIC_NAMES` and ``ruin_time``
+    (ISO time of the ruin bar, None if the account survived).
+
     ``equity`` columns: open_time, open, high, low, close, signal, entry, exit, position,
     cash, equity, buy_hold_equity, drawdown, cum_fees, cum_funding.
     """
@@ -120,7 +122,7 @@ class RunResult:
 
     def to_dict(self, with_trades: bool = True) -> dict[str, Any]:
         """Every metric by name at the top level, plus strategy, params and config."""
-        out: dict[str, Any] = {name: self.metrics[name] for name in METRIC_NAMES}
+        out: dict[str, Any] = dict(self.metrics)  # METRIC_NAMES, then ruin_time
         out.update(strategy=self.strategy, params=self.params, config=self.config,
                    status=self.status, warnings=self.warnings)
         if with_trades:
@@ -148,6 +150,7 @@ class SweepResult:
     param_names: list[str]
     config: dict[str, Any]
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_frame(self) -> pl.DataFrame:
         """The grid as a Polars frame (``.to_pandas()`` for pandas)."""

@@ -28,7 +28,9 @@ from backtest.engine import (
     make_config,
     strategy_signals,
     use_jit,
+    with_exchange_filters,
 )
+from backtest.filters import ExchangeFilters
 from backtest.indicators import ma_lines_nb
 from backtest.metrics import METRIC_NAMES, bars_per_year
 from backtest.params import grid_product
@@ -124,11 +126,13 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
           market: str = "um", symbol: str = "BTCUSDT", interval: str = "1h",
           start: TimeLike | None = None, end: TimeLike | None = None, bars: Bars | None = None,
           funding_events: FundingEvents | None = None, mark_opens: MarkOpens | None = None,
-          jit: bool | None = None, **settings: Any) -> SweepResult:
+          jit: bool | None = None, exchange_filters: bool | ExchangeFilters = True,
+          **settings: Any) -> SweepResult:
     """Backtest every combination of `params` (name -> list of values).
 
-    Same data and settings arguments as `backtest.run`. Returns a `SweepResult` whose
-    ``to_frame()`` has one row per valid combination.
+    Same data, settings and `exchange_filters` arguments as `backtest.run`. Returns a
+    `SweepResult` whose ``to_frame()`` has one row per valid combination (``ruined``
+    rows stopped trading at bar ``ruin_idx``).
     """
     config = make_config(market=bars.market if bars is not None else market, **settings)
     strat = get_strategy(strategy)
@@ -138,8 +142,13 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
     data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
                             funding_events=funding_events, mark_opens=mark_opens,
                             funding=config.funding)
+    config, notes = with_exchange_filters(config, exchange_filters, lake, data.bars.symbol)
     metrics = run_grid(strat, data, points, config, use_jit(jit))
     frame = grid_frame(points, metrics, list(grid))
     cfg = asdict(config) | {"symbol": data.bars.symbol, "interval": data.bars.interval,
                             "n_bars": len(data.bars)}
-    return SweepResult(frame, strat.name, list(grid), cfg, skipped)
+    ruined = int(np.count_nonzero(metrics["ruined"]))
+    if ruined:
+        notes.append(f"{ruined} of {len(points)} combinations ruined the account "
+                     "(column ruined; no Sharpe/Sortino/Calmar for them)")
+    return SweepResult(frame, strat.name, list(grid), cfg, skipped, notes)

@@ -26,6 +26,8 @@ METRIC_LABELS = {
     "n_trades": "trades", "win_rate": "win rate", "profit_factor": "profit factor",
     "expectancy": "expectancy per trade", "exposure": "exposure",
     "fees_paid": "fees paid", "funding_paid": "funding paid",
+    "ruined": "ruined (trading stopped)", "ruin_idx": "ruin bar (-1: none)",
+    "ruin_time": "ruined at",
 }
 MAX_TRADE_ROWS = 1_000
 

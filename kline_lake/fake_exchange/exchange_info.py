@@ -9,6 +9,17 @@ from kline_lake.fake_exchange.universe import SymbolSpec
 
 PERPETUAL_DELIVERY_MS = 4133404800000  # 2100-12-25, what the exchange shows for perpetuals
 
+# Order filters as in the recorded files: spot LOT_SIZE stepSize = minQty (2021-12-17:
+# BTCUSDT 0.00001, ETHUSDT 0.0001, XMRUSDT 0.001; a symbol priced near 1-10 USDT such as
+# SRMUSDT had 0.1) and MIN_NOTIONAL 10; USD-M MIN_NOTIONAL `notional` (2024-10-20:
+# BTCUSDT 100, ETHUSDT 20, 338 of 347 symbols 5). COIN-M lists no MIN_NOTIONAL (orders
+# are whole contracts).
+SPOT_LOT_STEP = {"BTCUSDT": "0.00001000", "ETHUSDT": "0.00010000", "XMRUSDT": "0.00100000"}
+SPOT_DEFAULT_LOT_STEP = "0.10000000"
+SPOT_MIN_NOTIONAL = "10.00000000"
+UM_MIN_NOTIONAL = {"BTCUSDT": "100", "ETHUSDT": "20"}
+UM_DEFAULT_MIN_NOTIONAL = "5"
+
 
 def _step(decimals: int) -> str:
     return "1" if decimals == 0 else "0." + "0" * (decimals - 1) + "1"
@@ -16,6 +27,7 @@ def _step(decimals: int) -> str:
 
 def _spot_symbol(s: SymbolSpec) -> dict[str, object]:
     tick = f"{10 ** -s.price_decimals:.8f}"
+    lot = SPOT_LOT_STEP.get(s.symbol, SPOT_DEFAULT_LOT_STEP)
     return {
         "symbol": s.symbol, "status": s.status, "baseAsset": s.base_asset, "baseAssetPrecision": 8,
         "quoteAsset": s.quote_asset, "quotePrecision": 8, "quoteAssetPrecision": 8,
@@ -25,8 +37,9 @@ def _spot_symbol(s: SymbolSpec) -> dict[str, object]:
         "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000", "tickSize": tick},
-            {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
-            {"filterType": "MIN_NOTIONAL", "minNotional": "10.00000000", "applyToMarket": True, "avgPriceMins": 5},
+            {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": "9000.00000000", "stepSize": lot},
+            {"filterType": "MIN_NOTIONAL", "minNotional": SPOT_MIN_NOTIONAL, "applyToMarket": True,
+             "avgPriceMins": 5},
         ],
         "permissions": ["SPOT"],
     }
@@ -34,12 +47,16 @@ def _spot_symbol(s: SymbolSpec) -> dict[str, object]:
 
 def _futures_filters(s: SymbolSpec) -> list[dict[str, object]]:
     tick, step = _step(s.price_decimals), _step(s.qty_decimals)
-    return [
+    filters: list[dict[str, object]] = [
         {"minPrice": tick, "maxPrice": "4529764", "filterType": "PRICE_FILTER", "tickSize": tick},
         {"minQty": step, "maxQty": "1000", "stepSize": step, "filterType": "LOT_SIZE"},
         {"filterType": "MARKET_LOT_SIZE", "minQty": step, "maxQty": "120", "stepSize": step},
         {"filterType": "MAX_NUM_ORDERS", "limit": 200},
     ]
+    if s.market == "um":
+        notional = UM_MIN_NOTIONAL.get(s.symbol, UM_DEFAULT_MIN_NOTIONAL)
+        filters.append({"notional": notional, "filterType": "MIN_NOTIONAL"})
+    return filters
 
 
 def _um_symbol(s: SymbolSpec) -> dict[str, object]:

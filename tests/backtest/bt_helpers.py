@@ -12,6 +12,9 @@ import pyarrow.parquet as pq
 from backtest.data import Bars
 from kline_lake.core.intervals import INTERVAL_MS
 from kline_lake.core.schemas import FUNDING, KLINES, PRICE_KLINES
+from kline_lake.fake_exchange.exchange_info import exchange_info
+from kline_lake.fake_exchange.universe import UNIVERSE
+from kline_lake.lake.writer import LakeWriter
 
 T0_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 
@@ -87,6 +90,13 @@ def write_mark_klines(root: Path, market: str, symbol: str, interval: str, open_
         _ts(t + INTERVAL_MS[interval] * 1000 - 1000)], schema=PRICE_KLINES)
     base = Path(root) / market / "mark_klines" / f"symbol={symbol}" / f"interval={interval}"
     _write_partitioned(base, table, "open_time")
+
+
+def cache_exchange_info(root: Path, market: str) -> dict:
+    """Cache the fake exchange's exchangeInfo of `market` in the lake, as a download does."""
+    info = exchange_info(market, [s for s in UNIVERSE if s.market == market], T0_MS, 2400, 60)
+    LakeWriter(root).save_exchange_info(market, info)
+    return info
 
 
 def iso(ts_us: int) -> str:

@@ -129,9 +129,20 @@ def test_leveraged_long_is_liquidated_at_the_liquidation_price():
     assert res.metrics["final_equity"] == pytest.approx(1000.0 + qty * (liq - 100.0), rel=1e-12)
     assert res.orders["kind"].to_list() == ["signal", "liquidation"]
     assert any("liquidated" in w for w in res.warnings)
-    # without a maintenance margin rate nothing is liquidated
-    assert backtest.run("hold", bars=bars, cash=1000.0, fee=0.0, leverage=10).trades[
-        "status"].to_list() == ["open"]
+    assert not res.metrics["ruined"]  # 45.2 of margin is left: still tradable
+    # without a maintenance margin rate there is no liquidation price, but at bar 4's
+    # close (81) equity is 1000 + 100 * (81 - 100) = -900: the account is ruined, the
+    # position closed at that close and trading stops
+    ruined = backtest.run("hold", bars=bars, cash=1000.0, fee=0.0, leverage=10)
+    (trade,) = ruined.trades.iter_rows(named=True)
+    assert trade["status"] == "liquidated" and trade["exit_idx"] == 4
+    assert trade["exit_price"] == 81.0
+    assert ruined.metrics["ruined"] and ruined.metrics["ruin_idx"] == 4
+    assert ruined.metrics["ruin_time"] == "2024-01-01T04:00:00.000000Z"
+    np.testing.assert_allclose(ruined.equity_curve[4:], -900.0, rtol=1e-12)
+    assert ruined.equity["position"].to_list()[4:] == [0.0, 0.0]
+    assert np.isnan(ruined.metrics["sharpe"])
+    assert ruined.metrics["total_return"] == pytest.approx(-1.9, rel=1e-12)
 
 
 def test_both_direction_reverses_with_two_fills():

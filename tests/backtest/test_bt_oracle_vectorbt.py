@@ -2,7 +2,7 @@
 
 vectorbt gets the same signals shifted by one bar and ``price=open`` (our default
 ``fill="next_open"``), the same fee rate and slippage; equity and trades must agree to
-1e-9 relative.
+1e-9 relative. Exchange filters are off (vectorbt sizes on a continuous grid).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_random_signals_match_vectorbt(direction, seed):
     fee = [0.0, 0.0005, 0.001][seed - 1]
     slip = [0.0, 1.0, 5.0][seed - 1]
     ours = backtest.run(random_strategy, bars=bars, direction=direction, fee=fee,
-                        slippage_bps=slip, funding=False)
+                        slippage_bps=slip, funding=False, exchange_filters=False)
     _assert_match(ours, _vbt(bars, raw == 1, raw == -1, direction, fee, slip))
 
 
@@ -83,7 +83,7 @@ def test_fill_at_close_and_partial_size_match_vectorbt():
     bars = make_bars(1200, seed=11)
     raw = np.random.default_rng(5).choice(np.array([-1, 0, 0, 0, 1], dtype=np.int8), len(bars))
     ours = backtest.run(lambda b: raw, bars=bars, fee=0.0007, slippage_bps=3, fill="close",
-                        size=0.5, funding=False)
+                        size=0.5, funding=False, exchange_filters=False)
     _assert_match(ours, _vbt(bars, raw == 1, raw == -1, "long", 0.0007, 3, "close", 0.5))
 
 
@@ -92,7 +92,7 @@ def test_sma_cross_over_lake_matches_vectorbt(lake):
     start, end = iso(bars.open_time_us[0]), iso(bars.open_time_us[-1] + 3_600_000_000)
     ours = backtest.run("sma_cross", {"fast": 12, "slow": 48}, lake=root, market="um",
                         symbol="BTCUSDT", interval="1h", start=start, end=end, fee=0.0005,
-                        slippage_bps=2, funding=False)
+                        slippage_bps=2, funding=False, exchange_filters=False)
     assert ours.config["n_bars"] == len(bars)
     close = pd.Series(bars.close)
     fast = vbt.MA.run(close, 12).ma.to_numpy()
@@ -110,7 +110,7 @@ def test_sma_cross_over_lake_matches_vectorbt(lake):
 def test_sweep_rows_match_vectorbt_columns():
     bars = make_bars(2000, seed=4)
     res = backtest.sweep("sma_cross", {"fast": [5, 10, 15], "slow": [30, 60]}, bars=bars,
-                         fee=0.001, slippage_bps=1, funding=False)
+                         fee=0.001, slippage_bps=1, funding=False, exchange_filters=False)
     close = pd.Series(bars.close)
     for row in res.to_frame().iter_rows(named=True):
         f = vbt.MA.run(close, row["fast"]).ma

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import backtest
 from backtest.data import Bars, FundingEvents
 from backtest.engine import load_market_data, make_config, simulate
+from backtest.filters import ExchangeFilters
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -66,4 +67,34 @@ def test_pure_python_mode_matches_jit(sig, seed):
     a = backtest.run(lambda b: np.array(sig, dtype=np.int8), jit=True, **kw)
     b = backtest.run(lambda b: np.array(sig, dtype=np.int8), jit=False, **kw)
     np.testing.assert_array_equal(a.equity_curve, b.equity_curve)
-    np.testing.assert_array_equal(list(a.metrics.values()), list(b.metrics.values()))
+    assert list(a.metrics) == list(b.metrics)
+    for name, value in a.metrics.items():
+        other = b.metrics[name]
+        assert value == other or (value != value and other != other), name  # NaN == NaN
+
+
+@SETTINGS
+@given(sig=signals, seed=st.integers(0, 10_000), fee=st.floats(0, 0.01),
+       direction=st.sampled_from(["long", "short", "both"]), leverage=st.floats(1, 25),
+       mmr=st.sampled_from([None, 0.005, 0.02]), step=st.sampled_from([0.001, 0.01, 1.0]),
+       min_notional=st.floats(0, 5000), cash=st.floats(50, 20_000))
+def test_filtered_orders_sit_on_the_grid_and_nothing_trades_after_ruin(
+        sig, seed, fee, direction, leverage, mmr, step, min_notional, cash):
+    bars = make_bars(len(sig), seed=seed, vol=0.05)
+    filters = ExchangeFilters(step, step, min_notional)
+    res = backtest.run(lambda b: np.array(sig, dtype=np.int8), bars=bars, fee=fee,
+                       direction=direction, leverage=leverage, maintenance_margin_rate=mmr,
+                       funding=False, cash=cash, exchange_filters=filters)
+    qty = res.orders["qty"].to_numpy()
+    np.testing.assert_allclose(qty / step, np.round(qty / step), rtol=0, atol=1e-6)
+    assert np.all(qty >= step)
+    entry_notional = res.trades["qty"].to_numpy() * res.trades["entry_price"].to_numpy()
+    assert np.all(entry_notional >= min_notional * (1 - 1e-12))
+    eq = res.equity_curve
+    recon = res.equity["cash"].to_numpy() + res.equity["position"].to_numpy() * bars.close
+    np.testing.assert_allclose(eq, recon, rtol=1e-9, atol=1e-9 * cash)
+    if res.metrics["ruined"]:
+        k = res.metrics["ruin_idx"]
+        assert res.orders.height == 0 or res.orders["idx"].max() <= k
+        np.testing.assert_array_equal(eq[k:], eq[k])  # flat and frozen after the ruin
+        assert np.isnan(res.metrics["sharpe"])

@@ -58,7 +58,7 @@ def test_metric_record_fields_are_the_reported_metrics():
     run = backtest.run("sma_cross", {"fast": 5, "slow": 20}, bars=bars, funding=False)
     grid = backtest.sweep("sma_cross", {"fast": [5], "slow": [20]}, bars=bars, funding=False)
     row = grid.to_frame().row(0, named=True)
-    assert list(run.metrics) == list(METRIC_NAMES)
+    assert list(run.metrics) == [*METRIC_NAMES, "ruin_time"]
     for name in METRIC_NAMES:
         assert row[name] == pytest.approx(run.metrics[name], rel=1e-12, nan_ok=True), name
     assert isinstance(run.metrics["n_trades"], int)

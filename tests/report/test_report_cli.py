@@ -9,6 +9,8 @@ from report_helpers import parse_report
 
 from backtest.cli import main
 from kline_lake.core.series import SeriesKey
+from kline_lake.fake_exchange.exchange_info import exchange_info
+from kline_lake.fake_exchange.universe import UNIVERSE
 from kline_lake.lake.synthetic import synthetic_funding, synthetic_klines
 from kline_lake.lake.writer import LakeWriter
 
@@ -24,6 +26,9 @@ def lake(tmp_path_factory):
                   synthetic_klines(JAN_2024_MS, N_HOURS, "1h", seed=3))
     writer.commit(SeriesKey("um", "funding", "BTCUSDT"),
                   synthetic_funding(JAN_2024_MS, N_HOURS // 8, seed=3))
+    # what a download caches: the exchange filters the backtest applies by default
+    um = [s for s in UNIVERSE if s.market == "um"]
+    writer.save_exchange_info("um", exchange_info("um", um, JAN_2024_MS, 2400, 60))
     return root
 
 
@@ -48,7 +53,7 @@ def test_run_report_and_json_agree(lake, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert parsed.data["final_equity"] == data["final_equity"]
     assert data["n_trades"] > 0 and data["funding_paid"] != 0
-    cells = {r[1]["data-key"]: r[1]["data-value"] for r in parsed.tables["metrics"][1:]}
+    cells = {r[1]["data-key"]: r[1].get("data-value") for r in parsed.tables["metrics"][1:]}
     assert float(cells["final_equity"]) == data["final_equity"]
     assert len(parsed.tables["trades"]) - 1 == data["n_trades"]
     assert parsed.script_srcs == []

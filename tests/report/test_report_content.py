@@ -95,9 +95,13 @@ def test_metrics_table_values_equal_result_metrics(run_result, run_report):
     rows = parsed.tables["metrics"][1:]
     cells = {r[1]["data-key"]: r[1] for r in rows}
     assert set(cells) == set(run_result.metrics)
-    for name, value in run_result.metrics.items():
-        assert _same(float(value), cells[name]["data-value"]), name
     shown = {r[1]["data-key"]: r[1]["text"] for r in rows}
+    for name, value in run_result.metrics.items():
+        if isinstance(value, bool) or value is None:  # ruined, ruin_time: text only
+            assert "data-value" not in cells[name], name
+            continue
+        assert _same(float(value), cells[name]["data-value"]), name
+    assert shown["ruined"] == "no" and shown["ruin_time"] == "n/a"
     assert shown["total_return"] == f"{run_result.metrics['total_return']:.2%}"
     assert shown["final_equity"] == f"{run_result.metrics['final_equity']:,.2f}"
     assert parsed.data["sharpe"] == pytest.approx(run_result.metrics["sharpe"])
