@@ -32,10 +32,10 @@ from kline_lake.archive.ingest import (
     raise_first,
 )
 from kline_lake.archive.plan import (
+    archive_base_url,
     archive_frequencies,
     merge_rest_pieces,
     plan_for_source,
-    resolve_download_archive_url,
 )
 from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms
 from kline_lake.core.markets import KLINE_DATASETS
@@ -123,12 +123,9 @@ def _bump(totals: RunTotals, name: str, n: int) -> None:
 
 
 def archive_url_for(request: DownloadRequest) -> str:
-    """The archive base of a download (see
-    :func:`kline_lake.archive.plan.resolve_download_archive_url`): an overridden REST base
-    (flag or environment) stands in for an archive URL nobody set."""
-    base = request.base_url
-    rest_override = None if base == request.market.default_base_url else base
-    return resolve_download_archive_url(request.archive_url, rest_override)
+    """The archive base of a download (:func:`kline_lake.archive.plan.archive_base_url`):
+    an overridden REST base (flag or environment) stands in for an archive URL nobody set."""
+    return archive_base_url(request.market, request.archive_url, request.base_url)
 
 
 def _make_commit(ctx: RunContext, task: SeriesTask):

@@ -41,6 +41,7 @@ from kline_lake.core.markets import (
     ENV_BASE_URL,
     KLINE_DATASETS,
     Market,
+    resolve_base_url,
 )
 from kline_lake.core.timeutil import US_PER_DAY, month_floor_us, next_month_us, us_to_datetime
 from kline_lake.errors import InputError
@@ -292,3 +293,26 @@ def resolve_download_archive_url(
     url = (archive_url or env.get(ENV_ARCHIVE_URL) or base_url or env.get(ENV_BASE_URL)
            or DEFAULT_ARCHIVE_URL)
     return url.rstrip("/")
+
+
+def archive_base_url(
+    market: Market,
+    archive_url: str | None = None,
+    rest_base_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """The archive base URL for ``market``'s series: the one rule shared by ``download``
+    and ``verify --refresh-archive``.
+
+    ``rest_base_url`` is the market's REST base as a download resolved it
+    (:func:`kline_lake.core.markets.resolve_base_url`: ``--base-url``, then
+    KLINE_LAKE_<MARKET>_URL, then KLINE_LAKE_BASE_URL); None resolves it here from the
+    environment. A REST base other than the exchange's own stands in for an archive URL
+    nobody set (see :func:`resolve_download_archive_url`), so a lake downloaded from a
+    local exchange is refreshed from it too, never from the real host.
+    """
+    env = os.environ if env is None else env
+    rest = (rest_base_url if rest_base_url is not None
+            else resolve_base_url(market, None, env)).rstrip("/")
+    rest_override = None if rest == market.default_base_url else rest
+    return resolve_download_archive_url(archive_url, rest_override, env)

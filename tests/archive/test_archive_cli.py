@@ -76,3 +76,57 @@ def test_verify_refresh_archive(fx, tmp_path: Path) -> None:
                                       "errors": []}
     res = cli("verify", "--lake", str(tmp_path), "--refresh-archive", "--archive-url", "ftp://x")
     assert res.returncode == 2 and "--archive-url" in res.stderr
+
+
+# A dead proxy for https: a run that tried a real host (https://data.binance.vision)
+# fails on loopback instead of reaching the internet.
+NO_INTERNET = {"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _five_month_lake(fx, root: Path) -> None:
+    res = cli("download", "--market", "spot", "--data", "klines", "--symbols", "BTCUSDT",
+              "--interval", "1d", "--start", "2023-01-01", "--end", "2023-06-01",
+              "--lake", str(root), "--base-url", fx.base_url, "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "5 archive files" in res.stdout
+
+
+def test_verify_refresh_archive_honours_kline_lake_base_url(fx, tmp_path: Path) -> None:
+    # issue 12 item 8: download takes the archive from KLINE_LAKE_BASE_URL; so does verify
+    _five_month_lake(fx, tmp_path)
+    res = cli("verify", "--lake", str(tmp_path), "--refresh-archive",
+              env={"KLINE_LAKE_BASE_URL": fx.base_url, **NO_INTERNET})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "archive refresh: 5 files checked, 5 unchanged, 0 re-ingested" in res.stdout
+    # a market's own REST URL (KLINE_LAKE_SPOT_URL) points its archive there too, as in download
+    res = cli("verify", "--lake", str(tmp_path), "--refresh-archive",
+              env={"KLINE_LAKE_SPOT_URL": fx.base_url, **NO_INTERNET})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "5 files checked, 5 unchanged" in res.stdout
+
+
+def test_verify_refresh_archive_stops_at_the_first_connection_failure(fx, tmp_path: Path) -> None:
+    import time
+
+    _five_month_lake(fx, tmp_path)
+    dead = _closed_port_url()
+    t0 = time.monotonic()
+    res = cli("verify", "--lake", str(tmp_path), "--refresh-archive", "--archive-url", dead)
+    elapsed = time.monotonic() - t0
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("kline-lake: error: archive refresh stopped: cannot connect to "
+                               f"{dead}"), lines[0]
+    assert "nothing was re-ingested" in lines[0]
+    assert res.stdout == ""  # no per-file lines, no verify report after it
+    assert elapsed < 30

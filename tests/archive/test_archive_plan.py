@@ -212,3 +212,20 @@ def test_fallback_of_a_late_monthly_file_tries_its_days() -> None:
     assert [p.kind for p in fallback_pieces(month, (MONTHLY, DAILY), us(2024, 6, 1))] == [REST]
     assert [p.kind for p in fallback_pieces(month, (MONTHLY,), us(2024, 3, 4))] == [REST]
     assert fallback_pieces(days[0], (MONTHLY, DAILY), us(2024, 3, 4)) == [fallback_to_rest(days[0])]
+
+
+def test_archive_base_url_is_downloads_rule_for_every_market() -> None:
+    # issue 12 item 8: one rule for download and verify --refresh-archive
+    from kline_lake.archive.plan import archive_base_url as base
+    from kline_lake.core.markets import SPOT, UM
+
+    assert base(SPOT, None, None, {}) == "https://data.binance.vision"
+    assert base(SPOT, None, None, {"KLINE_LAKE_BASE_URL": "http://fx:1/"}) == "http://fx:1"
+    assert base(UM, None, None, {"KLINE_LAKE_UM_URL": "http://um:2"}) == "http://um:2"
+    assert base(SPOT, None, None, {"KLINE_LAKE_UM_URL": "http://um:2"}) == "https://data.binance.vision"
+    assert base(UM, None, "http://flag:3", {"KLINE_LAKE_BASE_URL": "http://fx:1"}) == "http://flag:3"
+    env = {"KLINE_LAKE_ARCHIVE_URL": "http://arch:4", "KLINE_LAKE_BASE_URL": "http://fx:1"}
+    assert base(UM, None, None, env) == "http://arch:4"
+    assert base(UM, "http://cli:5", None, env) == "http://cli:5"
+    # the exchange's own REST host is no override: the real archive
+    assert base(UM, None, "https://fapi.binance.com", {}) == "https://data.binance.vision"
