@@ -1,8 +1,12 @@
 """Check the lake on disk and name every problem; never raise on a bad file.
 
-Checks, per data file: readable Parquet, schema (column names and types) equal to the
-dataset's, key column strictly increasing (sorted and unique), every row's time column in
-the file's year/month partition (and day, for daily files), path fits the layout.
+Checks, per data file: readable Parquet whose page checksums match (the writer stores a
+CRC32 per page; a file written before checksums existed has none to check), schema
+(column names and types) equal to the dataset's, key column strictly increasing (sorted
+and unique), every row's time column in the file's year/month partition (and day, for
+daily files), values that a genuine row has (``sanity``: positive finite prices, OHLC
+order, non-negative volumes, ...; each rule names its first offending row), path fits the
+layout.
 Per partition: no key in two files (a crashed compaction or a foreign file). Per series:
 coverage record parseable; rows without any coverage record is a warning (a crash between
 the data and coverage writes leaves exactly that, and a rerun repairs it). Leftover
@@ -28,6 +32,7 @@ from kline_lake.core.timeutil import US_PER_DAY, month_end_us, month_start_us
 from kline_lake.errors import LakeError
 from kline_lake.lake import coverage, layout
 from kline_lake.lake.inventory import iter_data_files
+from kline_lake.lake.sanity import check_values, first_time_text
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,13 @@ def check_file(path: Path, key: SeriesKey, year: int, month: int,
     """Check one data file; returns its key values (int64) for cross-file checks."""
     schema = SCHEMAS[key.dataset]
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
-        report.add(path, "unreadable", f"not a readable Parquet file: {exc}")
+        where = locate_bad_page(path) if "checksum" in str(exc).lower() else None
+        if where is not None:
+            report.add(path, "checksum", f"page checksum mismatch (corrupted bytes) in {where}")
+        else:
+            report.add(path, "unreadable", f"not a readable Parquet file: {exc}")
         return None
     report.rows_checked += table.num_rows
     actual = {f.name: f.type for f in table.schema}
@@ -114,10 +123,35 @@ def check_file(path: Path, key: SeriesKey, year: int, month: int,
         report.add(path, "misplaced-rows",
                    f"{outside} row(s) outside the partition year={year} month={month:02d}"
                    + (f" day={day[2]:02d}" if day else ""))
+    if not wrong:
+        for bad in check_values(table, key.dataset, key.interval):
+            report.add(path, "bad-values", bad.message(
+                TIME_COLUMNS[key.dataset], first_time_text(table, key.dataset, bad.first_row)))
     if not layout.is_canonical_file(key.dataset, path.name):
         report.add(path, "extra-file", "not a canonical file name (run `kline-lake compact`)",
                    severity="warning")
     return keys
+
+
+def locate_bad_page(path: Path) -> str | None:
+    """Which column chunk of `path` fails its page checksums, as "column C, row group G
+    (rows A..B)"; None if no single chunk fails on its own."""
+    try:
+        pfile = pq.ParquetFile(path, page_checksum_verification=True)
+        meta = pfile.metadata
+    except (OSError, pa.ArrowException):
+        return None
+    first_row = 0
+    for group in range(meta.num_row_groups):
+        rows = meta.row_group(group).num_rows
+        for name in pfile.schema_arrow.names:
+            try:
+                pfile.read_row_group(group, columns=[name])
+            except (OSError, pa.ArrowException):
+                return (f"column {name}, row group {group} "
+                        f"(rows {first_row}..{first_row + rows - 1})")
+        first_row += rows
+    return None
 
 
 def _as_int64(column: pa.ChunkedArray) -> np.ndarray:

@@ -71,14 +71,15 @@ def write_parquet(table: pa.Table, target: Path, dataset: str,
                   fault_hook: FaultHook | None = None) -> None:
     """Atomically write `table` (already conformed, sorted) as the lake's Parquet flavour:
     zstd, DELTA_BINARY_PACKED int and time columns, row-group statistics, declared sort
-    order."""
+    order, a CRC32 checksum per page (so ``verify`` and every rewrite detect flipped or
+    zeroed bytes, which zstd alone can decode into plausible-looking garbage)."""
     key_index = table.schema.get_field_index(KEYS[dataset])
     encodings = column_encodings(table.schema)
 
     def _write(tmp: Path) -> None:
         pq.write_table(
             table, tmp, compression="zstd", compression_level=ZSTD_LEVEL,
-            write_statistics=True, row_group_size=ROW_GROUP_ROWS,
+            write_statistics=True, row_group_size=ROW_GROUP_ROWS, write_page_checksum=True,
             use_dictionary=False, column_encoding=encodings,
             sorting_columns=[pq.SortingColumn(key_index)],
         )
@@ -94,9 +95,11 @@ def column_encodings(schema: pa.Schema) -> dict[str, str]:
 
 
 def read_data_file(path: Path, dataset: str) -> pa.Table:
-    """Read one lake data file in the dataset schema; LakeError naming the file if unreadable."""
+    """Read one lake data file in the dataset schema; LakeError naming the file if it is
+    unreadable or a page fails its checksum (a rewrite must not launder corrupted rows
+    into a freshly checksummed file)."""
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
         raise LakeError(f"cannot read lake file {path}: {exc}") from exc
     try:
