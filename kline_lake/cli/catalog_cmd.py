@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.core.markets import DATASETS, KLINE_DATASETS, MARKETS
 from kline_lake.errors import InputError
 
@@ -71,7 +72,8 @@ def inventory(lake: str, fmt: str, out: str | None) -> None:
 @click.option("--data", "dataset", type=click.Choice(sorted(KLINE_DATASETS)), default="klines",
               show_default=True)
 @click.option("--symbols", default=None, help="Comma-separated symbols (default: all).")
-@click.option("--interval", default=None, help="Only this interval (default: all).")
+@click.option("--interval", type=click.Choice(ALL_INTERVALS), default=None,
+              help="Only this interval (default: all).")
 @click.option("--start", default=None, help="UTC date/datetime, inclusive.")
 @click.option("--end", default=None, help="UTC date/datetime, exclusive.")
 @format_option
@@ -82,20 +84,16 @@ def gaps(lake: str, market: str | None, dataset: str, symbols: str | None,
     """Missing klines, each run tagged confirmed (exchange answered empty) or unknown."""
     import polars as pl
 
+    from kline_lake.lake.holdings import select_series
+
     cat = _open(lake)
-    inv = cat.inventory().filter(pl.col("dataset") == dataset)
-    if market:
-        inv = inv.filter(pl.col("market") == market)
-    if symbols:
-        inv = inv.filter(pl.col("symbol").is_in([s.strip() for s in symbols.split(",")]))
-    if interval:
-        inv = inv.filter(pl.col("interval") == interval)
+    wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     frames = []
-    for row in inv.iter_rows(named=True):
-        found = cat.gaps(row["market"], row["symbol"], row["interval"], start, end, dataset=dataset)
+    for key in select_series(cat.root, dataset, market, wanted, interval):
+        found = cat.gaps(key.market, key.symbol, key.interval, start, end, dataset=dataset)
         frames.append(found.select(
-            pl.lit(row["market"]).alias("market"), pl.lit(row["symbol"]).alias("symbol"),
-            pl.lit(row["interval"]).alias("interval"), pl.all()))
+            pl.lit(key.market).alias("market"), pl.lit(key.symbol).alias("symbol"),
+            pl.lit(key.interval).alias("interval"), pl.all()))
     result = pl.concat(frames) if frames else pl.DataFrame(schema={
         "market": pl.String, "symbol": pl.String, "interval": pl.String,
         "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),

@@ -13,6 +13,9 @@
   columns. Views are re-created on each call so files written meanwhile are seen.
 - ``inventory``, ``gaps``, ``resample``, ``verify``, ``compact``: see their modules.
 
+A series the lake does not hold (no data and no coverage record: usually a typo in the
+symbol or interval) is an InputError naming what it does hold; see ``holdings``.
+
 Times (``start``/``end``) may be a ``datetime`` (naive = UTC), a ``date``, a pandas
 ``Timestamp``, a ``numpy.datetime64``, an ISO string
 (``"2024-01-01"``, ``"2024-01-01T12:30"``), or an int epoch in ms or us (told apart by
@@ -36,6 +39,7 @@ from kline_lake.errors import InputError
 from kline_lake.lake import coverage, layout
 from kline_lake.lake.compact import compact_lake
 from kline_lake.lake.gaps import find_gaps
+from kline_lake.lake.holdings import require_series
 from kline_lake.lake.inventory import inventory
 from kline_lake.lake.resample import resample_series
 from kline_lake.lake.scan import check_range, scan_series
@@ -95,8 +99,13 @@ class Lake:
     # ------------------------------------------------------------- series
     def read(self, market: str, dataset: str, symbol: str, interval: str | None = None,
              start: Any = None, end: Any = None, lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
-        """Rows of one series in ``[start, end)`` as Polars (see the module docstring)."""
+        """Rows of one series in ``[start, end)`` as Polars (see the module docstring).
+
+        InputError naming what the lake holds if it does not hold the series (a typo is
+        not an empty answer); a held series with no rows in the range is an empty frame.
+        """
         key = SeriesKey(market, dataset, symbol, interval)
+        require_series(self.root, key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
         frame = scan_series(self.root, key, start_us, end_us)
@@ -180,6 +189,7 @@ class Lake:
              end: Any = None, dataset: str = "klines") -> pl.DataFrame:
         """Missing klines as runs, each tagged "confirmed" or "unknown" (see ``gaps``)."""
         key = SeriesKey(market, dataset, symbol, interval)
+        require_series(self.root, key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
         return find_gaps(self.root, key, start_us, end_us)
@@ -189,6 +199,7 @@ class Lake:
                  partial: bool = False) -> pl.DataFrame:
         """Exact OHLCV aggregation of stored klines to a coarser interval (see ``resample``)."""
         key = SeriesKey(market, dataset, symbol, from_interval)
+        require_series(self.root, key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
         return resample_series(self.root, key, to_interval, start_us, end_us, partial=partial)

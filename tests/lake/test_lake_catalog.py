@@ -72,9 +72,11 @@ def test_other_datasets(lake):
     assert funding.height == 30 and funding.columns == ["funding_time", "funding_rate", "mark_price"]
     mark = lake.mark_klines("um", "BTCUSDT", "1h")
     assert mark.height == 48 and "volume" not in mark.columns
-    empty = lake.index_klines("um", "BTCUSDT", "1h")
+    empty = lake.mark_klines("um", "BTCUSDT", "1h", "2025-01-01", "2025-02-01")
     assert empty.height == 0 and empty.columns == mark.columns
-    assert lake.premium_klines("um", "BTCUSDT", "1h", lazy=True).collect().height == 0
+    assert lake.mark_klines("um", "BTCUSDT", "1h", "2025-01-01", lazy=True).collect().height == 0
+    with pytest.raises(InputError, match="no um index_klines for BTCUSDT in the lake"):
+        lake.index_klines("um", "BTCUSDT", "1h")
 
 
 def test_sql_views(lake):

@@ -53,7 +53,9 @@ def test_gaps_tagged_confirmed_and_unknown(lake_root):
     w.commit(empty_key, synthetic_klines(JAN_2024_MS, 0, "1h"), covered=[(J_US, J_US + 3 * 3_600_000_000)])
     assert Lake(lake_root).gaps("um", "ETHUSDT", "1h").rows() == [
         (minute(0), minute(180), 3, "confirmed")]
-    assert Lake(lake_root).gaps("um", "XRPUSDT", "1m").height == 0
+    with pytest.raises(InputError, match="no um klines for XRPUSDT in the lake; it holds "
+                                         "BTCUSDT, ETHUSDT"):
+        Lake(lake_root).gaps("um", "XRPUSDT", "1m")
 
 
 def test_grid_calendar_intervals():
