@@ -35,7 +35,7 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
     respected (no 429s by design); bad input exits with code 2 before anything is written.
     """
     from kline_lake.download.orchestrate import run_download
-    from kline_lake.download.progress import NullProgress, summary_line
+    from kline_lake.download.progress import NullProgress, RunTotals, summary_line
     from kline_lake.download.request import validate_request
 
     request = validate_request(market=market, dataset=dataset, symbols=symbols,
@@ -43,5 +43,13 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
                                base_url=base_url, source=source, archive_url=archive_url)
     progress = NullProgress() if quiet else get_source(source).progress()
     kwargs = {} if batch_rows is None else {"batch_rows": batch_rows}
-    totals = asyncio.run(run_download(request, progress=progress, **kwargs))
+    totals = RunTotals()
+    try:
+        asyncio.run(run_download(request, progress=progress, totals=totals, **kwargs))
+    except KeyboardInterrupt:
+        # asyncio.run cancelled the run: every commit in flight has landed and is counted
+        click.echo(summary_line(totals, interrupted=True))
+        click.echo("kline-lake: interrupted; the rows counted above are committed, rerun the "
+                   "same command to fetch the rest", err=True)
+        raise SystemExit(130) from None
     click.echo(summary_line(totals))

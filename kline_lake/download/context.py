@@ -79,10 +79,25 @@ class RunContext:
         return SeriesSink(self, task)
 
     async def commit(self, key: SeriesKey, table: pa.Table, covered_ms: Sequence[Range]) -> None:
-        """Commit rows and coverage (ms ranges) durably, one commit at a time, off the loop."""
+        """Commit rows and coverage (ms ranges) durably, one commit at a time, off the loop.
+
+        A commit that has started finishes in its thread even if the run is cancelled
+        (Ctrl-C) meanwhile; it is counted once it has, so the summary of an interrupted
+        run says exactly what the lake holds.
+        """
         covered_us = [(ms_to_us(a), ms_to_us(b)) for a, b in rg.merge(covered_ms)]
         async with self.commit_lock:
-            await asyncio.to_thread(self.writer.commit, key, table, covered_us)
+            done = asyncio.ensure_future(asyncio.to_thread(self.writer.commit, key, table, covered_us))
+            try:
+                await asyncio.shield(done)
+            except asyncio.CancelledError:
+                await asyncio.wait([done])  # the thread cannot be stopped: let it land
+                if not done.cancelled() and done.exception() is None:
+                    self._count(table)
+                raise
+        self._count(table)
+
+    def _count(self, table: pa.Table) -> None:
         self.totals.rows_written += table.num_rows
         self.totals.commits += 1
 

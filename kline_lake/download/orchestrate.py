@@ -84,10 +84,16 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
                        clock: Clock | None = None, retry: RetryPolicy | None = None,
                        batch_rows: int = DEFAULT_BATCH_ROWS,
                        series_concurrency: int = DEFAULT_SERIES_CONCURRENCY,
-                       max_in_flight: int | None = None) -> RunTotals:
-    """Download every series of `request` into the lake; returns the run's counters."""
+                       max_in_flight: int | None = None,
+                       totals: RunTotals | None = None) -> RunTotals:
+    """Download every series of `request` into the lake; returns the run's counters.
+
+    `totals`, when given, is filled in place, also when the run fails or is cancelled
+    (Ctrl-C): it then counts exactly what was committed.
+    """
     clock = clock or SystemClock()
     progress = progress or NullProgress()
+    totals = totals if totals is not None else RunTotals()
     started = time.monotonic()
     fetch = source_fetcher(request.source)
     kwargs = {} if max_in_flight is None else {"max_in_flight": max_in_flight}
@@ -96,7 +102,6 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
         writer = LakeWriter(request.lake)  # validation passed: from here the lake is written
         if fresh_info is not None:
             writer.save_exchange_info(request.market.name, fresh_info)
-        totals = RunTotals()
         ctx = RunContext(request, client, writer, now_ms, progress, totals, batch_rows)
         tasks = [SeriesTask(series_key(request, s.symbol), s, request.start_ms, end_ms, s.symbol)
                  for s in symbols]

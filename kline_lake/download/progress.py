@@ -33,8 +33,11 @@ class RunTotals:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def summary_line(totals: RunTotals) -> str:
-    """One human line: rows written, requests, weight, 429s, gaps found, time."""
+def summary_line(totals: RunTotals, *, interrupted: bool = False) -> str:
+    """One human line: rows written, requests, weight, 429s, gaps found, time.
+
+    `interrupted`: the run was stopped (Ctrl-C); the counts are what was committed.
+    """
     parts = [
         f"{totals.rows_written:,} rows written",
         f"{totals.series} series",
@@ -51,7 +54,7 @@ def summary_line(totals: RunTotals) -> str:
         parts.append(f"{totals.id_holes} agg-trade id holes")
     parts.extend(f"{v:,} {k}" for k, v in sorted(totals.extra.items()))
     parts.append(f"{totals.seconds:.1f} s")
-    return "download done: " + ", ".join(parts)
+    return ("download interrupted: " if interrupted else "download done: ") + ", ".join(parts)
 
 
 class DownloadProgress:
