@@ -52,8 +52,12 @@ def _seconds(name: str, text: str, low: float) -> float:
 @click.option("--slow-seconds", default="1.0", show_default=True, help="Delay of a 'slow' fault.")
 @click.option("--venues", default="spot,um,cm,us", show_default=True,
               help="Markets to serve: spot /api/v3, um /fapi/v1, cm /dapi/v1, us (Binance.US) /us/api/v3.")
+@click.option("--speed", default=None,
+              help="Run the data clock this many times faster than real time, REST and streams alike "
+                   "(60: one fake minute per real second). Default: the real clock.")
 def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_limit: str | None,
-                  data_dir: str | None, faults: str | None, slow_seconds: str, venues: str) -> None:
+                  data_dir: str | None, faults: str | None, slow_seconds: str, venues: str,
+                  speed: str | None = None) -> None:
     """Serve a fake Binance (REST for every market and the archive) on HOST:PORT."""
     from kline_lake.fake_exchange import FakeExchange
     from kline_lake.fake_exchange.server import VENUES
@@ -65,6 +69,7 @@ def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_l
     if not minute_s.is_integer():
         raise InputError(f"--minute-seconds must be a whole number of seconds, got {minute_seconds}")
     slow_s = _seconds("--slow-seconds", slow_seconds, 0)
+    speed_x = None if speed is None else _seconds("--speed", speed, 1e-6)
     venue_list = [v.strip() for v in venues.split(",") if v.strip()]
     if not venue_list or any(v not in VENUES for v in venue_list):
         raise InputError(f"--venues must list some of {','.join(VENUES)}, got {venues!r}")
@@ -73,7 +78,7 @@ def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_l
     try:
         fx = FakeExchange(seed=seed_n or 0, minute_seconds=int(minute_s), weight_limit=limit_n,
                           data_dir=data_dir, faults=faults, venues=venue_list, host=host,
-                          port=port_n or 0, slow_s=slow_s)
+                          port=port_n or 0, slow_s=slow_s, speed=speed_x)
         fx.start()
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc

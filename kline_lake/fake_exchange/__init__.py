@@ -1,6 +1,8 @@
 """A fake Binance exchange on loopback: REST for spot (`/api/v3`), USD-M (`/fapi/v1`),
 COIN-M (`/dapi/v1`) and Binance.US (`/us/api/v3`: its own venue, see `server`), the
-data.binance.vision archive tree, request weight with 429/418, seeded faults.
+data.binance.vision archive tree, request weight with 429/418, seeded faults, and the
+WebSocket market streams on the same port (`ws_server`, `ws_streams`) with a clock that
+can run fast (`speed`).
 
     from kline_lake.fake_exchange import FakeExchange
     with FakeExchange(seed=1, minute_seconds=10) as fx:

@@ -2,7 +2,11 @@
 
 Routes: `/api/v3/*` (spot), `/fapi/v1/*` (USD-M), `/dapi/v1/*` (COIN-M),
 `/us/api/v3/*` (Binance.US), `/data/*` (the data.binance.vision archive tree) and
-`GET /fake/stats` (counters; never faulted, never counted).
+`GET /fake/stats` (counters; never faulted, never counted), and the WebSocket market
+streams on the same port (`ws_server`: an `Upgrade: websocket` request on a stream path).
+
+The data clock (`now_ms`) can run fast: `speed=60` makes one fake minute pass per real
+second, for REST and streams alike (they read the same clock).
 
 Binance.US uses spot's paths on its own host (api.binance.us). One server for every
 market cannot do that, so it serves Binance.US under `/us`, with its own symbols,
@@ -36,6 +40,7 @@ from kline_lake.fake_exchange.exchange_info import exchange_info
 from kline_lake.fake_exchange.faults import FaultInjector, FaultSpec, parse_faults
 from kline_lake.fake_exchange.params import ApiError, parse_query
 from kline_lake.fake_exchange.ratelimit import WeightLimiter, header_suffix
+from kline_lake.fake_exchange.ws_server import StreamHub, route, serve_stream
 
 STAT_KEYS = ("spot", "um", "cm", "us", "archive")
 VENUES = ("spot", "um", "cm", "us")
@@ -106,8 +111,12 @@ class FakeExchange:
 
     `now_ms`: None for the real clock, an int to pin the data clock, or a callable
     returning epoch ms. It decides which klines exist and which one is still open; the
-    rate-limit windows always run on the real clock. `venues`: the markets served (all by
-    default); the others answer 404 like an unknown path.
+    rate-limit windows always run on the real clock. `speed`: when given, the data clock
+    runs `speed` times faster than real time, from `now_ms` (an int) or the real now
+    (`speed=60`: one fake minute per real second); not with a callable `now_ms`.
+    `venues`: the markets served (all by default); the others answer 404 like an unknown
+    path. `ws_max_age_s`: fake seconds a stream connection lives (the exchange: 24 h);
+    `ws_delay_s`: real seconds a `ws-delay` fault holds messages.
     """
 
     def __init__(
@@ -122,6 +131,9 @@ class FakeExchange:
         host: str = "127.0.0.1",
         port: int = 0,
         slow_s: float = 1.0,
+        speed: float | None = None,
+        ws_max_age_s: float = 86_400.0,
+        ws_delay_s: float = 0.5,
     ) -> None:
         self.venues = tuple(venues)
         unknown = sorted(set(self.venues) - set(VENUES))
@@ -137,6 +149,10 @@ class FakeExchange:
         self.window_s = int(minute_seconds)
         self.weight_limit = weight_limit
         self.slow_s = slow_s
+        if speed is not None and (callable(now_ms) or not speed > 0):
+            raise ValueError(f"speed must be > 0 and needs now_ms None or an int, got {speed!r}")
+        self.speed = speed
+        self._origin = (time.time(), int(time.time() * 1000) if now_ms is None else now_ms)
         self._now = now_ms
         self._host, self._port = host, port
         self.faults = FaultInjector(faults if isinstance(faults, FaultSpec) else parse_faults(faults), seed)
@@ -148,6 +164,14 @@ class FakeExchange:
         self._stats = self._zero_stats()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.streams = StreamHub(self, max_age_s=ws_max_age_s, delay_s=ws_delay_s)
+
+    @property
+    def clock_speed(self) -> float:
+        """How many fake seconds pass per real second (0 when the clock is pinned)."""
+        if self.speed is not None:
+            return float(self.speed)
+        return 0.0 if isinstance(self._now, int) else 1.0
 
     @staticmethod
     def _make_sources(seed: int, data_dir: str | Path | None) -> tuple[Any, Any]:
@@ -171,6 +195,9 @@ class FakeExchange:
 
     def now_ms(self) -> int:
         """The data clock (epoch ms)."""
+        if self.speed is not None:
+            real0, fake0 = self._origin
+            return int(fake0 + (time.time() - real0) * 1000 * self.speed)
         if self._now is None:
             return int(time.time() * 1000)
         if callable(self._now):
@@ -193,6 +220,7 @@ class FakeExchange:
     def stop(self) -> None:
         if self._server is None:
             return
+        self.streams.close_all()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -222,13 +250,16 @@ class FakeExchange:
         return {k: {"requests": 0, "weight": 0, "429": 0, "418": 0, "bytes": 0} for k in STAT_KEYS}
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Counters per market (the body of GET /fake/stats)."""
+        """Counters per market and, under "ws", of the streams (the body of GET /fake/stats)."""
         with self._stats_lock:
-            return {k: dict(v) for k, v in self._stats.items()}
+            out = {k: dict(v) for k, v in self._stats.items()}
+        out["ws"] = self.streams.stats()
+        return out
 
     def reset_stats(self) -> None:
         with self._stats_lock:
             self._stats = self._zero_stats()
+        self.streams.reset()
 
     def _count(self, key: str, weight: int = 0, status: int = 200, nbytes: int = 0) -> None:
         with self._stats_lock:
@@ -250,11 +281,21 @@ class FakeExchange:
         if path.startswith("/data/"):
             self._serve_archive(req, path, head)
             return
+        if req.headers.get("Upgrade", "").lower() == "websocket" and not head:
+            ws_market, ws_path = route(path)
+            if ws_market is not None and ws_market in self.venues:
+                serve_stream(self, self.streams, req, ws_market, ws_path, url.query)
+                return
         market_name, endpoint = self._route(path)
         if market_name is None:
             self._send(req, 404, _json({"code": -5000, "msg": f"Path {path}, Method GET is invalid"}), {}, head)
             return
         self._serve_rest(req, market_name, endpoint, url.query, head)
+
+    def reject_upgrade(self, req: _Handler, msg: str) -> None:
+        """Refuse a stream upgrade with 400 and the exchange's error body."""
+        self._send(req, 400, _json({"code": -1100, "msg": msg}), {}, False)
+        req.close_connection = True
 
     def _route(self, path: str) -> tuple[str | None, str]:
         for prefix, name in _PREFIXES.items():

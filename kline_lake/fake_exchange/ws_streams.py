@@ -1,0 +1,168 @@
+"""Stream names and payloads of the fake exchange's WebSocket market streams.
+
+Names and payload shapes follow the exchange docs:
+- Spot (and Binance.US, same shapes): https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
+- USD-M: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
+- COIN-M: https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams
+
+Streams served: `<symbol>@kline_<interval>` and `<symbol>@aggTrade` (symbol lower-case).
+Like the exchange, a well-formed name for a symbol the market does not list is accepted
+and simply never sends anything.
+
+Consistency with REST: every kline payload is built from the same data source as the
+REST `/klines` answer. A closing update (`"x": true`) carries the kline's final values,
+equal to what REST returns for it afterwards; the kline's trade ids (`f`, `L`) are not
+modelled and sent as -1. Closed klines are computed ahead in chunks (`KlineBook`): the
+synthetic data is deterministic, so a kline's final values do not depend on when they
+are computed, only on when they may be sent (after the kline's close).
+
+Pure apart from the data source's computation; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from kline_lake.core.intervals import ALL_INTERVALS, INTERVAL_MS, floor_open_ms, next_open_ms
+from kline_lake.fake_exchange.params import TimeRange
+
+_NAME_RE = re.compile(r"([a-z0-9_]{1,40})@(kline_([0-9]+[smhdwM])|aggTrade)")
+CHUNK_KLINES = 500
+MAX_STREAM_NAME = 64
+
+
+@dataclass(frozen=True)
+class StreamName:
+    """A parsed stream name: `kind` is 'kline' or 'aggTrade'."""
+
+    text: str
+    symbol: str  # upper-case, as REST spells it
+    kind: str
+    interval: str | None = None
+
+
+def parse_stream(text: str) -> StreamName | None:
+    """The stream `text` names, or None when it is not a stream name the fake serves."""
+    if not isinstance(text, str) or len(text) > MAX_STREAM_NAME:
+        return None
+    m = _NAME_RE.fullmatch(text)
+    if m is None:
+        return None
+    if m.group(3) is not None:
+        if m.group(3) not in ALL_INTERVALS:
+            return None
+        return StreamName(text, m.group(1).upper(), "kline", m.group(3))
+    return StreamName(text, m.group(1).upper(), "aggTrade")
+
+
+def _close_ms(open_ms: int, interval: str) -> int:
+    return next_open_ms(open_ms, interval) if interval == "1M" else open_ms + INTERVAL_MS[interval]
+
+
+def kline_payload(symbol: str, interval: str, row: list[Any], closed: bool, event_ms: int) -> dict[str, Any]:
+    """The kline event for a REST-shaped kline row (12 fields)."""
+    return {
+        "e": "kline", "E": event_ms, "s": symbol,
+        "k": {
+            "t": row[0], "T": row[6], "s": symbol, "i": interval, "f": -1, "L": -1,
+            "o": row[1], "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8],
+            "x": closed, "q": row[7], "V": row[9], "Q": row[10], "B": "0",
+        },
+    }
+
+
+def agg_trade_payload(symbol: str, row: dict[str, Any], event_ms: int, spot: bool) -> dict[str, Any]:
+    """The aggTrade event for a REST-shaped aggTrades object."""
+    out = {"e": "aggTrade", "E": event_ms, "s": symbol, "a": row["a"], "p": row["p"], "q": row["q"],
+           "f": row["f"], "l": row["l"], "T": row["T"], "m": row["m"]}
+    if spot:
+        out["M"] = True  # spot's aggTrade event carries "M" (ignore); futures' does not
+    return out
+
+
+class KlineBook:
+    """Final klines of one (market, symbol, interval), computed ahead in chunks and
+    shared by every connection (thread-safe)."""
+
+    def __init__(self, source: Any, spec: Any, interval: str) -> None:
+        self.source, self.spec, self.interval = source, spec, interval
+        self._rows: dict[int, list[Any]] = {}
+        self._chunks: set[int] = set()
+        self._lock = threading.Lock()
+
+    def _chunk_start(self, open_ms: int) -> int:
+        step = INTERVAL_MS.get(self.interval, 31 * 86_400_000) * CHUNK_KLINES
+        return open_ms // step * step
+
+    def _fill(self, chunk_ms: int) -> None:
+        step = INTERVAL_MS.get(self.interval, 31 * 86_400_000) * CHUNK_KLINES
+        end_ms = chunk_ms + step  # exclusive
+        rows = self.source.klines(self.spec, self.interval, TimeRange(chunk_ms, end_ms - 1),
+                                  CHUNK_KLINES + 2, end_ms + 2 * step, "klines")
+        for row in rows:
+            if chunk_ms <= row[0] < end_ms:
+                self._rows[int(row[0])] = row
+        self._chunks.add(chunk_ms)
+
+    def closed(self, from_open_ms: int, now_ms: int) -> list[list[Any]]:
+        """Rows of the klines opening at or after `from_open_ms` and closed by `now_ms`."""
+        out = []
+        cur = floor_open_ms(from_open_ms, self.interval)
+        with self._lock:
+            while _close_ms(cur, self.interval) <= now_ms:
+                chunk = self._chunk_start(cur)
+                if chunk not in self._chunks:
+                    self._fill(chunk)
+                row = self._rows.get(cur)
+                if row is not None:
+                    out.append(row)
+                cur = _close_ms(cur, self.interval)
+        return out
+
+
+class KlineFeed:
+    """One subscribed kline stream: what to send at each tick."""
+
+    def __init__(self, name: StreamName, book: KlineBook | None, now_ms: int) -> None:
+        self.name = name
+        self.book = book
+        self.next_open_ms = floor_open_ms(now_ms, name.interval)  # first kline not yet closed
+
+    def poll(self, now_ms: int, send_open: bool) -> list[dict[str, Any]]:
+        """Closing updates of the klines closed since the last poll, then (if
+        `send_open`) an update of the kline in progress."""
+        if self.book is None:
+            return []
+        out = []
+        interval = self.name.interval
+        if _close_ms(self.next_open_ms, interval) <= now_ms:
+            for row in self.book.closed(self.next_open_ms, now_ms):
+                out.append(kline_payload(self.name.symbol, interval, row, True, now_ms))
+            self.next_open_ms = floor_open_ms(now_ms, interval)
+        if send_open:
+            rows = self.book.source.klines(self.book.spec, interval,
+                                           TimeRange(self.next_open_ms, self.next_open_ms), 1, now_ms, "klines")
+            if rows and rows[0][0] == self.next_open_ms:
+                out.append(kline_payload(self.name.symbol, interval, rows[0], False, now_ms))
+        return out
+
+
+class AggTradeFeed:
+    """One subscribed aggTrade stream: the trades executed since the last poll."""
+
+    def __init__(self, name: StreamName, source: Any, spec: Any, now_ms: int) -> None:
+        self.name, self.source, self.spec = name, source, spec
+        self.from_ms = now_ms
+
+    def poll(self, now_ms: int, send_open: bool) -> list[dict[str, Any]]:
+        if self.spec is None or now_ms <= self.from_ms:
+            return []
+        # Futures reject aggTrades windows of an hour or more: stay below it.
+        start = max(self.from_ms, now_ms - 3_599_000)
+        rows = self.source.agg_trades(self.spec, None, TimeRange(start, now_ms - 1), 1000, now_ms)
+        self.from_ms = now_ms
+        spot = self.spec.market in ("spot", "us")
+        return [agg_trade_payload(self.name.symbol, r, now_ms, spot) for r in rows]
