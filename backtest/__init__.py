@@ -10,8 +10,9 @@ from backtest.engine import run
 from backtest.results import RunResult, SweepResult
 from backtest.strategies import REGISTRY, Strategy
 from backtest.sweep import sweep
+from backtest.walkforward import walk_forward
 
 __all__ = [
     "REGISTRY", "Bars", "FundingEvents", "MarkOpens", "RunResult", "Strategy", "SweepResult",
-    "run", "sweep",
+    "run", "sweep", "walk_forward",
 ]
