@@ -7,6 +7,7 @@ decisions, `backtest.kernels` for the per-bar order of events.
 
 from backtest.data import Bars, FundingEvents, MarkOpens
 from backtest.engine import run
+from backtest.portfolio import portfolio as portfolio
 from backtest.results import RunResult, SweepResult
 from backtest.strategies import REGISTRY, Strategy
 from backtest.sweep import sweep

@@ -1,0 +1,13 @@
+"""Portfolio backtests: many symbols and markets in one account.
+
+``backtest.portfolio(strategy, params, lake=..., universe=..., ...)`` (`engine`) loads
+an aligned panel (`panel`), asks a strategy for target weights (`strategies`), fills
+them with the Numba kernel (`kernel`) and returns a `PortfolioResult` (`results`).
+"""
+
+from backtest.portfolio.engine import portfolio
+from backtest.portfolio.panel import Panel, load_panel
+from backtest.portfolio.results import PortfolioResult
+from backtest.portfolio.strategies import PORTFOLIO_STRATEGIES
+
+__all__ = ["PORTFOLIO_STRATEGIES", "Panel", "PortfolioResult", "load_panel", "portfolio"]
