@@ -10,7 +10,11 @@ Each maximal run of missing slots is split by the coverage record:
 The default range is from the first stored kline (or covered start, whichever is earlier)
 to the end of the last stored kline (or covered end, whichever is later), so leading and
 trailing unfetched stretches inside an explicit ``[start, end)`` are reported too.
-Grid arithmetic is pure (``missing_runs``, ``tag_runs``); ``find_gaps`` does the I/O.
+The answer is computed from the stored open times and the coverage record alone
+(``kline_gaps``, pure): memory and time grow with the rows, never with the span, so two
+days of 1s klines two years apart cost what two days cost. ``tag_runs`` (slot by slot on
+a materialised grid) stays for callers that hold the grid anyway; ``find_gaps`` does the
+I/O.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from kline_lake.core.markets import KLINE_DATASETS
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
 from kline_lake.lake import coverage, layout
-from kline_lake.lake.grid import grid, inside_covered, missing_runs, next_open_us, slot_ends
+from kline_lake.lake.grid import (
+    absent_runs,
+    ceil_opens_us,
+    floor_opens_us,
+    inside_covered,
+    next_open_us,
+    slot_ends,
+    split_by_coverage,
+)
 from kline_lake.lake.scan import scan_series
 
 GAPS_SCHEMA = {
@@ -53,6 +65,31 @@ def tag_runs(expected_us: np.ndarray, runs: list[tuple[int, int]],
     return out
 
 
+def kline_gaps(present_us: np.ndarray, covered: list[tuple[int, int]], interval: str,
+               start_us: int | None = None, end_us: int | None = None) -> list[tuple[int, int, int, str]]:
+    """Pure: missing kline slots of one series as (start_us, end_us, slots, status) pieces,
+    from its sorted stored open times and coverage alone (see the module docstring for
+    the default range). Memory and time grow with the rows and ranges, never the span."""
+    present = np.asarray(present_us, dtype=np.int64)
+    lo = start_us if start_us is not None else min(
+        [v for v in (int(present[0]) if len(present) else None,
+                     covered[0][0] if covered else None) if v is not None], default=None)
+    hi = end_us if end_us is not None else max(
+        [v for v in (next_open_us(int(present[-1]), interval) if len(present) else None,
+                     covered[-1][1] if covered else None) if v is not None], default=None)
+    if lo is None or hi is None or lo >= hi:
+        return []
+    first = int(ceil_opens_us(np.asarray([lo]), interval)[0])
+    # slots open in [lo, hi); without an explicit end, a trailing slot whose kline would
+    # end after `hi` is not expected yet (still open)
+    edge = ceil_opens_us if end_us is not None else floor_opens_us
+    stop = int(edge(np.asarray([hi]), interval)[0])
+    if first >= stop:
+        return []
+    starts, stops = absent_runs(present, first, stop, interval)
+    return split_by_coverage(starts, stops, covered, interval)
+
+
 def find_gaps(root: Path, key: SeriesKey, start_us: int | None = None,
               end_us: int | None = None) -> pl.DataFrame:
     """Missing klines of a series in ``[start_us, end_us)`` as a Polars frame with
@@ -62,19 +99,11 @@ def find_gaps(root: Path, key: SeriesKey, start_us: int | None = None,
     present = (scan_series(root, key, start_us, end_us).select("open_time")
                .collect()["open_time"].cast(pl.Int64).to_numpy())
     covered = coverage.read(layout.coverage_path(root, key))
-    lo_candidates = [v for v in (present.min() if len(present) else None,
-                                 covered[0][0] if covered else None) if v is not None]
-    hi_candidates = [v for v in (next_open_us(int(present.max()), key.interval) if len(present) else None,
-                                 covered[-1][1] if covered else None) if v is not None]
-    lo = start_us if start_us is not None else (min(lo_candidates) if lo_candidates else None)
-    hi = end_us if end_us is not None else (max(hi_candidates) if hi_candidates else None)
-    if lo is None or hi is None or lo >= hi:
-        return pl.DataFrame(schema=GAPS_SCHEMA)
-    expected = grid(int(lo), int(hi), key.interval)
-    # a trailing slot whose kline would end after `hi` is not expected yet (still open)
-    if len(expected) and end_us is None and next_open_us(int(expected[-1]), key.interval) > hi:
-        expected = expected[:-1]
-    pieces = tag_runs(expected, missing_runs(expected, present), covered, key.interval)
+    return gaps_frame(kline_gaps(present, covered, key.interval, start_us, end_us))
+
+
+def gaps_frame(pieces: list[tuple[int, int, int, str]]) -> pl.DataFrame:
+    """(start_us, end_us, missing, status) pieces as the GAPS_SCHEMA frame."""
     if not pieces:
         return pl.DataFrame(schema=GAPS_SCHEMA)
     starts, ends, counts, statuses = zip(*pieces, strict=True)

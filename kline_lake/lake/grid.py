@@ -1,5 +1,10 @@
 """The kline time grid: which open times an interval has in a range, and which of them
 are missing or covered. Pure (NumPy arrays of microseconds in, arrays or runs out).
+
+`grid`/`missing_runs`/`inside_covered` work slot by slot on a materialised grid (fine for
+a backtest's bars, which are dense anyway); `absent_runs`/`split_by_coverage` answer the
+same question from stored rows and covered ranges only, in memory proportional to the
+rows, whatever the span (what ``gaps`` uses).
 """
 
 from __future__ import annotations
@@ -7,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from kline_lake.core import ranges as rg
-from kline_lake.core.intervals import ceil_open_ms, next_open_ms
-from kline_lake.core.timeutil import US_PER_MS
+from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms, next_open_ms
+from kline_lake.core.timeutil import US_PER_DAY, US_PER_MS
+
+_WEEK_OFFSET_US = 4 * US_PER_DAY  # 1970-01-01 was a Thursday; weekly klines open on Mondays
 
 
 def grid(start_us: int, end_us: int, interval: str) -> np.ndarray:
@@ -64,3 +71,91 @@ def inside_covered(starts_us: np.ndarray, ends_us: np.ndarray,
 def next_open_us(open_us: int, interval: str) -> int:
     """The open (us) of the kline after the one opening at `open_us`."""
     return next_open_ms(open_us // US_PER_MS, interval) * US_PER_MS
+
+
+# ------------------------------------------------------------ O(rows) gap finding
+# The functions below never materialise the grid of a range: they work on the stored
+# open times and the covered ranges only, so two days of 1s klines two years apart cost
+# what two days cost (the dense grid of that span is 63 million slots).
+
+def floor_opens_us(ts_us: np.ndarray, interval: str) -> np.ndarray:
+    """Vectorised: the open (us) of the `interval` kline containing each time."""
+    ts = np.asarray(ts_us, dtype=np.int64)
+    if interval == "1M":
+        return ts.astype("datetime64[us]").astype("datetime64[M]").astype("datetime64[us]") \
+            .astype(np.int64)
+    step_us = INTERVAL_MS[interval] * US_PER_MS
+    offset_us = _WEEK_OFFSET_US if interval == "1w" else 0
+    return ts - (ts - offset_us) % step_us
+
+
+def ceil_opens_us(ts_us: np.ndarray, interval: str) -> np.ndarray:
+    """Vectorised: the first kline open (us) at or after each time."""
+    ts = np.asarray(ts_us, dtype=np.int64)
+    floor = floor_opens_us(ts, interval)
+    return np.where(floor == ts, floor, next_opens_us(floor, interval))
+
+
+def next_opens_us(opens_us: np.ndarray, interval: str) -> np.ndarray:
+    """Vectorised `next_open_us` of kline opens (calendar months for 1M)."""
+    opens = np.asarray(opens_us, dtype=np.int64)
+    if interval == "1M":
+        month = opens.astype("datetime64[us]").astype("datetime64[M]") + 1
+        return month.astype("datetime64[us]").astype(np.int64)
+    return opens + INTERVAL_MS[interval] * US_PER_MS
+
+
+def slot_counts(lo_us: np.ndarray, hi_us: np.ndarray, interval: str) -> np.ndarray:
+    """How many kline opens lie in each ``[lo, hi)`` (both ends on the grid)."""
+    lo, hi = np.asarray(lo_us, dtype=np.int64), np.asarray(hi_us, dtype=np.int64)
+    if interval == "1M":
+        months = lambda t: t.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)  # noqa: E731
+        return months(hi) - months(lo)
+    return (hi - lo) // (INTERVAL_MS[interval] * US_PER_MS)
+
+
+def absent_runs(present_us: np.ndarray, first_us: int, stop_us: int,
+                interval: str) -> tuple[np.ndarray, np.ndarray]:
+    """Maximal runs of kline opens in ``[first_us, stop_us)`` (both on the grid) with no
+    stored row, from the sorted stored opens alone: (run starts, run stops), each stop the
+    open after the run's last slot. Stored times off the grid are not klines and ignored."""
+    present = np.asarray(present_us, dtype=np.int64)
+    present = present[(present >= first_us) & (present < stop_us)]
+    present = present[floor_opens_us(present, interval) == present]
+    starts = np.concatenate([[first_us], next_opens_us(present, interval)]).astype(np.int64)
+    stops = np.concatenate([present, [stop_us]]).astype(np.int64)
+    keep = starts < stops
+    return starts[keep], stops[keep]
+
+
+def split_by_coverage(starts_us: np.ndarray, stops_us: np.ndarray,
+                      covered: list[tuple[int, int]],
+                      interval: str) -> list[tuple[int, int, int, str]]:
+    """Split runs of missing slots into confirmed/unknown pieces: a slot is confirmed when
+    its whole kline ``[open, next_open)`` lies inside one covered range. Returns
+    (start_us, end_us, slots, status) with ``end_us`` the open after the piece's last slot.
+    O((runs + covered ranges) log): no grid is built."""
+    if len(starts_us) == 0:
+        return []
+    merged = rg.merge(covered)
+    c_lo = ceil_opens_us(np.asarray([r[0] for r in merged], dtype=np.int64), interval)
+    c_hi = floor_opens_us(np.asarray([r[1] for r in merged], dtype=np.int64), interval)
+    ok = c_lo < c_hi  # in open-space: confirmed slots open in [c_lo, c_hi)
+    c_lo, c_hi = c_lo[ok], c_hi[ok]
+    points = np.unique(np.concatenate([starts_us, stops_us, c_lo, c_hi]))
+    seg_lo, seg_hi = points[:-1], points[1:]
+    run = np.searchsorted(starts_us, seg_lo, side="right") - 1
+    in_run = (run >= 0) & (seg_lo < stops_us[np.maximum(run, 0)])
+    conf = np.searchsorted(c_lo, seg_lo, side="right") - 1
+    confirmed = (conf >= 0) & (seg_lo < c_hi[np.maximum(conf, 0)]) if len(c_lo) else \
+        np.zeros(len(seg_lo), dtype=bool)
+    seg_lo, seg_hi, run, confirmed = seg_lo[in_run], seg_hi[in_run], run[in_run], confirmed[in_run]
+    # consecutive segments of one run with one status are one piece
+    new = np.ones(len(seg_lo), dtype=bool)
+    new[1:] = (run[1:] != run[:-1]) | (confirmed[1:] != confirmed[:-1])
+    first = np.flatnonzero(new)
+    last = np.concatenate([first[1:], [len(seg_lo)]]) - 1
+    lo, hi = seg_lo[first], seg_hi[last]
+    counts = slot_counts(lo, hi, interval)
+    return [(int(a), int(b), int(n), "confirmed" if c else "unknown")
+            for a, b, n, c in zip(lo, hi, counts, confirmed[first], strict=True)]
