@@ -14,6 +14,7 @@ import click
 
 from backtest.params import parse_params, single_values
 from backtest.strategies import REGISTRY
+from backtest.walkforward_cli import walk_forward_command
 from kline_lake.cli import run_cli
 from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.errors import InputError
@@ -158,6 +159,9 @@ def sweep_cmd(sort_by: str, top: int, **kw: Any) -> None:
 
         path = write_sweep_report(result, kw["report_path"], metric=sort_by)
         click.echo(f"report: {path}", err=True)
+
+
+cli.add_command(walk_forward_command(sweep_cmd, _settings))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -439,6 +439,8 @@ def walk_forward(strategy: str | Strategy | SignalFunc = "sma_cross",
     """
     if objective not in OBJECTIVES:
         raise InputError(f"unknown objective {objective!r}; expected {', '.join(OBJECTIVES)}")
+    if int(n_blocks) != n_blocks or n_blocks < 2 or n_blocks % 2:
+        raise InputError(f"PBO blocks must be an even integer >= 2, got {n_blocks}")
     train_us, test_us = parse_duration_us(train, "train"), parse_duration_us(test, "test")
     strat = get_strategy(strategy)
     grid = {k: list(v) if isinstance(v, Sequence | np.ndarray | range) else [v]
