@@ -46,6 +46,11 @@ class TransientError(KlineLakeError):
     persisted past the retry budget."""
 
 
+class StreamError(KlineLakeError):
+    """A WebSocket stream connection could not be opened or has ended (the follower
+    reconnects and backfills)."""
+
+
 class ChecksumError(KlineLakeError):
     """An archive file's bytes do not match its published sha256 CHECKSUM."""
 

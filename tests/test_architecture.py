@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("kline_lake", "backtest")
 # The concept subpackages of kline_lake; the top level holds only these, the package face
 # (__init__.py) and errors.py.
-KLINE_LAKE_SUBPACKAGES = {"core", "exchange", "download", "archive", "lake", "fake_exchange", "cli"}
+KLINE_LAKE_SUBPACKAGES = {"core", "exchange", "download", "archive", "lake", "fake_exchange", "live", "cli"}
 # Which kline_lake subpackages each one may import (besides itself and kline_lake.errors).
 ALLOWED = {
     "core": set(),
@@ -24,7 +24,8 @@ ALLOWED = {
     "archive": {"core", "exchange", "lake", "download"},
     "download": {"core", "exchange", "lake", "archive"},
     "fake_exchange": {"core"},
-    "cli": {"core", "exchange", "lake", "archive", "download", "fake_exchange"},
+    "live": {"core", "exchange", "download", "lake", "archive"},
+    "cli": {"core", "exchange", "lake", "archive", "download", "fake_exchange", "live"},
 }
 MAX_MODULE_LINES = 600
 

@@ -60,6 +60,12 @@ class Market:
     # market's API root lives: Binance.US has spot's paths (/api/v3) on its own host, so a
     # server for every market (the fake exchange) serves it under "/us" (resolve_base_url).
     shared_root: str = ""
+    # WebSocket market streams (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams,
+    # https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams):
+    # the default host, and where the market's streams live below a server shared by every
+    # market (the fake exchange: the paths /ws and /stream are the same on every host).
+    default_ws_url: str = ""
+    ws_shared_root: str = ""
 
     @property
     def is_futures(self) -> bool:
@@ -69,14 +75,21 @@ class Market:
     def env_var(self) -> str:
         return f"KLINE_LAKE_{self.name.upper()}_URL"
 
+    @property
+    def ws_env_var(self) -> str:
+        return f"KLINE_LAKE_{self.name.upper()}_WS_URL"
 
-SPOT = Market("spot", "https://api.binance.com", "/api/v3", "spot", 6000, 1000, 500)
-UM = Market("um", "https://fapi.binance.com", "/fapi/v1", "futures/um", 2400, 1500, 500)
+
+SPOT = Market("spot", "https://api.binance.com", "/api/v3", "spot", 6000, 1000, 500,
+              default_ws_url="wss://stream.binance.com:9443")
+UM = Market("um", "https://fapi.binance.com", "/fapi/v1", "futures/um", 2400, 1500, 500,
+            default_ws_url="wss://fstream.binance.com", ws_shared_root="/fstream")
 CM = Market(
     "cm", "https://dapi.binance.com", "/dapi/v1", "futures/cm", 2400, 1500, 500,
-    kline_max_window_days=200,
+    kline_max_window_days=200, default_ws_url="wss://dstream.binance.com", ws_shared_root="/dstream",
 )
-US = Market("us", "https://api.binance.us", "/api/v3", None, 1200, 1000, 500, shared_root="/us")
+US = Market("us", "https://api.binance.us", "/api/v3", None, 1200, 1000, 500, shared_root="/us",
+            default_ws_url="wss://stream.binance.us:9443", ws_shared_root="/us")
 
 _BY_NAME: dict[str, Market] = {m.name: m for m in (SPOT, UM, CM, US)}
 
@@ -154,3 +167,23 @@ def resolve_base_url(
 def resolve_archive_url(override: str | None = None, env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     return (override or env.get(ENV_ARCHIVE_URL) or DEFAULT_ARCHIVE_URL).rstrip("/")
+
+
+def resolve_ws_url(market: Market, override: str | None = None, base_url: str | None = None,
+                   env: Mapping[str, str] | None = None) -> str:
+    """WebSocket streams root: explicit override, then KLINE_LAKE_<MARKET>_WS_URL, then
+    the same host and port as a shared REST base URL (`base_url`, else KLINE_LAKE_BASE_URL;
+    http -> ws, https -> wss, plus the market's `ws_shared_root`), then the exchange
+    default. InputError when the result is not a ws:// or wss:// URL."""
+    env = os.environ if env is None else env
+    url = override or env.get(market.ws_env_var)
+    if not url:
+        shared = base_url or env.get(ENV_BASE_URL)
+        if shared and shared.rstrip("/") != market.default_base_url:
+            scheme, sep, rest = shared.rstrip("/").partition("://")
+            if sep and scheme in ("http", "https"):
+                url = ("ws" if scheme == "http" else "wss") + "://" + rest + market.ws_shared_root
+    url = (url or market.default_ws_url).rstrip("/")
+    if not re.match(r"wss?://[^/\s]+", url):
+        raise InputError(f"WebSocket URL must start with ws:// or wss://, got {url!r}")
+    return url

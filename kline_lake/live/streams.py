@@ -1,0 +1,150 @@
+"""Stream names, connection limits, payload parsing and the WebSocket connection seam.
+
+Exchange rules (spot and Binance.US: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams ;
+USD-M: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams ;
+COIN-M: https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams):
+- stream names are lower-case: `<symbol>@kline_<interval>`, `<symbol>@aggTrade`;
+- combined streams at `/stream?streams=<a>/<b>` wrap each event as `{"stream", "data"}`;
+- at most 1024 streams per spot connection, 200 per futures connection;
+- at most 5 incoming messages per second per spot connection, 10 on futures (PING, PONG
+  and JSON control messages count): the follower puts its streams in the URL and sends
+  no pings of its own, so it sends nothing but the pongs the library answers with;
+- 300 connection attempts per 5 minutes per IP (`MAX_CONNECTS_PER_5MIN`);
+- the server pings and drops a client that does not pong (the `websockets` client
+  answers pings by itself); a connection lives at most 24 hours.
+
+Parsing is pure; `connect` is the only I/O (the seam tests replace).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kline_lake.core.markets import Market
+from kline_lake.errors import InputError, StreamError
+
+STREAM_DATASETS = ("klines", "agg_trades")
+MAX_STREAMS = {"spot": 1024, "us": 1024, "um": 200, "cm": 200}
+MAX_MESSAGES_PER_S = {"spot": 5, "us": 5, "um": 10, "cm": 10}
+MAX_CONNECTS_PER_5MIN = 300
+
+
+def validate_stream_dataset(market: Market, dataset: str) -> str:
+    """`dataset` if the market streams it, else InputError."""
+    if dataset not in STREAM_DATASETS:
+        raise InputError(f"no stream for dataset {dataset!r} on market {market.name!r}; "
+                         f"follow supports {', '.join(STREAM_DATASETS)}")
+    return dataset
+
+
+def stream_name(dataset: str, symbol: str, interval: str | None = None) -> str:
+    """The exchange's stream name for one series."""
+    if dataset == "klines":
+        return f"{symbol.lower()}@kline_{interval}"
+    if dataset == "agg_trades":
+        return f"{symbol.lower()}@aggTrade"
+    raise InputError(f"no stream for dataset {dataset!r}")
+
+
+def split_streams(names: Sequence[str], market: str, max_per_connection: int | None = None) -> list[list[str]]:
+    """Streams in chunks of at most the market's per-connection limit, in order."""
+    size = min(max_per_connection or MAX_STREAMS[market], MAX_STREAMS[market])
+    return [list(names[i:i + size]) for i in range(0, len(names), size)]
+
+
+def combined_url(ws_root: str, names: Sequence[str]) -> str:
+    """The combined-stream URL of `names` below a market's streams root."""
+    return f"{ws_root.rstrip('/')}/stream?streams={'/'.join(names)}"
+
+
+@dataclass(frozen=True)
+class ClosedKline:
+    """A closed kline from a stream, as a REST-shaped row (12 fields) plus event time."""
+
+    symbol: str
+    open_ms: int
+    row: tuple[Any, ...]
+    event_ms: int
+
+
+def parse_message(text: str | bytes) -> tuple[str | None, dict[str, Any]]:
+    """(stream name or None, event) of a combined or raw message; ValueError if malformed."""
+    try:
+        msg = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"malformed stream message: {exc}") from None
+    if not isinstance(msg, dict):
+        raise ValueError("malformed stream message: not an object")
+    if "stream" in msg and isinstance(msg.get("data"), dict):
+        return msg["stream"], msg["data"]
+    return None, msg
+
+
+def closed_kline(event: dict[str, Any]) -> ClosedKline | None:
+    """The closed kline an event carries, or None (an update of an open kline, another
+    event, a subscription reply). ValueError when a kline event is malformed."""
+    if event.get("e") != "kline":
+        return None
+    try:
+        k = event["k"]
+        if not k["x"]:
+            return None
+        row = (int(k["t"]), k["o"], k["h"], k["l"], k["c"], k["v"], int(k["T"]), k["q"], int(k["n"]),
+               k["V"], k["Q"], "0")
+        return ClosedKline(str(k["s"]), int(k["t"]), row, int(event["E"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed kline event: {exc!r}") from None
+
+
+def event_time_ms(event: dict[str, Any]) -> int | None:
+    value = event.get("E")
+    return int(value) if isinstance(value, int) else None
+
+
+class Connection(Protocol):
+    """What the follower needs of a WebSocket connection."""
+
+    def recv(self, timeout: float | None = None) -> str | bytes: ...
+
+    def close(self) -> None: ...
+
+
+Connector = Callable[[str, float], Connection]
+
+
+class _WsConnection:
+    """A `websockets` client connection whose errors are `StreamError` (recv timeouts
+    stay `TimeoutError`: silence is the follower's decision)."""
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws.__enter__()  # the library's supported lifetime: a context manager
+
+    def recv(self, timeout: float | None = None) -> str | bytes:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return self._ws.recv(timeout=timeout)
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else None
+            raise StreamError(f"connection closed (code {code})") from None
+
+    def close(self) -> None:
+        self._ws.__exit__(None, None, None)
+
+
+def connect(url: str, open_timeout_s: float) -> Connection:
+    """Open a client connection (the `websockets` threading client); StreamError when it
+    cannot be opened. No pings of our own: each would count against the connection's
+    incoming-message rate."""
+    from websockets.exceptions import InvalidHandshake, InvalidURI
+    from websockets.sync.client import connect as ws_connect
+
+    try:
+        ws = ws_connect(url, open_timeout=open_timeout_s, ping_interval=None, close_timeout=2,
+                        max_size=1 << 22, max_queue=4096)
+    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+        raise StreamError(f"cannot connect to {url.split('?')[0]}: {exc}") from None
+    return _WsConnection(ws)

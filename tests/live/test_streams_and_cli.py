@@ -1,0 +1,85 @@
+"""Stream names, splitting within limits, payload parsing, WS URL resolution, and the
+follow command's bad-input lines (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kline_lake.core.markets import get_market, resolve_ws_url
+from kline_lake.errors import InputError
+from kline_lake.live import streams
+
+
+def test_stream_names_and_combined_url() -> None:
+    assert streams.stream_name("klines", "BTCUSDT", "1m") == "btcusdt@kline_1m"
+    assert streams.stream_name("agg_trades", "BTCUSD_PERP") == "btcusd_perp@aggTrade"
+    assert streams.combined_url("ws://h:1/fstream/", ["a@kline_1m", "b@kline_1m"]) == \
+        "ws://h:1/fstream/stream?streams=a@kline_1m/b@kline_1m"
+    with pytest.raises(InputError):
+        streams.validate_stream_dataset(get_market("um"), "funding")
+
+
+def test_split_streams_respects_the_per_connection_limits() -> None:
+    names = [f"s{i}@kline_1m" for i in range(1500)]
+    um = streams.split_streams(names, "um")
+    assert [len(c) for c in um] == [200] * 7 + [100]
+    spot = streams.split_streams(names, "spot")
+    assert [len(c) for c in spot] == [1024, 476]
+    assert [n for c in um for n in c] == names  # every stream exactly once, in order
+    assert [len(c) for c in streams.split_streams(names[:5], "spot", 2)] == [2, 2, 1]
+    assert [len(c) for c in streams.split_streams(names[:300], "cm", 5000)] == [200, 100]  # capped
+
+
+def test_parse_closed_kline_from_combined_and_raw() -> None:
+    event = {"e": "kline", "E": 1_000_060_001, "s": "BTCUSDT", "k": {
+        "t": 1_000_000_000, "T": 1_000_059_999, "s": "BTCUSDT", "i": "1m", "f": -1, "L": -1,
+        "o": "1.5", "c": "2.5", "h": "3.0", "l": "1.0", "v": "10", "n": 7, "x": True,
+        "q": "20", "V": "4", "Q": "8", "B": "0"}}
+    stream, data = streams.parse_message(json.dumps({"stream": "btcusdt@kline_1m", "data": event}))
+    assert stream == "btcusdt@kline_1m"
+    k = streams.closed_kline(data)
+    assert k.row == (1_000_000_000, "1.5", "3.0", "1.0", "2.5", "10", 1_000_059_999, "20", 7, "4", "8", "0")
+    assert k.event_ms == 1_000_060_001
+    assert streams.parse_message(json.dumps(event)) == (None, event)
+    event["k"]["x"] = False
+    assert streams.closed_kline(event) is None
+    assert streams.closed_kline({"result": None, "id": 1}) is None
+    with pytest.raises(ValueError):
+        streams.closed_kline({"e": "kline", "E": 1, "k": {"x": True}})
+    with pytest.raises(ValueError):
+        streams.parse_message("not json")
+
+
+def test_ws_url_resolution() -> None:
+    um = get_market("um")
+    assert resolve_ws_url(um, env={}) == "wss://fstream.binance.com"
+    assert resolve_ws_url(um, base_url="http://127.0.0.1:9/", env={}) == "ws://127.0.0.1:9/fstream"
+    assert resolve_ws_url(um, base_url="https://x.example", env={}) == "wss://x.example/fstream"
+    assert resolve_ws_url(um, env={"KLINE_LAKE_UM_WS_URL": "ws://a:1/z"}) == "ws://a:1/z"
+    assert resolve_ws_url(um, "ws://b:2", base_url="http://c:3", env={"KLINE_LAKE_UM_WS_URL": "ws://a:1"}) == "ws://b:2"
+    assert resolve_ws_url(get_market("us"), base_url="http://h:5", env={}) == "ws://h:5/us"
+    assert resolve_ws_url(get_market("spot"), env={"KLINE_LAKE_BASE_URL": "http://h:5"}) == "ws://h:5"
+    with pytest.raises(InputError):
+        resolve_ws_url(um, env={"KLINE_LAKE_UM_WS_URL": "http://a:1"})
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--market", "um", "--data", "funding", "--symbols", "BTCUSDT"], "no stream for dataset 'funding'"),
+    (["--market", "xx", "--symbols", "BTCUSDT"], "unknown market"),
+    (["--market", "um", "--symbols", "BTCUSDT", "--ws-url", "http://h:1"], "--ws-url must start with ws://"),
+    (["--market", "um", "--symbols", "BTCUSDT", "--duration", "soon"], "--duration must be"),
+    (["--market", "um", "--symbols", "BTCUSDT", "--duration", "-3h"], "--duration must be"),
+    (["--market", "um", "--symbols", "BTCUSDT", "--interval", "7m"], "interval"),
+    (["--market", "um", "--symbols", "BTC/USDT"], "invalid symbol"),
+    (["--market", "um", "--symbols", "BTCUSDT", "--flush-seconds", "0"], "--flush-seconds must be > 0"),
+])
+def test_follow_bad_input_is_one_line_exit_2(args: list[str], needle: str, tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-c", "from kline_lake.cli import main; main()", "follow", "--lake", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
