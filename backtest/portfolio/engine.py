@@ -133,7 +133,7 @@ def simulate(panel: Panel, w: np.ndarray, rebal: np.ndarray, *, cash: float,
     """One kernel call; returns its output arrays (kernel units) and records."""
     n, m = panel.n_bars, panel.n_assets
     k = kernel_inputs(panel, w, inverse)
-    out = {name: np.empty(n) for name in ("equity", "cash", "gross", "net")}
+    out = {name: np.empty(n) for name in ("equity", "cash", "gross", "net", "fees", "funding")}
     out["position"] = np.empty((n, m))
     acc = np.zeros((m, N_ACC))
     orders = empty_orders(order_capacity(w, rebal))
@@ -143,7 +143,8 @@ def simulate(panel: Panel, w: np.ndarray, rebal: np.ndarray, *, cash: float,
         np.ascontiguousarray(k["weights"]), rebal, np.ascontiguousarray(k["fund_at_open"]),
         np.ascontiguousarray(k["fund_intra"]), panel.delist_idx, k["inverse"], k["lot_step"],
         fill == "close", float(cash), fee_rate, slip, float(leverage), float(threshold),
-        out["equity"], out["cash"], out["gross"], out["net"], out["position"], acc, orders)
+        out["equity"], out["cash"], out["gross"], out["net"], out["fees"], out["funding"],
+        out["position"], acc, orders)
     out.update(status=int(status), orders=orders[:n_ord], acc=acc, close=k["close"])
     return out
 

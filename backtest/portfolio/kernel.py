@@ -43,8 +43,8 @@ STATUS_RECORDS_FULL = 2  # the order buffer was too small
 STATUS_CASH_LIMITED = 64  # a buy was reduced to the cash the account may spend
 
 # slots of the scalar state vector
-CASH, FUND, N_ORD, STATUS = 0, 1, 2, 3
-N_SLOTS = 4
+CASH, FUND, N_ORD, STATUS, FEES = 0, 1, 2, 3, 4
+N_SLOTS = 5
 # columns of the per-asset accumulator (fees, funding, traded notional, cash flow)
 A_FEES, A_FUND, A_TURN, A_FLOW = 0, 1, 2, 3
 N_ACC = 4
@@ -103,6 +103,7 @@ def trade_nb(st, acc, pos, orders, i, a, delta, price, fee_rate, slip, inverse, 
         fee = cost * fee_rate if step > 0.0 else spendable - cost
         _flag_nb(st, STATUS_CASH_LIMITED)
     st[CASH] -= side * cost + fee
+    st[FEES] += fee
     pos[a] += side * qty
     acc[a, A_FEES] += fee
     acc[a, A_TURN] += cost
@@ -178,8 +179,8 @@ def _mark_nb(st, pos, last_px, close_row, has_bar_row):
 def simulate_portfolio_nb(open_, close, tradable, weights, rebalance, fund_at_open, fund_intra,
                           delist_idx, inverse, lot_step, fill_close, init_cash, fee_rate, slip,
                           leverage, threshold, equity_out, cash_out, gross_out, net_out,
-                          pos_out, acc, orders):
-    """Simulate one portfolio; fills the *_out arrays, `acc` (assets x N_ACC) and
+                          fees_out, fund_out, pos_out, acc, orders):
+    """Simulate one portfolio; fills the *_out arrays (fees and funding cumulative),
     `orders` (a `backtest.portfolio.records.ORDER_DT` buffer).
 
     `weights[t]` is used only where `rebalance[t]`; a NaN weight leaves the asset as it
@@ -215,6 +216,8 @@ def simulate_portfolio_nb(open_, close, tradable, weights, rebalance, fund_at_op
         cash_out[i] = st[CASH] - st[FUND]
         gross_out[i] = gross
         net_out[i] = net
+        fees_out[i] = st[FEES]
+        fund_out[i] = st[FUND]
         pos_out[i] = pos
     return int(st[STATUS]), int(st[N_ORD])
 

@@ -54,7 +54,7 @@ class PortfolioResult:
     """One portfolio run.
 
     ``equity``: a frame per bar (open_time, equity, cash, gross_exposure, net_exposure,
-    drawdown). ``positions``/``target_weights``/``weights`` are bars x assets arrays:
+    drawdown, cum_fees, cum_funding). ``positions``/``target_weights``/``weights`` are bars x assets arrays:
     real position units, the weights the kernel was given (NaN off rebalance bars) and
     the weights held at each close (``position * close / equity``, signed).
     """
@@ -162,7 +162,8 @@ def build_result(panel: Panel, w: np.ndarray, sim: dict, strategy: str, params: 
     net = -sim["net"] if inverse else sim["net"]
     frame = pl.DataFrame({"open_time": _ts(panel.time_us), "equity": equity,
                           "cash": sim["cash"], "gross_exposure": sim["gross"],
-                          "net_exposure": net, "drawdown": 1.0 - equity / peak})
+                          "net_exposure": net, "drawdown": 1.0 - equity / peak,
+                          "cum_fees": sim["fees"], "cum_funding": sim["funding"]})
     return PortfolioResult(metrics, frame, _per_asset(panel, sim, orders, positions),
                            _orders_frame(orders, panel, inverse), list(panel.assets),
                            panel.time_us, positions, w, held_w, strategy, dict(params),

@@ -1,0 +1,85 @@
+"""``backtest portfolio``: a portfolio backtest from the command line.
+
+    backtest portfolio --universe um:BTCUSDT,um:ETHUSDT,spot:BTCUSDT --interval 1h \\
+        --start 2024-01-01 --end 2024-03-01 --strategy momentum_rank --param k=1 \\
+        --rebalance 8h --leverage 2 --json out.json
+
+Bad input (unknown market, symbol or strategy, a symbol the lake lacks, weights over the
+leverage, a spot short, mixed cm margin coins...) prints one line and exits 2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from backtest.params import parse_params, single_values
+from backtest.portfolio.strategies import PORTFOLIO_STRATEGIES
+from kline_lake.core.intervals import ALL_INTERVALS
+from kline_lake.errors import InputError
+
+SHOWN = ("final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
+         "n_orders", "turnover", "fees_paid", "funding_paid")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+@click.command("portfolio")
+@click.option("--lake", default="./data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--universe", required=True,
+              help="Comma-separated market:SYMBOL entries; market:ALL = every symbol of "
+                   "that market the lake holds for the interval.")
+@click.option("--interval", type=click.Choice(list(ALL_INTERVALS)), required=True)
+@click.option("--start", required=True, help="UTC date/ISO time, inclusive.")
+@click.option("--end", required=True, help="UTC date/ISO time, exclusive.")
+@click.option("--strategy", default="equal_weight", show_default=True,
+              help=f"One of: {', '.join(PORTFOLIO_STRATEGIES)}.")
+@click.option("--param", "param", multiple=True, help="name=value.")
+@click.option("--rebalance", default=None, help="Rebalance grid, e.g. 8h or 1d (default: "
+                                                "every bar).")
+@click.option("--threshold", type=float, default=0.0, show_default=True,
+              help="Skip an asset whose weight drift is smaller.")
+@click.option("--cash", type=float, default=10_000.0, show_default=True,
+              help="Initial cash (in coin for a cm universe).")
+@click.option("--fee", type=float, default=None,
+              help="Fee rate on traded notional (default: each market's base taker tier).")
+@click.option("--slippage-bps", type=float, default=0.0, show_default=True)
+@click.option("--fill", type=click.Choice(["next_open", "close"]), default="next_open",
+              show_default=True)
+@click.option("--funding/--no-funding", default=True, show_default=True)
+@click.option("--leverage", type=float, default=1.0, show_default=True,
+              help="Maximum gross exposure as a multiple of equity.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML report here.")
+def portfolio_cmd(**kw: Any) -> None:
+    """Backtest a portfolio strategy over a universe in one account."""
+    from backtest.portfolio.engine import portfolio
+
+    try:
+        params = single_values(parse_params(kw["param"]))
+        result = portfolio(kw["strategy"], params, lake=kw["lake"], universe=kw["universe"],
+                           interval=kw["interval"], start=kw["start"], end=kw["end"],
+                           cash=kw["cash"], fee=kw["fee"], slippage_bps=kw["slippage_bps"],
+                           funding=kw["funding"], leverage=kw["leverage"], fill=kw["fill"],
+                           rebalance=kw["rebalance"], threshold=kw["threshold"])
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    for name in SHOWN:
+        click.echo(f"{name:>14}: {_fmt(result.metrics[name])}")
+    for name, stats in result.assets.items():
+        click.echo(f"{name:>18}  pnl {_fmt(stats['pnl'])}  fees {_fmt(stats['fees_paid'])}  "
+                   f"funding {_fmt(stats['funding_paid'])}")
+    for note in result.warnings:
+        click.echo(f"note: {note}", err=True)
+    if kw["json_path"]:
+        result.to_json(kw["json_path"])
+    if kw["report_path"]:
+        from backtest.portfolio.report import write_portfolio_report
+
+        click.echo(f"report: {write_portfolio_report(result, kw['report_path'])}", err=True)
