@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from backtest.params import parse_params, single_values
+from backtest.portfolio.cli import portfolio_cmd
 from backtest.strategies import REGISTRY
 from backtest.walkforward_cli import walk_forward_command
 from kline_lake.cli import run_cli
@@ -162,6 +163,7 @@ def sweep_cmd(sort_by: str, top: int, **kw: Any) -> None:
 
 
 cli.add_command(walk_forward_command(sweep_cmd, _settings))
+cli.add_command(portfolio_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
