@@ -69,7 +69,7 @@ def inventory(lake: str, fmt: str, out: str | None) -> None:
 @click.command()
 @lake_option
 @click.option("--market", type=click.Choice(MARKETS), default=None, help="Only this market.")
-@click.option("--data", "dataset", type=click.Choice(sorted(KLINE_DATASETS)), default="klines",
+@click.option("--data", "dataset", type=click.Choice(DATASETS), default="klines",
               show_default=True)
 @click.option("--symbols", default=None, help="Comma-separated symbols (default: all).")
 @click.option("--interval", type=click.Choice(ALL_INTERVALS), default=None,
@@ -84,20 +84,25 @@ def gaps(lake: str, market: str | None, dataset: str, symbols: str | None,
     """Missing klines, each run tagged confirmed (exchange answered empty) or unknown."""
     import polars as pl
 
+    from kline_lake.lake.event_gaps import AGG_TRADE_GAPS_SCHEMA, FUNDING_GAPS_SCHEMA
+    from kline_lake.lake.gaps import GAPS_SCHEMA
     from kline_lake.lake.holdings import select_series
 
     cat = _open(lake)
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+    klines = dataset in KLINE_DATASETS
+    series_cols = {"market": pl.String, "symbol": pl.String,
+                   **({"interval": pl.String} if klines else {})}
     frames = []
     for key in select_series(cat.root, dataset, market, wanted, interval):
         found = cat.gaps(key.market, key.symbol, key.interval, start, end, dataset=dataset)
-        frames.append(found.select(
-            pl.lit(key.market).alias("market"), pl.lit(key.symbol).alias("symbol"),
-            pl.lit(key.interval).alias("interval"), pl.all()))
-    result = pl.concat(frames) if frames else pl.DataFrame(schema={
-        "market": pl.String, "symbol": pl.String, "interval": pl.String,
-        "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
-        "missing": pl.Int64, "status": pl.String})
+        labels = [pl.lit(key.market).alias("market"), pl.lit(key.symbol).alias("symbol")]
+        if klines:
+            labels.append(pl.lit(key.interval).alias("interval"))
+        frames.append(found.select(*labels, pl.all()))
+    schema = {"funding": FUNDING_GAPS_SCHEMA, "agg_trades": AGG_TRADE_GAPS_SCHEMA}.get(
+        dataset, GAPS_SCHEMA)
+    result = pl.concat(frames) if frames else pl.DataFrame(schema={**series_cols, **schema})
     emit(result, fmt, out)
 
 

@@ -185,9 +185,11 @@ class Lake:
         """Per market/dataset/symbol/interval: first and last time, rows, files, bytes."""
         return inventory(self.root)
 
-    def gaps(self, market: str, symbol: str, interval: str, start: Any = None,
+    def gaps(self, market: str, symbol: str, interval: str | None = None, start: Any = None,
              end: Any = None, dataset: str = "klines") -> pl.DataFrame:
-        """Missing klines as runs, each tagged "confirmed" or "unknown" (see ``gaps``)."""
+        """Missing rows as runs, each tagged "confirmed" or "unknown" (see ``gaps``):
+        kline slots for kline datasets (`interval` required), settlements on the funding
+        grid for ``funding`` (plus interval changes), agg id runs for ``agg_trades``."""
         key = SeriesKey(market, dataset, symbol, interval)
         require_series(self.root, key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")

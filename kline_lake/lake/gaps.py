@@ -1,4 +1,5 @@
-"""Missing klines, tagged by what the lake knows about them.
+"""Missing klines (and, through ``event_gaps``, funding settlements and aggregate
+trades), tagged by what the lake knows about them.
 
 A kline slot (an open time on the interval's grid) is *missing* when no row opens there.
 Each maximal run of missing slots is split by the coverage record:
@@ -28,6 +29,7 @@ from kline_lake.core.markets import KLINE_DATASETS
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
 from kline_lake.lake import coverage, layout
+from kline_lake.lake.event_gaps import agg_trade_gaps, funding_gaps
 from kline_lake.lake.grid import (
     absent_runs,
     ceil_opens_us,
@@ -92,14 +94,28 @@ def kline_gaps(present_us: np.ndarray, covered: list[tuple[int, int]], interval:
 
 def find_gaps(root: Path, key: SeriesKey, start_us: int | None = None,
               end_us: int | None = None) -> pl.DataFrame:
-    """Missing klines of a series in ``[start_us, end_us)`` as a Polars frame with
-    columns start, end (exclusive), missing (slot count), status."""
-    if key.dataset not in KLINE_DATASETS:
-        raise InputError(f"gaps are defined for kline datasets, not {key.dataset!r}")
-    present = (scan_series(root, key, start_us, end_us).select("open_time")
-               .collect()["open_time"].cast(pl.Int64).to_numpy())
+    """Missing rows of a series in ``[start_us, end_us)`` as a Polars frame with columns
+    start, end (exclusive), missing (count), status; funding adds ``cadence`` (and
+    ``interval-change`` rows), agg_trades ``first_id``/``last_id`` (see ``event_gaps``)."""
     covered = coverage.read(layout.coverage_path(root, key))
+    if key.dataset == "funding":
+        times = _column(root, key, "funding_time", start_us, end_us)
+        return funding_gaps(times, covered, start_us, end_us)
+    if key.dataset == "agg_trades":
+        frame = scan_series(root, key, start_us, end_us).select("agg_id", "transact_time") \
+            .collect()
+        return agg_trade_gaps(frame["agg_id"].to_numpy(),
+                              frame["transact_time"].cast(pl.Int64).to_numpy(), covered)
+    if key.dataset not in KLINE_DATASETS:
+        raise InputError(f"gaps are not defined for {key.dataset!r}")
+    present = _column(root, key, "open_time", start_us, end_us)
     return gaps_frame(kline_gaps(present, covered, key.interval, start_us, end_us))
+
+
+def _column(root: Path, key: SeriesKey, name: str, start_us: int | None,
+            end_us: int | None) -> np.ndarray:
+    return (scan_series(root, key, start_us, end_us).select(name).collect()[name]
+            .cast(pl.Int64).to_numpy())
 
 
 def gaps_frame(pieces: list[tuple[int, int, int, str]]) -> pl.DataFrame:

@@ -128,34 +128,44 @@ def absent_runs(present_us: np.ndarray, first_us: int, stop_us: int,
     return starts[keep], stops[keep]
 
 
+def split_runs(starts: np.ndarray, stops: np.ndarray, known_lo: np.ndarray,
+               known_hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut sorted disjoint runs ``[starts, stops)`` at the edges of sorted disjoint
+    intervals ``[known_lo, known_hi)``: (piece starts, piece stops, inside-known flags),
+    consecutive pieces of one run with one flag merged. O((runs + intervals) log)."""
+    if len(starts) == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0, dtype=bool)
+    points = np.unique(np.concatenate([starts, stops, known_lo, known_hi]).astype(np.int64))
+    seg_lo, seg_hi = points[:-1], points[1:]
+    run = np.searchsorted(starts, seg_lo, side="right") - 1
+    in_run = (run >= 0) & (seg_lo < stops[np.maximum(run, 0)])
+    if len(known_lo):
+        idx = np.searchsorted(known_lo, seg_lo, side="right") - 1
+        known = (idx >= 0) & (seg_lo < known_hi[np.maximum(idx, 0)])
+    else:
+        known = np.zeros(len(seg_lo), dtype=bool)
+    seg_lo, seg_hi, run, known = seg_lo[in_run], seg_hi[in_run], run[in_run], known[in_run]
+    new = np.ones(len(seg_lo), dtype=bool)
+    new[1:] = (run[1:] != run[:-1]) | (known[1:] != known[:-1])
+    first = np.flatnonzero(new)
+    last = np.concatenate([first[1:], [len(seg_lo)]]) - 1
+    return seg_lo[first], seg_hi[last], known[first]
+
+
 def split_by_coverage(starts_us: np.ndarray, stops_us: np.ndarray,
                       covered: list[tuple[int, int]],
                       interval: str) -> list[tuple[int, int, int, str]]:
     """Split runs of missing slots into confirmed/unknown pieces: a slot is confirmed when
     its whole kline ``[open, next_open)`` lies inside one covered range. Returns
     (start_us, end_us, slots, status) with ``end_us`` the open after the piece's last slot.
-    O((runs + covered ranges) log): no grid is built."""
-    if len(starts_us) == 0:
-        return []
+    No grid is built."""
     merged = rg.merge(covered)
     c_lo = ceil_opens_us(np.asarray([r[0] for r in merged], dtype=np.int64), interval)
     c_hi = floor_opens_us(np.asarray([r[1] for r in merged], dtype=np.int64), interval)
-    ok = c_lo < c_hi  # in open-space: confirmed slots open in [c_lo, c_hi)
-    c_lo, c_hi = c_lo[ok], c_hi[ok]
-    points = np.unique(np.concatenate([starts_us, stops_us, c_lo, c_hi]))
-    seg_lo, seg_hi = points[:-1], points[1:]
-    run = np.searchsorted(starts_us, seg_lo, side="right") - 1
-    in_run = (run >= 0) & (seg_lo < stops_us[np.maximum(run, 0)])
-    conf = np.searchsorted(c_lo, seg_lo, side="right") - 1
-    confirmed = (conf >= 0) & (seg_lo < c_hi[np.maximum(conf, 0)]) if len(c_lo) else \
-        np.zeros(len(seg_lo), dtype=bool)
-    seg_lo, seg_hi, run, confirmed = seg_lo[in_run], seg_hi[in_run], run[in_run], confirmed[in_run]
-    # consecutive segments of one run with one status are one piece
-    new = np.ones(len(seg_lo), dtype=bool)
-    new[1:] = (run[1:] != run[:-1]) | (confirmed[1:] != confirmed[:-1])
-    first = np.flatnonzero(new)
-    last = np.concatenate([first[1:], [len(seg_lo)]]) - 1
-    lo, hi = seg_lo[first], seg_hi[last]
+    ok = c_lo < c_hi  # in open-space: the confirmed slots open in [c_lo, c_hi)
+    lo, hi, confirmed = split_runs(np.asarray(starts_us, dtype=np.int64),
+                                   np.asarray(stops_us, dtype=np.int64), c_lo[ok], c_hi[ok])
     counts = slot_counts(lo, hi, interval)
     return [(int(a), int(b), int(n), "confirmed" if c else "unknown")
-            for a, b, n, c in zip(lo, hi, counts, confirmed[first], strict=True)]
+            for a, b, n, c in zip(lo, hi, counts, confirmed, strict=True)]

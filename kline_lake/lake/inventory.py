@@ -1,7 +1,10 @@
 """What the lake holds, from Parquet footers only (no data pages are read).
 
 One row per market/dataset/symbol/interval: first and last time (the dataset's time column,
-from row-group statistics), rows, files, bytes, and the coverage record's extent.
+from row-group statistics), rows, files, bytes, and the coverage record's extent
+(``covered_from``/``covered_to``) with the holes inside it: ``coverage_holes`` never-fetched
+stretches between covered ranges, ``coverage_hole_days`` their total span (null without a
+coverage record). An extent hides its holes; ``kline-lake gaps`` lists them.
 Unreadable files are counted in ``unreadable_files`` rather than raising; ``verify`` says why.
 """
 
@@ -18,6 +21,7 @@ import pyarrow.parquet as pq
 from kline_lake.core.markets import DATASETS, MARKETS
 from kline_lake.core.schemas import TIME_COLUMNS
 from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import US_PER_DAY
 from kline_lake.errors import LakeError
 from kline_lake.lake import coverage, layout
 
@@ -34,6 +38,8 @@ INVENTORY_SCHEMA = {
     "unreadable_files": pl.Int64,
     "covered_from": pl.Datetime("us", "UTC"),
     "covered_to": pl.Datetime("us", "UTC"),
+    "coverage_holes": pl.Int64,
+    "coverage_hole_days": pl.Float64,
 }
 
 
@@ -87,6 +93,15 @@ def footer_time_range(path: Path, dataset: str) -> tuple[int, int | None, int | 
     return meta.num_rows, lo, hi
 
 
+def coverage_holes(ranges: list[tuple[int, int]]) -> dict[str, int | float | None]:
+    """How many never-fetched stretches lie inside ``[covered_from, covered_to)`` of merged
+    covered `ranges`, and their total span in days (None for both without a record)."""
+    if not ranges:
+        return {"coverage_holes": None, "coverage_hole_days": None}
+    span_us = sum(b[0] - a[1] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
+    return {"coverage_holes": len(ranges) - 1, "coverage_hole_days": span_us / US_PER_DAY}
+
+
 def inventory(root: Path) -> pl.DataFrame:
     """The inventory table of the lake at `root` (see the module docstring)."""
     accs: dict[SeriesKey, _Acc] = {}
@@ -120,6 +135,7 @@ def inventory(root: Path) -> pl.DataFrame:
             "unreadable_files": acc.unreadable,
             "covered_from": ranges[0][0] if ranges else None,
             "covered_to": ranges[-1][1] if ranges else None,
+            **coverage_holes(ranges),
         })
     if not records:
         return pl.DataFrame(schema=INVENTORY_SCHEMA)
