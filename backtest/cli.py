@@ -61,6 +61,9 @@ def _common(fn: Callable) -> Callable:
                      help="Round entry quantities down to the symbol's LOT_SIZE step and "
                           "skip orders below its minimum quantity/notional (exchangeInfo "
                           "cached in the lake)."),
+        click.option("--allow-gaps", is_flag=True, default=False,
+                     help="Run even across stretches the lake never fetched (they refuse "
+                          "by default); the result's notes and unknown_gaps say so."),
         click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
                      help="Write results as JSON here."),
         click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
@@ -79,7 +82,7 @@ def _settings(kw: dict[str, Any]) -> dict[str, Any]:
         "maker_fee": kw["maker_fee"], "liquidity": kw["liquidity"],
         "slippage_bps": kw["slippage_bps"], "fill": kw["fill"], "funding": kw["funding"],
         "leverage": kw["leverage"], "size": kw["size"], "maintenance_margin_rate": kw["mmr"],
-        "exchange_filters": kw["exchange_filters"],
+        "exchange_filters": kw["exchange_filters"], "allow_gaps": kw["allow_gaps"],
     }
 
 
@@ -153,6 +156,8 @@ def sweep_cmd(sort_by: str, top: int, **kw: Any) -> None:
     click.echo("  ".join(cols))
     for row in shown.head(top).select(cols).iter_rows():
         click.echo("  ".join(_fmt(v) for v in row))
+    for note in result.warnings:
+        click.echo(f"note: {note}", err=True)
     if kw["json_path"]:
         result.to_json(kw["json_path"])
     if kw["report_path"]:

@@ -33,15 +33,8 @@ import numpy as np
 import polars as pl
 
 from backtest import fills
-from backtest.data import (
-    Bars,
-    FundingEvents,
-    MarkOpens,
-    load_bars,
-    load_funding,
-    load_mark_opens,
-    parse_time_us,
-)
+from backtest.coverage import CoverageReport, not_checked
+from backtest.data import Bars, FundingEvents, MarkOpens, load_lake_data, parse_time_us
 from backtest.fees import FeeModel
 from backtest.filters import FILTERS_OFF, ExchangeFilters, resolve_filters
 from backtest.funding import align_funding
@@ -139,28 +132,31 @@ class MarketData:
     bars: Bars
     fund_at_open: np.ndarray
     fund_intra: np.ndarray
+    coverage: CoverageReport = not_checked()
 
 
 def load_market_data(lake: str | Path | None, market: str, symbol: str, interval: str,
                      start: TimeLike | None, end: TimeLike | None, *, bars: Bars | None = None,
                      funding_events: FundingEvents | None = None,
-                     mark_opens: MarkOpens | None = None, funding: bool = True) -> MarketData:
-    """From the lake (or from arrays given directly) to aligned kernel inputs."""
+                     mark_opens: MarkOpens | None = None, funding: bool = True,
+                     allow_gaps: bool = False) -> MarketData:
+    """From the lake (coverage checked, see `backtest.data.load_lake_data`) or from arrays
+    given directly to aligned kernel inputs."""
+    coverage = not_checked()
     if bars is None:
         if lake is None or start is None or end is None:
             raise InputError("give lake, start and end (or bars=...)")
-        start_us, end_us = parse_time_us(start, "start"), parse_time_us(end, "end")
-        bars = load_bars(lake, market, symbol, interval, start_us, end_us)
-        if funding and get_market(market).is_futures:
-            if funding_events is None:
-                funding_events = load_funding(lake, market, symbol, start_us, end_us)
-            if mark_opens is None:
-                mark_opens = load_mark_opens(lake, market, symbol, interval, start_us, end_us)
+        loaded = load_lake_data(lake, market, symbol, interval, parse_time_us(start, "start"),
+                                parse_time_us(end, "end"), allow_gaps=allow_gaps,
+                                funding=funding and funding_events is None)
+        bars, coverage = loaded.bars, loaded.coverage
+        funding_events = loaded.funding_events if funding_events is None else funding_events
+        mark_opens = loaded.mark_opens if mark_opens is None else mark_opens
     if not funding or funding_events is None:
         zeros = np.zeros(len(bars))
-        return MarketData(bars, zeros, zeros.copy())
+        return MarketData(bars, zeros, zeros.copy(), coverage)
     at_open, intra = align_funding(bars, funding_events, mark_opens)
-    return MarketData(bars, at_open, intra)
+    return MarketData(bars, at_open, intra, coverage)
 
 
 def strategy_signals(strat: Strategy, bars: Bars, params: Mapping[str, Any],
@@ -248,22 +244,25 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
         start: TimeLike | None = None, end: TimeLike | None = None, bars: Bars | None = None,
         funding_events: FundingEvents | None = None, mark_opens: MarkOpens | None = None,
         jit: bool | None = None, exchange_filters: bool | ExchangeFilters = True,
-        **settings: Any) -> RunResult:
+        allow_gaps: bool = False, **settings: Any) -> RunResult:
     """Backtest one strategy over ``[start, end)`` of the lake (or over `bars`).
 
     `settings` are those of `make_config`: cash, direction, fill, fee, maker_fee,
     liquidity, slippage_bps, funding, leverage, size, maintenance_margin_rate.
     `exchange_filters`: True applies the symbol's LOT_SIZE/MIN_NOTIONAL from the lake's
     cached exchangeInfo, False none, an `ExchangeFilters` the values given.
+    The lake's coverage is checked first (`backtest.coverage`): never-fetched holes refuse
+    to run unless `allow_gaps`; ``config["unknown_gaps"]`` counts those run across.
     """
     config = make_config(market=bars.market if bars is not None else market, **settings)
     strat = get_strategy(strategy)
     resolved = strat.resolve_params(dict(params or {}))
     data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
                             funding_events=funding_events, mark_opens=mark_opens,
-                            funding=config.funding)
+                            funding=config.funding, allow_gaps=allow_gaps)
     b = data.bars
     config, notes = with_exchange_filters(config, exchange_filters, lake, b.symbol)
+    notes[:0] = data.coverage.notes()
     sig = strategy_signals(strat, b, resolved, config.direction)
     sim = simulate(data, sig, config, jit)
     metrics = compute_metrics(sim["equity"], sim["position"], sim["trades"], config.cash,
@@ -273,7 +272,8 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
     metrics["ruin_time"] = _iso(b.open_time_us[ruin_idx]) if ruin_idx >= 0 else None
     cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
                             "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
-                            "n_bars": len(b)}
+                            "n_bars": len(b), "coverage": data.coverage.summary(),
+                            "unknown_gaps": data.coverage.n_unknown}
     notes += _status_warnings(sim["status"], metrics["ruin_time"])
     return RunResult(metrics, bar_frame(data, sig, sim, config.cash),
                      trades_frame(sim["trades"], b.open_time_us),

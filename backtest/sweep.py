@@ -127,10 +127,11 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
           start: TimeLike | None = None, end: TimeLike | None = None, bars: Bars | None = None,
           funding_events: FundingEvents | None = None, mark_opens: MarkOpens | None = None,
           jit: bool | None = None, exchange_filters: bool | ExchangeFilters = True,
-          **settings: Any) -> SweepResult:
+          allow_gaps: bool = False, **settings: Any) -> SweepResult:
     """Backtest every combination of `params` (name -> list of values).
 
-    Same data, settings and `exchange_filters` arguments as `backtest.run`. Returns a
+    Same data, settings, `exchange_filters` and `allow_gaps` arguments as `backtest.run`
+    (the lake's coverage is checked before any simulation). Returns a
     `SweepResult` whose ``to_frame()`` has one row per valid combination (``ruined``
     rows stopped trading at bar ``ruin_idx``).
     """
@@ -141,12 +142,14 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
     points, skipped = valid_points(strat, grid)
     data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
                             funding_events=funding_events, mark_opens=mark_opens,
-                            funding=config.funding)
+                            funding=config.funding, allow_gaps=allow_gaps)
     config, notes = with_exchange_filters(config, exchange_filters, lake, data.bars.symbol)
+    notes[:0] = data.coverage.notes()
     metrics = run_grid(strat, data, points, config, use_jit(jit))
     frame = grid_frame(points, metrics, list(grid))
     cfg = asdict(config) | {"symbol": data.bars.symbol, "interval": data.bars.interval,
-                            "n_bars": len(data.bars)}
+                            "n_bars": len(data.bars), "coverage": data.coverage.summary(),
+                            "unknown_gaps": data.coverage.n_unknown}
     ruined = int(np.count_nonzero(metrics["ruined"]))
     if ruined:
         notes.append(f"{ruined} of {len(points)} combinations ruined the account "
