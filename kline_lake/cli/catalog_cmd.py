@@ -145,12 +145,15 @@ def verify(ctx: click.Context, lake: str, as_json: bool, refresh_archive: bool,
 @lake_option
 @format_option
 @out_option
-def query(sql: str, lake: str, fmt: str, out: str | None) -> None:
+@click.option("--allow-writes", is_flag=True,
+              help="Also run statements that write or change the session (COPY ... TO, "
+                   "CREATE, INSERT, ATTACH, SET, ...); without it only reading statements run.")
+def query(sql: str, lake: str, fmt: str, out: str | None, allow_writes: bool) -> None:
     """Run SQL over the views klines, agg_trades, funding, mark_klines, index_klines,
     premium_klines (columns: market, the data columns, symbol, [interval,] year, month)."""
     if fmt == "parquet" and not out:
         raise InputError("--format parquet needs --out FILE")
-    emit(_open(lake).sql(sql), fmt, out)
+    emit(_open(lake).sql(sql, allow_writes=allow_writes), fmt, out)
 
 
 @click.command()

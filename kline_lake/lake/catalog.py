@@ -24,6 +24,7 @@ magnitude as in ``schemas.to_us``). All results are UTC.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,32 @@ def _view_sql(root: Path, dataset: str) -> str:
         f'CAST(NULL AS {"INTEGER" if h in ("year", "month") else "VARCHAR"}) AS "{h}"'
         for h in hive)
     return f"SELECT CAST(NULL AS VARCHAR) AS market, {typed}, {hive_typed} WHERE false"
+
+
+_EXPLAIN_RE = re.compile(r"\s*EXPLAIN\s+(?:ANALYZE\s+)?(.*)", re.IGNORECASE | re.DOTALL)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """InputError unless every statement of `query` only reads (see ``Lake.sql``).
+
+    ``EXPLAIN ANALYZE`` runs its statement, so an EXPLAIN counts as what it explains.
+    duckdb.Error for SQL that does not parse.
+    """
+    for statement in con.extract_statements(query):
+        kind = statement.type
+        if kind == duckdb.StatementType.EXPLAIN:
+            inner = _EXPLAIN_RE.fullmatch(statement.query)
+            inner_kinds = [s.type for s in con.extract_statements(inner.group(1))] if inner else []
+            bad = [k for k in inner_kinds if k != duckdb.StatementType.SELECT]
+            if inner_kinds and not bad:
+                continue
+            kind = bad[0] if bad else kind
+        elif kind == duckdb.StatementType.SELECT:
+            continue
+        raise InputError(
+            f"refusing a {kind.name} statement: queries are read-only (SELECT, WITH, "
+            f"DESCRIBE, SHOW, EXPLAIN) unless --allow-writes (Lake.sql(..., "
+            f"allow_writes=True)) is given")
 
 
 class Lake:
@@ -157,15 +184,23 @@ class Lake:
             self._con.execute(f'CREATE OR REPLACE VIEW "{dataset}" AS {_view_sql(self.root, dataset)}')
         return self._con
 
-    def sql(self, query: str, format: str = "polars") -> pl.DataFrame | pa.Table:
+    def sql(self, query: str, format: str = "polars",
+            allow_writes: bool = False) -> pl.DataFrame | pa.Table:
         """Run `query` against the views; ``format`` is "polars" or "arrow".
 
-        InputError (one line) for bad SQL or an unknown format.
+        Read-only unless ``allow_writes``: only SELECT statements (``SELECT``, ``WITH``,
+        ``FROM``, ``VALUES``, ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``) and ``EXPLAIN`` of
+        them run; ``COPY ... TO``, ``CREATE``, ``INSERT``, ``ATTACH``, ``SET`` and every
+        other statement is an InputError (one line) before anything runs, since they
+        write files or change the session. InputError (one line) too for bad SQL or an
+        unknown format.
         """
         if format not in ("polars", "arrow"):
             raise InputError(f"unknown format {format!r}; expected 'polars' or 'arrow'")
         con = self.connection()
         try:
+            if not allow_writes:
+                check_read_only(con, query)
             rel = con.sql(query)
             if rel is None:  # a statement without a result set
                 return pl.DataFrame() if format == "polars" else pa.table({})

@@ -163,3 +163,13 @@ def test_inventory_of_empty_lake(tmp_path):
 def test_one_minute_step(lake):
     frame = lake.klines("um", "BTCUSDT", "1m", JAN_2024_MS, JAN_2024_MS + 10 * MINUTE_MS)
     assert frame.height == 10
+
+
+def test_sql_is_read_only_unless_allowed(lake, tmp_path):
+    with pytest.raises(InputError, match="^refusing a CREATE statement: queries are read-only"):
+        lake.sql("CREATE TABLE t AS SELECT * FROM funding")
+    with pytest.raises(InputError, match="refusing a COPY statement"):
+        lake.sql(f"COPY funding TO '{tmp_path / 'f.parquet'}'")
+    assert not (tmp_path / "f.parquet").exists()
+    lake.sql("CREATE TEMP TABLE t AS SELECT * FROM funding", allow_writes=True)
+    assert lake.sql("SELECT count(*) FROM t").item() == 30

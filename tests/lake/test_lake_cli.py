@@ -94,3 +94,34 @@ def test_console_script_runs(lake):
                            "query", "SELECT count(*) AS n FROM klines", "--lake", str(lake),
                            "--format", "csv"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.splitlines() == ["n", "110"]
+
+
+@pytest.mark.parametrize("sql, kind", [
+    ("COPY (SELECT * FROM klines) TO '{tmp}/out.csv'", "COPY"),
+    ("CREATE TABLE t AS SELECT * FROM klines", "CREATE"),
+    ("INSERT INTO t VALUES (1)", "INSERT"),
+    ("ATTACH '{tmp}/other.duckdb' AS other", "ATTACH"),
+    ("SELECT 1; COPY (SELECT 1) TO '{tmp}/out.csv'", "COPY"),
+    ("EXPLAIN ANALYZE COPY (SELECT 1) TO '{tmp}/out.csv'", "COPY"),
+    ("SET threads = 1", "SET"),
+])
+def test_query_is_read_only_unless_allowed(lake, tmp_path, capsys, sql, kind):
+    sql = sql.format(tmp=tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = run(["query", sql, "--lake", str(lake)], capsys)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith(f"kline-lake: error: refusing a {kind} statement")
+    assert "--allow-writes" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing was written
+
+
+def test_query_reads_and_writes_when_allowed(lake, tmp_path, capsys):
+    for sql in ["WITH x AS (SELECT count(*) AS n FROM klines) SELECT n FROM x",
+                "DESCRIBE klines", "SUMMARIZE SELECT close FROM klines",
+                "EXPLAIN SELECT * FROM klines", "FROM klines SELECT max(close)"]:
+        code, _, err = run(["query", sql, "--lake", str(lake)], capsys)
+        assert (code, err) == (0, ""), sql
+    target = tmp_path / "copied.csv"
+    code, _, _ = run(["query", f"COPY (SELECT open_time FROM klines) TO '{target}'",
+                      "--lake", str(lake), "--allow-writes"], capsys)
+    assert code == 0 and len(target.read_text().splitlines()) == 111  # header + 110 rows
