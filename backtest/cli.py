@@ -138,8 +138,13 @@ def run_cmd(**kw: Any) -> None:
 @click.option("--sort", "sort_by", default="sharpe", show_default=True,
               help="Metric the printed top rows are sorted by.")
 @click.option("--top", type=int, default=10, show_default=True)
+@click.option("--memory-budget", metavar="SIZE", default=None,
+              help="Memory the sweep may use, e.g. 8GB or 512MiB (default: "
+                   "$BACKTEST_MEMORY_BUDGET, else 80% of the available memory). A grid "
+                   "estimated above it runs in chunks; one whose results alone do not "
+                   "fit is refused.")
 @_as_input_errors
-def sweep_cmd(sort_by: str, top: int, **kw: Any) -> None:
+def sweep_cmd(sort_by: str, top: int, memory_budget: str | None, **kw: Any) -> None:
     """Backtest every combination of the --param ranges."""
     import polars as pl
 
@@ -148,7 +153,8 @@ def sweep_cmd(sort_by: str, top: int, **kw: Any) -> None:
 
     if sort_by not in METRIC_NAMES:
         raise InputError(f"--sort must be a metric: {', '.join(METRIC_NAMES)}")
-    result = sweep(kw["strategy"], parse_params(kw["param"]), **_settings(kw))
+    result = sweep(kw["strategy"], parse_params(kw["param"]), memory_budget=memory_budget,
+                   **_settings(kw))
     frame = result.to_frame()
     shown = frame.sort(pl.col(sort_by).fill_nan(None), descending=True, nulls_last=True)
     cols = [*result.param_names, *METRICS_SHOWN]

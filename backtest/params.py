@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from kline_lake.errors import InputError
 
@@ -87,3 +87,20 @@ def grid_product(grid: Mapping[str, Sequence[Number]]) -> list[dict[str, Number]
     names = list(grid)
     return [dict(zip(names, combo, strict=True))
             for combo in itertools.product(*(list(grid[n]) for n in names))]
+
+
+def grid_size(grid: Mapping[str, Sequence[Number]]) -> int:
+    """Number of combinations of the grid (its product), without building them."""
+    return math.prod(len(values) for values in grid.values())
+
+
+def grid_blocks(grid: Mapping[str, Sequence[Number]], block: int
+                ) -> Iterator[list[dict[str, Number]]]:
+    """`grid_product` in consecutive blocks of at most `block` points, built lazily so
+    only one block of dicts exists at a time (sweeps chunk large grids with it)."""
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    names = list(grid)
+    combos = itertools.product(*(list(grid[n]) for n in names))
+    while chunk := list(itertools.islice(combos, block)):
+        yield [dict(zip(names, combo, strict=True)) for combo in chunk]

@@ -151,6 +151,11 @@ class SweepResult:
     config: dict[str, Any]
     skipped: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    n_skipped: int | None = None  # every skipped point; `skipped` keeps the first 1,000
+
+    def __post_init__(self) -> None:
+        if self.n_skipped is None:
+            self.n_skipped = len(self.skipped)
 
     def to_frame(self) -> pl.DataFrame:
         """The grid as a Polars frame (``.to_pandas()`` for pandas)."""

@@ -3,14 +3,20 @@
 Crossover strategies (``sma_cross``, ``ema_cross``) compute each moving average once
 per distinct window and cross the pairs inside the batch kernel; other strategies
 compute their signals per grid point in Python and simulate in batches. Grid points
-that fail the strategy's validation (e.g. ``fast >= slow``) are skipped and listed in
-``SweepResult.skipped``; a grid with no valid point is an InputError.
+that fail the strategy's validation (e.g. ``fast >= slow``) are skipped: all are counted
+(``SweepResult.n_skipped``), the first 1,000 are kept with their reasons
+(``SweepResult.skipped``); a grid with no valid point is an InputError.
+
+Memory is estimated before anything runs (`backtest.sweep_memory`): a grid too large
+for the memory budget runs in chunks of consecutive grid points through the same batch
+kernels (identical rows), and one whose results alone cannot fit is refused with one
+line. The grid is expanded one chunk at a time, never whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,31 +39,55 @@ from backtest.engine import (
 from backtest.filters import ExchangeFilters
 from backtest.indicators import ma_lines_nb
 from backtest.metrics import METRIC_NAMES, bars_per_year
-from backtest.params import grid_product
+from backtest.params import grid_blocks, grid_product, grid_size
+from backtest.records import METRICS_DT
 from backtest.results import SweepResult
 from backtest.strategies import SignalFunc, Strategy, get_strategy
+from backtest.sweep_memory import (
+    MAX_SKIPPED_KEPT,
+    SIGNAL_BATCH_BYTES,
+    Budget,
+    MemoryPlan,
+    check_results_fit,
+    grid_shape,
+    plan_chunks,
+    resolve_budget,
+)
 from kline_lake.errors import InputError
 
-SIGNAL_BATCH_BYTES = 64 * 1024 * 1024
+
+def check_grid_names(strat: Strategy, grid: Mapping[str, Sequence[Any]]) -> None:
+    """InputError for an empty grid or a parameter the strategy does not have."""
+    if not grid:
+        raise InputError("sweep needs at least one --param")
+    unknown = sorted(set(grid) - set(strat.defaults))
+    if unknown:
+        strat.resolve_params({name: grid[name] for name in unknown})  # the clear error
+
+
+def resolve_points(strat: Strategy, points: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(valid resolved params, skipped points with their reasons) of some grid points."""
+    ok, skipped = [], []
+    for point in points:
+        try:
+            ok.append(strat.resolve_params(point))
+        except InputError as exc:
+            skipped.append(point | {"reason": str(exc)})
+    return ok, skipped
+
+
+def _no_valid_point(skipped: list[dict]) -> InputError:
+    reason = skipped[0]["reason"] if skipped else "empty grid"
+    return InputError(f"no valid parameter combination in the grid ({reason})")
 
 
 def valid_points(strat: Strategy, grid: Mapping[str, Sequence[Any]]
                  ) -> tuple[list[dict], list[dict]]:
     """Resolve every grid point: (valid resolved params, skipped points with reasons)."""
-    if not grid:
-        raise InputError("sweep needs at least one --param")
-    ok, skipped = [], []
-    for point in grid_product(grid):
-        unknown = sorted(set(point) - set(strat.defaults))
-        if unknown:
-            strat.resolve_params(point)  # raises the clear unknown-parameter error
-        try:
-            ok.append(strat.resolve_params(point))
-        except InputError as exc:
-            skipped.append(point | {"reason": str(exc)})
+    check_grid_names(strat, grid)
+    ok, skipped = resolve_points(strat, grid_product(grid))
     if not ok:
-        reason = skipped[0]["reason"] if skipped else "empty grid"
-        raise InputError(f"no valid parameter combination in the grid ({reason})")
+        raise _no_valid_point(skipped)
     return ok, skipped
 
 
@@ -105,20 +135,119 @@ def _run_signals(strat: Strategy, data: MarketData, points: list[dict], config: 
     return np.concatenate(out)
 
 
+def _crossover(strat: Strategy) -> bool:
+    return strat.cross_line is not None and not strat.follows_direction
+
+
 def run_grid(strat: Strategy, data: MarketData, points: list[dict], config: Config,
              jit: bool = True) -> np.ndarray:
     """One `backtest.records.METRICS_DT` record per resolved grid point."""
-    if strat.cross_line is not None and not strat.follows_direction:
+    if _crossover(strat):
         return _run_cross(strat, data, points, config, jit)
     return _run_signals(strat, data, points, config, jit)
 
 
 def grid_frame(points: list[dict], metrics: np.ndarray, names: list[str]) -> pl.DataFrame:
-    """Params (by name) followed by every metric, one row per grid point."""
+    """Params (by name) followed by every metric, one row per grid point; a parameter
+    mixing integers and floats (``lower=20,25.5``) is a float column."""
     cols: dict[str, Any] = {name: [p[name] for p in points] for name in names}
     for name in METRIC_NAMES:
         cols[name] = np.ascontiguousarray(metrics[name])
-    return pl.DataFrame(cols)
+    return pl.DataFrame(cols, strict=False)
+
+
+def plan_memory(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: MarketData,
+                budget: Budget) -> MemoryPlan:
+    """The sweep's memory estimate over the loaded data and its chunk size
+    (`backtest.sweep_memory.plan_chunks`; InputError when nothing fits)."""
+    n_windows = 0
+    if _crossover(strat):
+        n_windows = len({v for name in ("fast", "slow")
+                         for v in grid.get(name, [strat.defaults[name]])})
+    b = data.bars
+    arrays = (b.open_time_us, b.open, b.high, b.low, b.close, b.volume, data.fund_at_open,
+              data.fund_intra)
+    plan = MemoryPlan(grid_size(grid), len(b), len(grid), numba.get_num_threads(), n_windows,
+                      sum(a.nbytes for a in arrays), budget)
+    return plan_chunks(plan, grid_shape(grid))
+
+
+def _column_for(col: np.ndarray, values: list, filled: int) -> np.ndarray:
+    """`col` (int64, float64 or object) widened, keeping its first `filled` entries, so it
+    can hold `values`: ints stay int64, any float makes it float64 (as Polars infers from
+    a list of numbers), anything else makes it an object column."""
+    def is_int(v):
+        return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+    def is_number(v):
+        return is_int(v) or isinstance(v, float | np.floating)
+
+    if col.dtype == np.int64 and all(is_int(v) for v in values):
+        return col
+    numbers = col.dtype != object and all(is_number(v) for v in values)
+    dtype = np.float64 if numbers else object
+    if col.dtype == dtype:
+        return col
+    wider = np.empty(col.shape[0], dtype=dtype)
+    wider[:filled] = col[:filled]
+    return wider
+
+
+class GridRows:
+    """The rows of a grid run, filled chunk by chunk into arrays sized for the whole grid:
+    ``np.empty`` pages that are never written (skipped points) take no memory."""
+
+    def __init__(self, names: list[str], n_points: int) -> None:
+        self.names = names
+        self.metrics = np.empty(n_points, dtype=METRICS_DT)
+        self.params = {name: np.empty(n_points, dtype=np.int64) for name in names}
+        self.n_rows = 0
+        self.n_ruined = 0
+
+    def add(self, points: list[dict], metrics: np.ndarray) -> None:
+        lo, hi = self.n_rows, self.n_rows + len(points)
+        self.metrics[lo:hi] = metrics
+        for name in self.names:
+            values = [p[name] for p in points]
+            self.params[name] = _column_for(self.params[name], values, lo)
+            self.params[name][lo:hi] = values
+        self.n_rows = hi
+        self.n_ruined += int(np.count_nonzero(metrics["ruined"]))
+
+    def frame(self) -> pl.DataFrame:
+        """Params (by name) followed by every metric, one row per valid grid point."""
+        cols: dict[str, Any] = {name: self.params[name][:self.n_rows] for name in self.names}
+        for name in METRIC_NAMES:
+            cols[name] = np.ascontiguousarray(self.metrics[name][:self.n_rows])
+        return pl.DataFrame(cols)
+
+
+@dataclass
+class GridRun:
+    """The rows of a grid run chunk by chunk, and what was skipped."""
+
+    frame: pl.DataFrame
+    skipped: list[dict]
+    n_skipped: int
+    n_ruined: int
+
+
+def run_chunks(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: MarketData,
+               config: Config, chunk_points: int, jit: bool = True) -> GridRun:
+    """Resolve and simulate the grid `chunk_points` grid points at a time, in grid order;
+    the rows equal one `run_grid` call over every valid point."""
+    rows = GridRows(list(grid), grid_size(grid))
+    skipped: list[dict] = []
+    n_skipped = 0
+    for block in grid_blocks(grid, chunk_points):
+        ok, bad = resolve_points(strat, block)
+        n_skipped += len(bad)
+        skipped.extend(bad[:max(0, MAX_SKIPPED_KEPT - len(skipped))])
+        if ok:
+            rows.add(ok, run_grid(strat, data, ok, config, jit))
+    if not rows.n_rows:
+        raise _no_valid_point(skipped)
+    return GridRun(rows.frame(), skipped, n_skipped, rows.n_ruined)
 
 
 def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
@@ -127,31 +256,46 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
           start: TimeLike | None = None, end: TimeLike | None = None, bars: Bars | None = None,
           funding_events: FundingEvents | None = None, mark_opens: MarkOpens | None = None,
           jit: bool | None = None, exchange_filters: bool | ExchangeFilters = True,
-          allow_gaps: bool = False, **settings: Any) -> SweepResult:
+          allow_gaps: bool = False, memory_budget: int | str | None = None,
+          **settings: Any) -> SweepResult:
     """Backtest every combination of `params` (name -> list of values).
 
     Same data, settings, `exchange_filters` and `allow_gaps` arguments as `backtest.run`
     (the lake's coverage is checked before any simulation). Returns a
     `SweepResult` whose ``to_frame()`` has one row per valid combination (``ruined``
     rows stopped trading at bar ``ruin_idx``).
+    `memory_budget` (bytes, or text like ``"8GB"``; default ``BACKTEST_MEMORY_BUDGET`` or
+    80 % of the memory available) bounds the sweep's estimated memory: a grid that does
+    not fit runs in chunks (``config["n_chunks"]``, identical rows), one whose results
+    alone cannot fit is refused (InputError) before any data is loaded.
     """
     config = make_config(market=bars.market if bars is not None else market, **settings)
     strat = get_strategy(strategy)
     grid = {k: list(v) if isinstance(v, Sequence | np.ndarray | range) else [v]
             for k, v in (params or {}).items()}
-    points, skipped = valid_points(strat, grid)
+    check_grid_names(strat, grid)
+    budget = resolve_budget(memory_budget)
+    check_results_fit(grid, budget)
     data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
                             funding_events=funding_events, mark_opens=mark_opens,
                             funding=config.funding, allow_gaps=allow_gaps)
     config, notes = with_exchange_filters(config, exchange_filters, lake, data.bars.symbol)
     notes[:0] = data.coverage.notes()
-    metrics = run_grid(strat, data, points, config, use_jit(jit))
-    frame = grid_frame(points, metrics, list(grid))
-    cfg = asdict(config) | {"symbol": data.bars.symbol, "interval": data.bars.interval,
-                            "n_bars": len(data.bars), "coverage": data.coverage.summary(),
-                            "unknown_gaps": data.coverage.n_unknown}
-    ruined = int(np.count_nonzero(metrics["ruined"]))
-    if ruined:
-        notes.append(f"{ruined} of {len(points)} combinations ruined the account "
+    plan = plan_memory(strat, grid, data, budget)
+    if plan.n_chunks > 1:
+        notes.append(plan.describe())
+    done = run_chunks(strat, grid, data, config, plan.chunk_points, use_jit(jit))
+    b = data.bars
+    cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
+                            "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
+                            "n_bars": len(b), "coverage": data.coverage.summary(),
+                            "unknown_gaps": data.coverage.n_unknown, "n_chunks": plan.n_chunks}
+    if done.n_ruined:
+        notes.append(f"{done.n_ruined} of {done.frame.height} combinations ruined the account "
                      "(column ruined; no Sharpe/Sortino/Calmar for them)")
-    return SweepResult(frame, strat.name, list(grid), cfg, skipped, notes)
+    return SweepResult(done.frame, strat.name, list(grid), cfg, done.skipped, notes,
+                       n_skipped=done.n_skipped)
+
+
+def _iso(ts_us: int) -> str:
+    return str(np.datetime64(int(ts_us), "us")) + "Z"
