@@ -55,9 +55,12 @@ def _seconds(name: str, text: str, low: float) -> float:
 @click.option("--speed", default=None,
               help="Run the data clock this many times faster than real time, REST and streams alike "
                    "(60: one fake minute per real second). Default: the real clock.")
+@click.option("--universe-size", default="0", show_default=True,
+              help="Also serve N generated spot pairs and USD-M perpetuals (X000USDT...) with "
+                   "staggered listings and a few delistings, for cross-sectional tests.")
 def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_limit: str | None,
                   data_dir: str | None, faults: str | None, slow_seconds: str, venues: str,
-                  speed: str | None = None) -> None:
+                  speed: str | None = None, universe_size: str = "0") -> None:
     """Serve a fake Binance (REST for every market and the archive) on HOST:PORT."""
     from kline_lake.fake_exchange import FakeExchange
     from kline_lake.fake_exchange.server import VENUES
@@ -65,6 +68,7 @@ def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_l
     port_n = _int("--port", port, 0, 65535)
     seed_n = _int("--seed", seed, 0)
     limit_n = _int("--weight-limit", weight_limit, 1)
+    size_n = _int("--universe-size", universe_size, 0, 500)
     minute_s = _seconds("--minute-seconds", minute_seconds, 1)
     if not minute_s.is_integer():
         raise InputError(f"--minute-seconds must be a whole number of seconds, got {minute_seconds}")
@@ -78,7 +82,8 @@ def fake_exchange(host: str, port: str, seed: str, minute_seconds: str, weight_l
     try:
         fx = FakeExchange(seed=seed_n or 0, minute_seconds=int(minute_s), weight_limit=limit_n,
                           data_dir=data_dir, faults=faults, venues=venue_list, host=host,
-                          port=port_n or 0, slow_s=slow_s, speed=speed_x)
+                          port=port_n or 0, slow_s=slow_s, speed=speed_x,
+                          universe_size=size_n or 0)
         fx.start()
     except OSError as exc:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc

@@ -89,14 +89,17 @@ def display_decimals(spec: SymbolSpec) -> tuple[int, int, int]:
 class SyntheticSource:
     """REST data from the deterministic synthetic paths."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, universe_size: int = 0) -> None:
         self.synthetic = Synthetic(seed)
+        self.universe_size = universe_size  # generated symbols served (universe.symbols)
+        symbols("um", universe_size)  # validates the size (InputError)
 
     def specs(self, market: str) -> list[SymbolSpec]:
-        return list(symbols(market))
+        return list(symbols(market, self.universe_size))
 
     def spec(self, market: str, symbol: str) -> SymbolSpec | None:
-        return next((s for s in symbols(market) if s.symbol == symbol), None)
+        return next((s for s in symbols(market, self.universe_size) if s.symbol == symbol),
+                    None)
 
     def klines(self, spec: SymbolSpec, interval: str, tr: TimeRange, limit: int, now_ms: int,
                kind: str = "klines") -> list[list[Any]]:

@@ -116,7 +116,9 @@ class FakeExchange:
     (`speed=60`: one fake minute per real second); not with a callable `now_ms`.
     `venues`: the markets served (all by default); the others answer 404 like an unknown
     path. `ws_max_age_s`: fake seconds a stream connection lives (the exchange: 24 h);
-    `ws_delay_s`: real seconds a `ws-delay` fault holds messages.
+    `ws_delay_s`: real seconds a `ws-delay` fault holds messages. `universe_size`: serve
+    that many generated spot pairs and USD-M perpetuals besides the fixed symbols
+    (`universe.generated_spec`; 0, the default, serves the fixed table only).
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class FakeExchange:
         speed: float | None = None,
         ws_max_age_s: float = 86_400.0,
         ws_delay_s: float = 0.5,
+        universe_size: int = 0,
     ) -> None:
         self.venues = tuple(venues)
         unknown = sorted(set(self.venues) - set(VENUES))
@@ -156,7 +159,7 @@ class FakeExchange:
         self._now = now_ms
         self._host, self._port = host, port
         self.faults = FaultInjector(faults if isinstance(faults, FaultSpec) else parse_faults(faults), seed)
-        self.source, self.archive = self._make_sources(seed, data_dir)
+        self.source, self.archive = self._make_sources(seed, data_dir, universe_size)
         self._limiters = {m: self._limiter(self.budget(m), minute_seconds) for m in VENUES}
         pool_window = weights.FUNDING_POOL_WINDOW_S * minute_seconds / 60
         self._funding_pool = self._limiter(weights.FUNDING_POOL_REQUESTS, pool_window)
@@ -174,11 +177,12 @@ class FakeExchange:
         return 0.0 if isinstance(self._now, int) else 1.0
 
     @staticmethod
-    def _make_sources(seed: int, data_dir: str | Path | None) -> tuple[Any, Any]:
+    def _make_sources(seed: int, data_dir: str | Path | None,
+                      universe_size: int = 0) -> tuple[Any, Any]:
         from kline_lake.fake_exchange.archive import SyntheticArchive
 
         if data_dir is None:
-            source = rest.SyntheticSource(seed)
+            source = rest.SyntheticSource(seed, universe_size)
             return source, SyntheticArchive(source)
         from kline_lake.fake_exchange.real_data import RealSource
 

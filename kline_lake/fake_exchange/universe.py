@@ -4,6 +4,13 @@ A small fixed table, so tests and other code can ask programmatically what exist
 `symbols(market)`, `get_symbol(market, symbol)`, `listing_ms(market, symbol)`,
 `delisted_ms(market, symbol)` and `gaps(market, symbol)`.
 
+A bigger universe on request (`symbols(market, universe_size=N)`, the fake exchange's
+``universe_size``, ``kline-lake fake-exchange --universe-size N``): N more synthetic
+base assets ``X000`` .. ``X{N-1}``, each with a spot pair (``X000USDT``) and a USD-M
+perpetual (``X000USDT``), listed on a staggered schedule (`generated_spec`), every
+tenth one delisted, each with its own price path and funding (the synthetic paths are
+keyed by market and symbol). The default (N = 0) is the fixed table alone.
+
 Decisions (the real exchange is messier; these keep the oddities testable):
 - Listing, delisting and maintenance boundaries fall on whole UTC hours.
 - Maintenance gaps are exchange-wide per market: every symbol of the market has no
@@ -16,6 +23,7 @@ Decisions (the real exchange is messier; these keep the oddities testable):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -139,16 +147,68 @@ MAINTENANCE: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def symbols(market: str) -> tuple[SymbolSpec, ...]:
-    """All synthetic symbols of `market` ('spot', 'um', 'cm', 'us'), delisted included."""
-    return tuple(s for s in UNIVERSE if s.market == market)
+MAX_UNIVERSE_SIZE = 500
+GENERATED_MARKETS = ("spot", "um")
+_GENERATED = re.compile(r"^X(\d{3})USDT$")
+_FIRST_LISTING_MS = utc_ms("2020-01-06 00:00")
+_LISTING_STEP_H = 13 * 24 + 5  # 13 days 5 hours between listings: staggered hours too
+_LIFE_DAYS = 700  # a delisted generated symbol trades this long
+
+
+def generated_spec(market: str, index: int) -> SymbolSpec:
+    """The `index`-th generated symbol of `market` ('spot' or 'um'), deterministic.
+
+    Listing: 2020-01-06 00:00 UTC plus ``index`` x 13 d 5 h (the spot pair a day after
+    the perpetual); every tenth (index % 10 == 7) is delisted 700 days after listing.
+    Base price ``0.05 .. 5000`` spread over the indices; perps settle funding every 8 h
+    (every third one every 4 h).
+    """
+    if market not in GENERATED_MARKETS or not 0 <= index < MAX_UNIVERSE_SIZE:
+        raise InputError(f"no generated symbol {index} on market {market!r}")
+    listed_ms = _FIRST_LISTING_MS + index * _LISTING_STEP_H * 3_600_000
+    if market == "spot":
+        listed_ms += 24 * 3_600_000
+    delisted_ms = listed_ms + _LIFE_DAYS * 86_400_000 if index % 10 == 7 else None
+    price = 0.05 * 10 ** ((index * 7 % 50) / 10.0)  # 0.05 .. ~4000, scattered
+    decimals = 2 if price >= 100 else 4 if price >= 1 else 6
+    fmt = "%Y-%m-%d %H:%M"
+    as_text = (lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime(fmt))  # noqa: E731
+    common = {"base_price": round(price, decimals), "daily_trades": 50_000 + 1_000 * index,
+              "daily_volume": round(2_000_000.0 / price, 3), "price_decimals": decimals}
+    name, base = f"X{index:03d}USDT", f"X{index:03d}"
+    listed, delisted = as_text(listed_ms), as_text(delisted_ms) if delisted_ms else None
+    if market == "spot":
+        return SymbolSpec("spot", name, base, listed=listed, delisted=delisted, **common,
+                          **_SPOT_USDT)
+    return SymbolSpec("um", name, base, listed=listed, delisted=delisted,
+                      funding_hours=4 if index % 3 == 2 else 8, **common, **_UM)
+
+
+def _check_size(universe_size: int) -> int:
+    if int(universe_size) != universe_size or not 0 <= universe_size <= MAX_UNIVERSE_SIZE:
+        raise InputError(f"universe size must be an integer within 0..{MAX_UNIVERSE_SIZE}, "
+                         f"got {universe_size}")
+    return int(universe_size)
+
+
+def symbols(market: str, universe_size: int = 0) -> tuple[SymbolSpec, ...]:
+    """All synthetic symbols of `market` ('spot', 'um', 'cm', 'us'), delisted included;
+    with `universe_size` N, plus the first N generated ones (spot and um)."""
+    size = _check_size(universe_size)
+    fixed = tuple(s for s in UNIVERSE if s.market == market)
+    if market not in GENERATED_MARKETS:
+        return fixed
+    return fixed + tuple(generated_spec(market, j) for j in range(size))
 
 
 def get_symbol(market: str, symbol: str) -> SymbolSpec:
-    """The symbol's spec; InputError if the market does not list it."""
+    """The symbol's spec (fixed table or generated); InputError if there is none."""
     for spec in UNIVERSE:
         if spec.market == market and spec.symbol == symbol:
             return spec
+    match = _GENERATED.match(symbol)
+    if match and market in GENERATED_MARKETS:
+        return generated_spec(market, int(match.group(1)))
     raise InputError(f"no synthetic symbol {symbol!r} on market {market!r}")
 
 
@@ -165,7 +225,12 @@ def delisted_ms(market: str, symbol: str) -> int | None:
 def gaps(market: str, symbol: str) -> list[tuple[int, int]]:
     """Maintenance windows `[start_ms, end_ms)` with no klines and no trades for the symbol,
     clipped to its listed life, sorted."""
-    spec = get_symbol(market, symbol)
+    return spec_gaps(get_symbol(market, symbol))
+
+
+def spec_gaps(spec: SymbolSpec) -> list[tuple[int, int]]:
+    """`gaps` of a spec (generated symbols included)."""
+    market = spec.market
     life_end = spec.delisted_ms if spec.delisted_ms is not None else 2**62
     out = []
     for start, end in MAINTENANCE.get(market, ()):
@@ -184,7 +249,7 @@ def segments_s(spec: SymbolSpec, now_s: int | None = None) -> list[tuple[int, in
         end = min(end, now_s)
     out: list[tuple[int, int]] = []
     cur = start
-    for g0, g1 in gaps(spec.market, spec.symbol):
+    for g0, g1 in spec_gaps(spec):
         g0s, g1s = g0 // 1000, g1 // 1000
         if g0s > cur:
             out.append((cur, min(g0s, end)))
