@@ -1,7 +1,9 @@
 """The `backtest` command line: ``backtest run`` and ``backtest sweep``.
 
 Bad input (unknown strategy or parameter, empty data range, fast >= slow, negative
-fee...) prints one line and exits 2, through `kline_lake.cli.run_cli`.
+fee...) prints one line and exits 2, through `kline_lake.cli.run_cli`. ``--json`` and
+``--report`` are checked before the run and ``-`` means standard output (see
+`backtest.outputs`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import click
 
+from backtest.outputs import STDOUT, check_outputs, to_stdout, write_output
 from backtest.params import parse_params, single_values
 from backtest.portfolio.cli import portfolio_cmd
 from backtest.strategies import REGISTRY
@@ -64,10 +67,16 @@ def _common(fn: Callable) -> Callable:
         click.option("--allow-gaps", is_flag=True, default=False,
                      help="Run even across stretches the lake never fetched (they refuse "
                           "by default); the result's notes and unknown_gaps say so."),
-        click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-                     help="Write results as JSON here."),
-        click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
-                     help="Write a self-contained HTML report here."),
+        click.option("--json", "json_path", type=click.Path(allow_dash=True),
+                     metavar="FILE|-", default=None,
+                     help="Write the results as JSON to this file (missing folders are "
+                          "created); - writes them to standard output and the summary to "
+                          "standard error."),
+        click.option("--report", "report_path", type=click.Path(allow_dash=True),
+                     metavar="FILE|-", default=None,
+                     help="Write a self-contained HTML report to this file (a .json name "
+                          "gets the JSON; missing folders are created); - writes the HTML "
+                          "to standard output."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -101,6 +110,29 @@ def _as_input_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def _echo(kw: dict[str, Any]) -> Callable[..., None]:
+    """click.echo to stdout, or to stderr when an output file is ``-`` (stdout)."""
+    return functools.partial(click.echo, err=to_stdout(kw["json_path"], kw["report_path"]))
+
+
+def _write_outputs(result: Any, kw: dict[str, Any], **report_options: Any) -> None:
+    """Write --json and --report (already checked by `check_outputs`)."""
+    if kw["json_path"]:
+        write_output(kw["json_path"], result.to_json(), "--json")
+    if not kw["report_path"]:
+        return
+    from backtest.report import run_report_html, sweep_report_html, write_report
+    from backtest.results import SweepResult
+
+    if kw["report_path"] == STDOUT:
+        html = (sweep_report_html(result, **report_options) if isinstance(result, SweepResult)
+                else run_report_html(result))
+        where = write_output(STDOUT, html, "--report")
+    else:
+        where = write_report(result, kw["report_path"], **report_options)
+    click.echo(f"report: {where}", err=True)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -120,17 +152,14 @@ def run_cmd(**kw: Any) -> None:
     from backtest.engine import run
 
     params = single_values(parse_params(kw["param"]))
+    check_outputs(kw["json_path"], kw["report_path"])
     result = run(kw["strategy"], params, **_settings(kw))
+    echo = _echo(kw)
     for name in METRICS_SHOWN:
-        click.echo(f"{name:>14}: {_fmt(result.metrics[name])}")
+        echo(f"{name:>14}: {_fmt(result.metrics[name])}")
     for note in result.warnings:
         click.echo(f"note: {note}", err=True)
-    if kw["json_path"]:
-        result.to_json(kw["json_path"])
-    if kw["report_path"]:
-        from backtest.report import write_run_report
-
-        click.echo(f"report: {write_run_report(result, kw['report_path'])}", err=True)
+    _write_outputs(result, kw)
 
 
 @cli.command("sweep")
@@ -153,24 +182,20 @@ def sweep_cmd(sort_by: str, top: int, memory_budget: str | None, **kw: Any) -> N
 
     if sort_by not in METRIC_NAMES:
         raise InputError(f"--sort must be a metric: {', '.join(METRIC_NAMES)}")
+    check_outputs(kw["json_path"], kw["report_path"])
     result = sweep(kw["strategy"], parse_params(kw["param"]), memory_budget=memory_budget,
                    **_settings(kw))
     frame = result.to_frame()
     shown = frame.sort(pl.col(sort_by).fill_nan(None), descending=True, nulls_last=True)
     cols = [*result.param_names, *METRICS_SHOWN]
-    click.echo(f"{frame.height} combinations ({len(result.skipped)} skipped); top {top} by {sort_by}:")
-    click.echo("  ".join(cols))
+    echo = _echo(kw)
+    echo(f"{frame.height} combinations ({len(result.skipped)} skipped); top {top} by {sort_by}:")
+    echo("  ".join(cols))
     for row in shown.head(top).select(cols).iter_rows():
-        click.echo("  ".join(_fmt(v) for v in row))
+        echo("  ".join(_fmt(v) for v in row))
     for note in result.warnings:
         click.echo(f"note: {note}", err=True)
-    if kw["json_path"]:
-        result.to_json(kw["json_path"])
-    if kw["report_path"]:
-        from backtest.report import write_sweep_report
-
-        path = write_sweep_report(result, kw["report_path"], metric=sort_by)
-        click.echo(f"report: {path}", err=True)
+    _write_outputs(result, kw, metric=sort_by)
 
 
 cli.add_command(walk_forward_command(sweep_cmd, _settings))
