@@ -9,7 +9,8 @@ DESIGN.md: "A backtest never silently spans data the lake does not have". The ru
   coverage record was asked of the exchange and answered without it (maintenance, before
   listing, after delisting): a *confirmed* gap, part of history, run as it is. Any other
   missing slot was never fetched: an *unknown* hole. This is the classification of
-  ``kline-lake gaps`` (`kline_lake.lake.gaps.tag_runs`).
+  ``kline-lake gaps`` (`kline_lake.lake.gaps.kline_gaps`, from the stored rows and the
+  record alone: cost grows with the rows, never with the span).
 - Unknown holes refuse to run (InputError: one line naming them and the
   ``kline-lake download`` command that fills them, exit 2 on the command line) unless
   ``allow_gaps``; then the run goes on, its notes say what it spans, and
@@ -23,15 +24,12 @@ DESIGN.md: "A backtest never silently spans data the lake does not have". The ru
   last bar. A stretch before the first bar that was never fetched is an unknown hole: a
   range is never quietly shortened.
 - Funding (perpetuals, funding on): over the bars' span ``[first open, last close)``
-  every moment must be known, either inside the funding series' coverage record (what the
-  downloader writes), or evidenced by its rows: Binance settles funding at least every
-  8 hours (https://www.binance.com/en/support/faq/introduction-to-binance-futures-funding-rates-360033525031),
-  so between two records at most 8 h apart, and within 8 h before the first and after
-  the last record, no settlement can be missing *for an 8-hourly contract* (each bound
-  plus 1 s: the exchange stamps some settlements a few ms late, ``16:00:00.001``).
-  Rows alone cannot show a missing settlement of a 4-hourly contract; the coverage record
-  can. Unknown funding refuses like unknown klines (missing funding never counts as zero
-  silently): download it, run with funding off, or allow the gaps.
+  every settlement the funding series should hold must be stored or confirmed by its
+  coverage record. Which settlements it should hold is the lake's rule
+  (`kline_lake.lake.event_gaps.funding_gaps`, as ``kline-lake gaps --data funding``): the
+  contract's own cadence read from its records (1, 2, 4 or 8 h; 8 h, the exchange's
+  default, with none). Unknown settlements refuse like unknown klines (missing funding
+  never counts as zero silently): download them, run with funding off, or allow gaps.
 """
 
 from __future__ import annotations
@@ -42,30 +40,29 @@ from typing import Any
 
 import numpy as np
 
-from kline_lake.core import ranges as rg
 from kline_lake.core.timeutil import format_us, us_to_datetime
-from kline_lake.lake.gaps import tag_runs
-from kline_lake.lake.grid import grid, missing_runs, next_open_us, slot_ends
+from kline_lake.lake.event_gaps import funding_gaps
+from kline_lake.lake.gaps import kline_gaps
+from kline_lake.lake.grid import floor_opens_us, next_open_us
 
-FUNDING_MAX_INTERVAL_US = 8 * 3_600 * 1_000_000
-FUNDING_JITTER_US = 1_000_000
 SHOWN_HOLES = 3
 
 
 @dataclass(frozen=True)
 class Hole:
-    """A stretch ``[start_us, end_us)``; `bars` missing kline slots (None for funding)."""
+    """A stretch ``[start_us, end_us)`` missing `count` kline slots (`unit` "bars") or
+    funding settlements (`unit` "settlements")."""
 
     start_us: int
     end_us: int
-    bars: int | None = None
+    count: int
+    unit: str = "bars"
 
     def describe(self) -> str:
-        text = f"{human_time(self.start_us)} .. {human_time(self.end_us)}"
-        return text if self.bars is None else f"{text} ({self.bars} bars)"
+        return f"{human_time(self.start_us)} .. {human_time(self.end_us)} ({self.count} {self.unit})"
 
     def as_list(self) -> list:
-        return [format_us(self.start_us), format_us(self.end_us), self.bars]
+        return [format_us(self.start_us), format_us(self.end_us), self.count]
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ class CoverageReport:
         """The one-line InputError message naming the holes and the download command."""
         parts = []
         if self.unknown:
-            missing = sum(h.bars or 0 for h in self.unknown)
+            missing = sum(h.count for h in self.unknown)
             parts.append(
                 f"the lake has never fetched {missing} {self.source_interval} klines in "
                 f"{_holes_text(self.unknown)}; fill them with: "
@@ -122,11 +119,11 @@ class CoverageReport:
             return out
         if self.clamped_end_us is not None:
             out.append(f"the range ends in the future: checked up to the last closed "
-                       f"{self.source_interval} kline (before {human_time(self.clamped_end_us)})")
+                       f"{self.source_interval} kline (up to {human_time(self.clamped_end_us)})")
         out += self._clip_notes()
         inner = [h for h in self.confirmed if self._inside_bars(h)]
         if inner:
-            bars = sum(h.bars or 0 for h in inner)
+            bars = sum(h.count for h in inner)
             out.append(f"{len(inner)} gap(s) the exchange confirmed ({bars} {self.source_interval}"
                        " bars, e.g. maintenance) are part of the history")
         if self.unknown:
@@ -149,10 +146,10 @@ class CoverageReport:
             "first_bar": None if self.first_bar_us is None else format_us(self.first_bar_us),
             "last_bar_end": None if self.last_bar_end_us is None else format_us(self.last_bar_end_us),
             "confirmed_gaps": len(self.confirmed),
-            "confirmed_missing_bars": sum(h.bars or 0 for h in self.confirmed),
+            "confirmed_missing_bars": sum(h.count for h in self.confirmed),
             "allow_gaps": self.allow_gaps, "unknown_gaps": [h.as_list() for h in self.unknown],
             "funding_checked": self.funding_checked,
-            "funding_unknown": [h.as_list()[:2] for h in self.funding_unknown],
+            "funding_unknown": [h.as_list() for h in self.funding_unknown],
         }
 
     def _series(self) -> str:
@@ -189,23 +186,22 @@ def not_checked(note: str | None = None) -> CoverageReport:
                           extra_notes=(note,) if note else ())
 
 
-def expected_slots(start_us: int, end_us: int, interval: str,
-                   now_us: int | None = None) -> tuple[np.ndarray, int | None]:
-    """Kline opens of `interval` in ``[start_us, end_us)`` whose kline has closed by
-    `now_us`, and the clamp (`now_us`) when that dropped any slot, else None."""
-    slots = grid(start_us, end_us, interval)
-    if now_us is None or not len(slots):
-        return slots, None
-    closed = slot_ends(slots, interval) <= now_us
-    if closed.all():
-        return slots, None
-    return slots[closed], int(now_us)
+def closed_end_us(end_us: int, interval: str, now_us: int | None) -> int | None:
+    """The open of the `interval` kline still open at `now_us` when it is before
+    `end_us` (the checked range stops there: that kline cannot be stored yet), else None."""
+    if now_us is None:
+        return None
+    stop = int(floor_opens_us(np.asarray([now_us], dtype=np.int64), interval)[0])
+    return stop if stop < end_us else None
 
 
-def kline_holes(expected_us: np.ndarray, present_us: np.ndarray,
-                covered: list[tuple[int, int]], interval: str) -> tuple[list[Hole], list[Hole]]:
-    """(confirmed, unknown) runs of missing slots, split by the coverage record."""
-    pieces = tag_runs(expected_us, missing_runs(expected_us, present_us), covered, interval)
+def kline_holes(present_us: np.ndarray, covered: list[tuple[int, int]], interval: str,
+                start_us: int, end_us: int) -> tuple[list[Hole], list[Hole]]:
+    """(confirmed, unknown) runs of missing slots opening in ``[start_us, end_us)``, split
+    by the coverage record (`kline_lake.lake.gaps.kline_gaps`: O(rows), never a grid)."""
+    if start_us >= end_us:
+        return [], []
+    pieces = kline_gaps(present_us, covered, interval, start_us, end_us)
     confirmed = [Hole(a, b, n) for a, b, n, status in pieces if status == "confirmed"]
     unknown = [Hole(a, b, n) for a, b, n, status in pieces if status != "confirmed"]
     return confirmed, unknown
@@ -218,24 +214,17 @@ def bar_span(present_us: np.ndarray, interval: str) -> tuple[int, int] | None:
     return int(present_us[0]), next_open_us(int(present_us[-1]), interval)
 
 
-def funding_evidence(funding_time_us: np.ndarray,
-                     max_interval_us: int = FUNDING_MAX_INTERVAL_US + FUNDING_JITTER_US
-                     ) -> list[tuple[int, int]]:
-    """Stretches sorted funding rows show complete (see the module docstring), merged."""
-    t = np.asarray(funding_time_us, dtype=np.int64)
-    if not len(t):
-        return []
-    out = [(int(t[0]) - max_interval_us, int(t[0])), (int(t[-1]), int(t[-1]) + max_interval_us)]
-    close = np.flatnonzero(np.diff(t) <= max_interval_us)
-    out += [(int(t[i]), int(t[i + 1])) for i in close]
-    return rg.merge(out)
-
-
 def funding_holes(span: tuple[int, int], funding_time_us: np.ndarray,
                   covered: list[tuple[int, int]]) -> list[Hole]:
-    """Parts of `span` neither in the funding coverage record nor evidenced by rows."""
-    known = rg.union(covered, funding_evidence(funding_time_us))
-    return [Hole(a, b) for a, b in rg.subtract(span[0], span[1], known)]
+    """Runs of settlements in `span` that are neither stored nor confirmed by the funding
+    coverage record (`kline_lake.lake.event_gaps.funding_gaps`)."""
+    t = np.asarray(funding_time_us, dtype=np.int64)
+    t = t[(t >= span[0]) & (t < span[1])]
+    gaps = funding_gaps(t, covered, span[0], span[1])
+    unknown = gaps.filter(gaps["status"] == "unknown")
+    return [Hole(int(a), int(b), int(n), "settlements") for a, b, n in zip(
+        unknown["start"].cast(int).to_list(), unknown["end"].cast(int).to_list(),
+        unknown["missing"].to_list(), strict=True)]
 
 
 def check_coverage(*, market: str, symbol: str, interval: str, source_interval: str,
@@ -247,15 +236,15 @@ def check_coverage(*, market: str, symbol: str, interval: str, source_interval: 
     """Classify the source klines of ``[start_us, end_us)`` (and, when `funding_time_us`
     is given, the funding over the bars' span) into confirmed gaps and unknown holes."""
     present = np.asarray(present_us, dtype=np.int64)
-    expected, clamp = expected_slots(start_us, end_us, source_interval, now_us)
-    confirmed, unknown = kline_holes(expected, present, covered, source_interval)
+    clamp = closed_end_us(end_us, source_interval, now_us)
+    checked_end = end_us if clamp is None else max(start_us, clamp)
+    confirmed, unknown = kline_holes(present, covered, source_interval, start_us, checked_end)
     span = bar_span(present, source_interval)
     fund_unknown: list[Hole] = []
     if funding_time_us is not None and span is not None:
         fund_unknown = funding_holes(span, funding_time_us, funding_covered or [])
     return CoverageReport(
-        market, symbol, interval, source_interval, start_us,
-        clamp if clamp is not None else end_us,
+        market, symbol, interval, source_interval, start_us, checked_end,
         span[0] if span else None, span[1] if span else None, tuple(confirmed),
         tuple(unknown), funding_time_us is not None, tuple(fund_unknown), allow_gaps, clamp,
         True, notes)

@@ -19,7 +19,7 @@ from backtest.coverage import (
     Hole,
     check_coverage,
     download_command,
-    funding_evidence,
+    funding_holes,
     human_time,
 )
 from kline_lake.core.series import SeriesKey
@@ -103,7 +103,7 @@ def test_allow_gaps_runs_and_says_so_in_the_result(issue_lake):
     cov = res.config["coverage"]
     assert cov["allow_gaps"] is True
     assert cov["unknown_gaps"] == [["2026-01-01T00:00:00Z", "2026-11-01T00:00:00Z", 7296]]
-    assert cov["funding_unknown"] == [["2026-01-01T00:00:00Z", "2026-11-01T00:00:00Z"]]
+    assert cov["funding_unknown"] == [["2026-01-01T00:00:00Z", "2026-11-01T00:00:00Z", 912]]
     assert any("allow_gaps: running across 1 never-fetched kline hole(s)" in w
                for w in res.warnings)
     assert any("counted as no funding" in w for w in res.warnings)
@@ -193,7 +193,7 @@ def test_no_funding_at_all_refuses_on_perpetuals_not_on_spot(tmp_path):
     assert res.config["coverage"]["funding_checked"] is False
 
 
-def test_funding_rows_without_a_record_more_than_8h_apart_are_a_hole(tmp_path):
+def test_funding_rows_without_a_record_missing_settlements_are_a_hole(tmp_path):
     commit_klines(tmp_path, "2024-01-01", "2024-01-05")
     n = 12  # 8-hourly from 2024-01-01 00:00 to 2024-01-04 16:00, then drop two records
     table = synthetic_funding(us("2024-01-01") // 1000, n)
@@ -201,7 +201,7 @@ def test_funding_rows_without_a_record_more_than_8h_apart_are_a_hole(tmp_path):
     keep[[4, 5]] = False  # 2024-01-02 08:00 and 16:00
     LakeWriter(tmp_path).commit(FUNDING, table.filter(pa.array(keep)))
     with pytest.raises(InputError, match=r"funding was never fetched for 1 hole\(s\): "
-                                         r"2024-01-02 \.\. 2024-01-03;"):
+                                         r"2024-01-02T08:00 \.\. 2024-01-03 \(2 settlements\);"):
         backtest.run("hold", lake=tmp_path, market="um", symbol="BTCUSDT", interval="1h",
                      start="2024-01-01", end="2024-01-05")
 
@@ -264,7 +264,7 @@ def test_check_coverage_by_hand():
                          start_us=t0, end_us=t0 + 12 * H_US, present_us=present,
                          covered=covered, now_us=t0 + 10 * H_US + H_US // 2)
     assert now.unknown == (Hole(t0 + 7 * H_US, t0 + 9 * H_US, 2),)
-    assert now.end_us == t0 + 10 * H_US + H_US // 2
+    assert now.end_us == t0 + 10 * H_US  # the open of the kline still open at 10:30
     assert any("ends in the future" in n for n in now.notes())
 
 
@@ -280,11 +280,16 @@ def test_future_end_is_checked_up_to_now(tmp_path):
                        funding=False, now_us=us("2024-01-03T02:00"))
 
 
-def test_funding_evidence_by_hand():
-    eight = 8 * H_US
-    jitter = 1_000_000
-    t = np.array([0, eight + 1_000, 2 * eight, 4 * eight], dtype=np.int64)  # 3rd->4th: 16 h
-    assert funding_evidence(t) == [(-eight - jitter, 2 * eight), (4 * eight, 5 * eight + jitter)]
+def test_funding_holes_by_hand():
+    """Settlements on the contract's own cadence: 4-hourly records, one missing, and the
+    span running 8 h past the last record; the first missing run is confirmed."""
+    four = 4 * H_US
+    t = np.array([0, 1, 2, 4, 5, 6], dtype=np.int64) * four  # 12:00 (3) missing
+    holes = funding_holes((0, 9 * four), t, covered=[])
+    assert holes == [Hole(3 * four, 4 * four, 1, "settlements"),
+                     Hole(7 * four, 9 * four, 2, "settlements")]
+    assert funding_holes((0, 9 * four), t, covered=[(2 * four, 5 * four)]) == [
+        Hole(7 * four, 9 * four, 2, "settlements")]
 
 
 def test_human_times_parse_back_for_the_download_command():

@@ -15,7 +15,10 @@ from bt_helpers import iso, make_bars, write_funding, write_klines
 import backtest
 from backtest.data import load_bars, load_funding, parse_time_us
 from kline_lake.archive.csv import parse_archive_csv
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
+from kline_lake.lake.scan import empty_frame
+from kline_lake.lake.writer import LakeWriter
 
 REAL = Path(__file__).resolve().parents[1] / "data" / "real_data"
 H_US = 3_600_000_000
@@ -100,6 +103,11 @@ def test_real_funding_history_with_jitter(tmp_path):
     bars = make_bars(24 * 120, seed=5, t0_ms=t0_ms, vol=0.002)
     write_klines(tmp_path, bars)
     end_us = int(bars.open_time_us[-1]) + H_US
+    # the file is BTCUSDT's funding history from its first settlement (2019-09-10 08:00):
+    # a download of this range records it as covered (backtest.coverage checks funding)
+    LakeWriter(tmp_path).commit(SeriesKey("um", "funding", "BTCUSDT"),
+                                empty_frame("funding").to_arrow(),
+                                [(int(bars.open_time_us[0]), end_us)])
     ev = load_funding(tmp_path, "um", "BTCUSDT", int(bars.open_time_us[0]), end_us)
     assert ev.time_us.shape[0] == 359  # 2019-09-10 08:00 .. 2020-01-07 16:00 and np.isnan(ev.mark_price).all()
     assert (ev.time_us % H_US != 0).sum() >= 4  # the real jittered stamps are there
