@@ -189,13 +189,14 @@ def warm_strategy(strat: Strategy, history: Bars, offset: int) -> Strategy:
                     strat.follows_direction)
 
 
-def _pick(frame: pl.DataFrame, names: list[str], objective: str) -> tuple[int, bool]:
-    """Row of the best `objective` (NaN last, first of ties) and whether it was defined."""
+def _pick(frame: pl.DataFrame, objective: str) -> tuple[int, bool]:
+    """Row of the best `objective` (NaN last, +inf first, first of ties) and whether any
+    row had it defined."""
     values = frame.get_column(objective).cast(pl.Float64).fill_null(np.nan).to_numpy()
-    finite = np.isfinite(values)
-    if not finite.any():
+    defined = ~np.isnan(values)
+    if not defined.any():
         return 0, False
-    return int(np.argmax(np.where(finite, values, -np.inf))), True
+    return int(np.argmax(np.where(defined, values, -np.inf))), True
 
 
 def _row_params(frame: pl.DataFrame, names: list[str], k: int) -> dict[str, Any]:
@@ -306,7 +307,7 @@ def _train(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: _Data, lo: 
     """Sweep the grid on bars ``lo:hi`` only: (params, in-sample metrics, defined, notes)."""
     res = sweep(strat, grid, bars=slice_bars(data.bars, lo, hi), **data.run_kw)
     frame = res.to_frame()
-    k, defined = _pick(frame, res.param_names, objective)
+    k, defined = _pick(frame, objective)
     return (_row_params(frame, res.param_names, k), _row_metrics(frame, res.param_names, k),
             defined, res.warnings)
 
@@ -384,7 +385,7 @@ def _full_sample(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: _Data
     per-bar return matrix, the best's equity, the sweep's config, notes)."""
     res = sweep(strat, grid, bars=data.bars, **data.run_kw)
     frame, names = res.to_frame(), res.param_names
-    k, _ = _pick(frame, names, objective)
+    k, _ = _pick(frame, objective)
     cash = float(res.config["cash"])
     matrix = np.empty((len(data.bars), frame.height))
     best_equity = np.empty(0)

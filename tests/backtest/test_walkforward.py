@@ -228,3 +228,14 @@ def test_boundary_close_and_carry_by_hand(tmp_path):
     assert res.out_of_sample["n_trades"] == 2 and math.isfinite(res.out_of_sample["win_rate"])
     assert res.equity["equity"][-1] == pytest.approx(capital, rel=1e-12)
     assert res.pbo is None and "no PBO" in " ".join(res.warnings)
+
+
+def test_pick_ranks_nan_last_and_inf_first():
+    import polars as pl
+
+    from backtest.walkforward import _pick
+
+    frame = pl.DataFrame({"calmar": [1.0, np.nan, np.inf, 2.0, np.inf]})
+    assert _pick(frame, "calmar") == (2, True)  # +inf (no drawdown) is best; first of ties
+    assert _pick(pl.DataFrame({"sharpe": [np.nan, np.nan]}), "sharpe") == (0, False)
+    assert _pick(pl.DataFrame({"sharpe": [np.nan, -1.0, 0.5]}), "sharpe") == (2, True)
