@@ -165,11 +165,13 @@ def _sharpe_scores(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
     """mean / sqrt(var) elementwise; a trial with no spread scores +inf, -inf or 0 by the
     sign of its mean (so a steady winner ranks first and a flat trial in the middle)."""
     sd = np.sqrt(np.maximum(var, 0.0))
-    flat = sd <= 1e-12 * np.abs(mean)  # rounding left of a constant series' spread
-    flat |= sd == 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(flat, np.sign(mean) * np.inf, mean / np.where(flat, 1.0, sd))
-    return np.where(flat & (mean == 0.0), 0.0, out)
+        out = mean / sd
+    flat = sd <= 1e-12 * np.abs(mean)  # no spread, or only rounding left of it
+    if flat.any():
+        out[flat] = np.sign(mean[flat]) * np.inf
+        out[flat & (mean == 0.0)] = 0.0
+    return out
 
 
 TIE_RTOL = 1e-12  # Sharpe ratios this close are equal (a sum's order changes the last bits)
