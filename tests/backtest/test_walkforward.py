@@ -239,3 +239,30 @@ def test_pick_ranks_nan_last_and_inf_first():
     assert _pick(frame, "calmar") == (2, True)  # +inf (no drawdown) is best; first of ties
     assert _pick(pl.DataFrame({"sharpe": [np.nan, np.nan]}), "sharpe") == (0, False)
     assert _pick(pl.DataFrame({"sharpe": [np.nan, -1.0, 0.5]}), "sharpe") == (2, True)
+
+
+def test_boundary_close_of_a_short_by_hand(tmp_path):
+    # as above, short: sells at the 04:00 open, buys back at the test window's last close
+    root = write_lake(tmp_path, n_bars=10 * 24, seed=9)
+    fee, slip = 0.001, 0.001
+
+    def short_at_hour(bars, hour=3):
+        h = (bars.open_time_us // 3_600_000_000) % 24
+        return np.where(h == hour, -1, 0)
+
+    res = backtest.walk_forward(short_at_hour, {"hour": [3]}, lake=root, start="2024-01-01",
+                                end="2024-01-11", train="4d", test="3d", fee=fee,
+                                slippage_bps=10.0, funding=False, exchange_filters=False,
+                                direction="short")
+    bars = load_bars(root, "um", "BTCUSDT", "1h", to_us("2024-01-01"), to_us("2024-01-11"))
+    t_us, open_, close = bars.open_time_us, bars.open, bars.close
+    capital = 10_000.0
+    for day in (4, 7):
+        entry = int(np.searchsorted(t_us, to_us(f"2024-01-{day + 1:02d}") + 4 * 3_600_000_000))
+        last = int(np.searchsorted(t_us, to_us(f"2024-01-{day + 4:02d}"))) - 1
+        adj = open_[entry] * (1 - slip)
+        qty = capital / (adj * (1 + fee))  # short all-in: proceeds net of fee
+        cash = capital + qty * adj * (1 - fee)
+        capital = cash - qty * close[last] * (1 + slip) * (1 + fee)
+    assert res.out_of_sample["final_equity"] == pytest.approx(capital, rel=1e-12)
+    assert res.out_of_sample["n_trades"] == 2 and math.isfinite(res.out_of_sample["win_rate"])
