@@ -143,7 +143,10 @@ class StreamHub:
 
 
 def _raw_request(req: Any) -> bytes:
-    head = f"{req.requestline}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in req.headers.items()) + "\r\n"
+    """The upgrade request as the sans-I/O parser wants it. The path was routed already,
+    and a combined-stream URL may be longer than the parser's 8 KiB line limit, so the
+    parser sees only the headers it checks (method and path are not used by `accept`)."""
+    head = "GET / HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in req.headers.items()) + "\r\n"
     return head.encode("latin-1")
 
 
@@ -185,6 +188,8 @@ class StreamSession:
         self._open_every = max(hub.open_update_s, self.rules.kline_update_ms / 1000 / self.speed)
         self._next_open = now
         self._closing_at: float | None = None
+        self._poller = select.poll()
+        self._poller.register(self.sock, select.POLLIN)
         self._subscribe([n.text for n in names], now_ms=hub.fx.now_ms())
 
     # ---- I/O ---------------------------------------------------------------------------
@@ -225,8 +230,8 @@ class StreamSession:
             while not self.closed:
                 now = time.monotonic()
                 wait = max(0.0, min(self._next_tick_at(now), self._expire_at) - now)
-                readable, _, _ = select.select([self.sock], [], [], wait)
-                if readable:
+                # poll, not select: a process may hold more than FD_SETSIZE descriptors
+                if self._poller.poll(wait * 1000):
                     data = self.sock.recv(65536)
                     if not data:
                         break

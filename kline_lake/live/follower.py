@@ -3,7 +3,8 @@
 1. One follower per series: a lock file per series next to the writer's lock
    (`<series lock>.follow`), held for the follower's life; a second follower is refused.
 2. Catch up: the normal download path (`run_download`, source `auto`) from where each
-   series' coverage ends (a series with no coverage starts at the server's now), to now.
+   series' coverage ends (with no coverage: from its first stored row, or, in an empty
+   series, the server's now), to now.
 3. Streams: combined streams split across connections within the per-connection limit
    (`streams.split_streams`), one thread per connection.
 4. Every `flush_s`: closed klines received so far are committed (`LakeWriter.commit`)
@@ -28,10 +29,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import polars as pl
 
 from kline_lake.core.intervals import INTERVAL_MS, floor_open_ms
 from kline_lake.core.markets import Market
@@ -44,11 +47,13 @@ from kline_lake.errors import InputError, KlineLakeError, LakeError, StreamError
 from kline_lake.exchange.retry import RetryPolicy, backoff_delay_s
 from kline_lake.lake import layout
 from kline_lake.lake.lock import FileLock
+from kline_lake.lake.scan import scan_series
 from kline_lake.lake.writer import LakeWriter
 from kline_lake.live import streams
 from kline_lake.live.streams import ClosedKline, Connector
 
 FOLLOW_DATASETS = ("klines",)
+COMMIT_WORKERS = 8
 RECONNECT_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay_s=0.2, max_delay_s=30.0, jitter=0.5)
 
 
@@ -97,6 +102,17 @@ class FollowTotals:
     rate_limited_429: int = 0
     banned_418: int = 0
     lags_s: list[float] = field(default_factory=list)  # receive -> commit, real seconds
+    send_delays_ms: list[int] = field(default_factory=list)  # kline close -> event time, exchange ms
+
+
+def _ensure_fd_room(needed: int) -> None:
+    """Raise the soft open-files limit towards the hard one when `needed` exceeds it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 class Follower:
@@ -116,8 +132,11 @@ class Follower:
         self._events: queue.Queue = queue.Queue()
         self._stop_conns = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._open: set = set()  # live connections, closed from here on stop to end their recv
+        self._open_lock = threading.Lock()
         self._server_now_ms = 0  # the latest event time seen: the exchange's clock
         self._rng = random.Random(seed)
+        self._executor: ThreadPoolExecutor | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -137,6 +156,10 @@ class Follower:
                     next_flush = time.monotonic() + self.req.flush_s
         finally:
             self._stop_conns.set()
+            with self._open_lock:
+                live = list(self._open)
+            for conn in live:
+                conn.close()
             for t in self._threads:
                 t.join(timeout=5)
             self._drain(timeout_s=0)
@@ -144,6 +167,8 @@ class Follower:
                 self._flush()
                 self._backfill_holes_at_stop()
             finally:
+                if self._executor is not None:
+                    self._executor.shutdown()
                 for lock in locks:
                     lock.release()
         return self.totals
@@ -152,6 +177,7 @@ class Follower:
         return SeriesKey(self.req.market.name, "klines", symbol, self.req.interval)
 
     def _acquire_locks(self) -> list[FileLock]:
+        _ensure_fd_room(len(self.req.symbols) + 256)  # one open lock file per series
         held: list[FileLock] = []
         for symbol in self.req.symbols:
             path = layout.lock_path(self.writer.root, self._key(symbol))
@@ -190,12 +216,19 @@ class Follower:
                 return us_to_ms_ceil(b)
         return from_ms
 
+    def _first_row_ms(self, key: SeriesKey) -> int | None:
+        frame = scan_series(self.writer.root, key).select(pl.col("open_time").min().cast(pl.Int64)).collect()
+        value = frame.item() if frame.height else None
+        return None if value is None else us_to_ms_ceil(int(value))
+
     def _catch_up(self) -> None:
         now_ms = self._rest_now_ms()
         self._server_now_ms = now_ms
         floor_now = floor_open_ms(now_ms, self.req.interval)
         for symbol in self.req.symbols:
             end = self._coverage_end_ms(self._key(symbol), None)
+            if end is None:  # rows a killed follower committed past a hole: cover them too
+                end = self._first_row_ms(self._key(symbol))
             start = floor_now if end is None else min(end, floor_now)
             self.series[symbol] = SeriesState(self._key(symbol), symbol, start)
         starts = [s.covered_ms for s in self.series.values() if s.covered_ms < floor_now]
@@ -266,9 +299,16 @@ class Follower:
                 self._sleep_backoff(attempt)
                 attempt += 1
                 continue
+            with self._open_lock:
+                self._open.add(conn)
+            if self._stop_conns.is_set():
+                conn.close()
+                return
             self._events.put(("connected", symbols, not first))
             first, attempt = False, 0
             reason = self._read(conn)
+            with self._open_lock:
+                self._open.discard(conn)
             conn.close()
             if self._stop_conns.is_set():
                 return
@@ -333,6 +373,7 @@ class Follower:
         if state is None:
             return
         self.totals.closed_klines += 1
+        self.totals.send_delays_ms.append(kline.event_ms - int(kline.row[6]) - 1)
         state.received += 1
         if kline.open_ms + self.interval_ms <= state.covered_ms or kline.open_ms in state.uncovered:
             return  # a duplicate of what the lake holds
@@ -342,11 +383,26 @@ class Follower:
     # ---- commit ------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        for state in self.series.values():
-            if state.buffer or state.uncovered:
-                self._flush_one(state)
+        """Commit every series with new rows; series are independent files and locks, so
+        their commits run side by side (their fsync waits overlap)."""
+        work = [s for s in self.series.values() if s.buffer or s.uncovered]
+        if len(work) <= 1:
+            results = [self._flush_one(s) for s in work]
+        else:
+            results = list(self._pool().map(self._flush_one, work))
+        for rows, lags in results:
+            if rows is not None:
+                self.totals.commits += 1
+                self.totals.committed_rows += rows
+                self.totals.lags_s.extend(lags)
 
-    def _flush_one(self, state: SeriesState) -> None:
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=COMMIT_WORKERS, thread_name_prefix="follow-commit")
+        return self._executor
+
+    def _flush_one(self, state: SeriesState) -> tuple[int | None, list[float]]:
+        """Commit one series' batch; (rows committed or None if no commit, lags)."""
         start = state.covered_ms
         cur = start
         opens = sorted(set(state.buffer) | state.uncovered)
@@ -355,12 +411,11 @@ class Follower:
                 cur = max(cur, o + self.interval_ms)
         covered = [(ms_to_us(start), ms_to_us(cur))] if cur > start else []
         rows = [state.buffer[o][0] for o in sorted(state.buffer)]
+        result: tuple[int | None, list[float]] = (None, [])
         if rows or covered:
             self.writer.commit(state.key, parse_rest_klines(rows, "klines"), covered)
-            self.totals.commits += 1
-            self.totals.committed_rows += len(rows)
             done = time.monotonic()
-            self.totals.lags_s.extend(done - recv_t for _, recv_t in state.buffer.values())
+            result = (len(rows), [done - recv_t for _, recv_t in state.buffer.values()])
         state.uncovered = {o for o in (state.uncovered | set(state.buffer)) if o >= cur}
         state.buffer.clear()
         state.covered_ms = cur
@@ -372,3 +427,4 @@ class Follower:
                 self.log(f"{state.symbol}: hole at {state.covered_ms}: backfilling over REST")
         else:
             state.hole_since = None
+        return result
