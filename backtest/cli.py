@@ -23,9 +23,6 @@ from kline_lake.cli import run_cli
 from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.errors import InputError
 
-METRICS_SHOWN = ("final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
-                 "n_trades", "win_rate", "fees_paid", "funding_paid")
-
 
 def _common(fn: Callable) -> Callable:
     """Options shared by `run` and `sweep` (applied bottom-up, shown top-down)."""
@@ -133,13 +130,13 @@ def _write_outputs(result: Any, kw: dict[str, Any], **report_options: Any) -> No
     click.echo(f"report: {where}", err=True)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+def _notes(warnings: list[str], extra: list[str]) -> None:
+    for note in [*warnings, *extra]:
+        click.echo(f"note: {note}", err=True)
 
 
 @click.group()
+@click.version_option(package_name="kline-lake", prog_name="backtest")
 def cli() -> None:
     """Backtest strategies over the kline lake (fees, slippage, funding)."""
 
@@ -149,16 +146,17 @@ def cli() -> None:
 @_as_input_errors
 def run_cmd(**kw: Any) -> None:
     """Backtest one strategy with fixed parameters."""
+    from backtest.console import run_lines, window_notes
     from backtest.engine import run
 
     params = single_values(parse_params(kw["param"]))
     check_outputs(kw["json_path"], kw["report_path"])
     result = run(kw["strategy"], params, **_settings(kw))
     echo = _echo(kw)
-    for name in METRICS_SHOWN:
-        echo(f"{name:>14}: {_fmt(result.metrics[name])}")
-    for note in result.warnings:
-        click.echo(f"note: {note}", err=True)
+    for line in run_lines(result, given=list(params), requested=(kw["start"], kw["end"])):
+        echo(line)
+    _notes(result.warnings,
+           window_notes(result.params, int(result.config["n_bars"]), result.strategy))
     _write_outputs(result, kw)
 
 
@@ -166,7 +164,8 @@ def run_cmd(**kw: Any) -> None:
 @_common
 @click.option("--sort", "sort_by", default="sharpe", show_default=True,
               help="Metric the printed top rows are sorted by.")
-@click.option("--top", type=int, default=10, show_default=True)
+@click.option("--top", type=int, default=10, show_default=True,
+              help="How many of the best rows to print; 0 prints every row.")
 @click.option("--memory-budget", metavar="SIZE", default=None,
               help="Memory the sweep may use, e.g. 8GB or 512MiB (default: "
                    "$BACKTEST_MEMORY_BUDGET, else 80% of the available memory). A grid "
@@ -175,26 +174,21 @@ def run_cmd(**kw: Any) -> None:
 @_as_input_errors
 def sweep_cmd(sort_by: str, top: int, memory_budget: str | None, **kw: Any) -> None:
     """Backtest every combination of the --param ranges."""
-    import polars as pl
-
+    from backtest.console import sweep_lines, sweep_window_notes
     from backtest.metrics import METRIC_NAMES
     from backtest.sweep import sweep
 
     if sort_by not in METRIC_NAMES:
         raise InputError(f"--sort must be a metric: {', '.join(METRIC_NAMES)}")
+    if top < 0:
+        raise InputError(f"--top must be >= 0 (0 prints every row), got {top}")
     check_outputs(kw["json_path"], kw["report_path"])
     result = sweep(kw["strategy"], parse_params(kw["param"]), memory_budget=memory_budget,
                    **_settings(kw))
-    frame = result.to_frame()
-    shown = frame.sort(pl.col(sort_by).fill_nan(None), descending=True, nulls_last=True)
-    cols = [*result.param_names, *METRICS_SHOWN]
     echo = _echo(kw)
-    echo(f"{frame.height} combinations ({len(result.skipped)} skipped); top {top} by {sort_by}:")
-    echo("  ".join(cols))
-    for row in shown.head(top).select(cols).iter_rows():
-        echo("  ".join(_fmt(v) for v in row))
-    for note in result.warnings:
-        click.echo(f"note: {note}", err=True)
+    for line in sweep_lines(result, sort_by, top, requested=(kw["start"], kw["end"])):
+        echo(line)
+    _notes(result.warnings, sweep_window_notes(result))
     _write_outputs(result, kw, metric=sort_by)
 
 

@@ -27,6 +27,9 @@ from backtest.records import (
 )
 
 _TRADE_STATUS = {TRADE_CLOSED: "closed", TRADE_OPEN: "open", TRADE_LIQUIDATED: "liquidated"}
+# metrics where the smallest value is the best (sweep sorting, `SweepResult.best`)
+LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration", "fees_paid",
+                             "funding_paid"})
 
 
 def json_safe(value: Any) -> Any:
@@ -164,8 +167,11 @@ class SweepResult:
     def to_pandas(self):
         return self.grid.to_pandas()
 
-    def best(self, metric: str = "sharpe", maximize: bool = True) -> dict[str, Any]:
-        """The row with the best `metric` (NaN rows last)."""
+    def best(self, metric: str = "sharpe", maximize: bool | None = None) -> dict[str, Any]:
+        """The row with the best `metric` (NaN rows last): the largest, or the smallest
+        for `LOWER_IS_BETTER` metrics unless `maximize` says otherwise."""
+        if maximize is None:
+            maximize = metric not in LOWER_IS_BETTER
         col = pl.col(metric).fill_nan(None)
         row = self.grid.sort(col, descending=maximize, nulls_last=True).row(0, named=True)
         return row

@@ -289,7 +289,9 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
     cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
                             "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
                             "n_bars": len(b), "coverage": data.coverage.summary(),
-                            "unknown_gaps": data.coverage.n_unknown, "n_chunks": plan.n_chunks}
+                            "unknown_gaps": data.coverage.n_unknown,
+                            "grid_shape": {k: len(v) for k, v in grid.items()},
+                            "n_chunks": plan.n_chunks}
     if done.n_ruined:
         notes.append(f"{done.n_ruined} of {done.frame.height} combinations ruined the account "
                      "(column ruined; no Sharpe/Sortino/Calmar for them)")
