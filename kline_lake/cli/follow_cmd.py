@@ -45,7 +45,8 @@ def _positive(name: str, text: str) -> float:
 
 def build_request(*, market: str, data: str, interval: str, symbols: str, lake: str,
                   base_url: str | None, ws_url: str | None, duration: str | None,
-                  flush_seconds: str, silence_seconds: str, streams_per_connection: str | None):
+                  flush_seconds: str, silence_seconds: str, streams_per_connection: str | None,
+                  start: str | None = None):
     """Validate every option (no network); InputError on the first problem."""
     from kline_lake.core.intervals import validate_interval
     from kline_lake.core.markets import (
@@ -54,6 +55,7 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
         resolve_ws_url,
         validate_symbol,
     )
+    from kline_lake.core.timeutil import parse_utc_ms
     from kline_lake.live.follower import FollowRequest
     from kline_lake.live.streams import MAX_STREAMS, validate_stream_dataset
 
@@ -71,6 +73,7 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
         raise InputError(f"--ws-url must start with ws:// or wss://, got {ws_url!r}")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
         raise InputError(f"--base-url must start with http:// or https://, got {base_url!r}")
+    start_ms = None if start is None else parse_utc_ms(start, what="--start")
     per_conn = None
     if streams_per_connection is not None:
         if not streams_per_connection.isdigit() or not 1 <= int(streams_per_connection) <= MAX_STREAMS[mkt.name]:
@@ -82,6 +85,7 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
         base_url=resolve_base_url(mkt, base_url), ws_url=resolve_ws_url(mkt, ws_url, base_url),
         duration_s=parse_duration_s(duration), flush_s=_positive("--flush-seconds", flush_seconds),
         silence_s=_positive("--silence-seconds", silence_seconds), max_streams_per_connection=per_conn,
+        start_ms=start_ms,
     )
 
 
@@ -110,6 +114,9 @@ def _status_loop(follower, stop: threading.Event) -> None:
 @click.option("--ws-url", default=None,
               help="WebSocket streams root of the market (env KLINE_LAKE_<MARKET>_WS_URL; default: the "
                    "exchange's, or the --base-url host and port).")
+@click.option("--start", default=None,
+              help="UTC start of the catch-up (default: where each series' coverage ends; an empty "
+                   "series starts now).")
 @click.option("--duration", default=None, help="Stop after this long (6h, 30m, 45s); default: until SIGINT/SIGTERM.")
 @click.option("--flush-seconds", default="5", show_default=True, help="Commit closed klines this often.")
 @click.option("--silence-seconds", default="30", show_default=True,
@@ -117,15 +124,15 @@ def _status_loop(follower, stop: threading.Event) -> None:
 @click.option("--streams-per-connection", default=None, hidden=True,
               help="Fewer streams per connection than the exchange allows (tests).")
 def follow(market: str, data: str, interval: str, symbols: str, lake: str, base_url: str | None,
-           ws_url: str | None, duration: str | None, flush_seconds: str, silence_seconds: str,
-           streams_per_connection: str | None) -> None:
+           ws_url: str | None, start: str | None, duration: str | None, flush_seconds: str,
+           silence_seconds: str, streams_per_connection: str | None) -> None:
     """Catch up over REST, then keep the lake current from WebSocket streams, gap-free."""
     from kline_lake.live.follower import Follower
 
     request = build_request(market=market, data=data, interval=interval, symbols=symbols, lake=lake,
                             base_url=base_url, ws_url=ws_url, duration=duration,
                             flush_seconds=flush_seconds, silence_seconds=silence_seconds,
-                            streams_per_connection=streams_per_connection)
+                            streams_per_connection=streams_per_connection, start=start)
     tty = sys.stderr.isatty()
     follower = Follower(request, log=(lambda _line: None) if tty else
                         (lambda line: click.echo(f"follow: {line}", err=True)))

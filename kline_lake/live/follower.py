@@ -73,6 +73,7 @@ class FollowRequest:
     hole_grace_s: float = 2.0
     max_streams_per_connection: int | None = None
     dataset: str = "klines"
+    start_ms: int | None = None  # None: where each series' coverage ends (see _catch_up)
 
 
 @dataclass
@@ -229,6 +230,8 @@ class Follower:
             end = self._coverage_end_ms(self._key(symbol), None)
             if end is None:  # rows a killed follower committed past a hole: cover them too
                 end = self._first_row_ms(self._key(symbol))
+            if self.req.start_ms is not None:
+                end = self.req.start_ms
             start = floor_now if end is None else min(end, floor_now)
             self.series[symbol] = SeriesState(self._key(symbol), symbol, start)
         starts = [s.covered_ms for s in self.series.values() if s.covered_ms < floor_now]

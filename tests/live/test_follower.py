@@ -76,6 +76,20 @@ def test_follower_under_every_stream_fault_equals_rest(tmp_path: Path) -> None:
         _assert_lake_equals_rest(fx, tmp_path, min_rows=40)  # 8 s at 600x = 80 fake minutes
 
 
+def test_start_catches_up_over_rest_then_streams_contiguously(tmp_path: Path) -> None:
+    with FakeExchange(now_ms=T0_MS, speed=120, seed=2) as fx:
+        req = build_request(market="um", data="klines", interval="1m", symbols=",".join(SYMBOLS),
+                            lake=str(tmp_path), base_url=fx.base_url, ws_url=None, duration="4s",
+                            flush_seconds="0.5", silence_seconds="5", streams_per_connection=None,
+                            start="2025-12-31T22:00")
+        totals = Follower(req).run(threading.Event())
+        assert totals.committed_rows >= 4  # 4 s at 120x: 8 fake minutes from the streams
+        for symbol in SYMBOLS:
+            covered = LakeWriter(tmp_path).covered(SeriesKey("um", "klines", symbol, "1m"))
+            assert covered[0][0] == (T0_MS - 2 * 3_600_000) * 1000  # from --start
+        _assert_lake_equals_rest(fx, tmp_path, min_rows=120 + 4)
+
+
 def test_second_follower_of_a_series_is_refused(tmp_path: Path) -> None:
     with FakeExchange(now_ms=T0_MS, speed=60) as fx:
         req = build_request(market="um", data="klines", interval="1m", symbols="BTCUSDT",

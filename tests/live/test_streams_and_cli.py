@@ -76,6 +76,7 @@ def test_ws_url_resolution() -> None:
     (["--market", "um", "--symbols", "BTCUSDT", "--interval", "7m"], "interval"),
     (["--market", "um", "--symbols", "BTC/USDT"], "invalid symbol"),
     (["--market", "um", "--symbols", "BTCUSDT", "--flush-seconds", "0"], "--flush-seconds must be > 0"),
+    (["--market", "um", "--symbols", "BTCUSDT", "--start", "yesterday"], "--start"),
 ])
 def test_follow_bad_input_is_one_line_exit_2(args: list[str], needle: str, tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-c", "from kline_lake.cli import main; main()", "follow", "--lake", str(tmp_path), *args],
