@@ -90,6 +90,18 @@ def test_start_catches_up_over_rest_then_streams_contiguously(tmp_path: Path) ->
         _assert_lake_equals_rest(fx, tmp_path, min_rows=120 + 4)
 
 
+def test_connection_cut_after_max_age_reconnects_and_backfills(tmp_path: Path) -> None:
+    # The exchange's 24 h cut, shrunk to 20 fake minutes (2 real seconds at 600x).
+    with FakeExchange(now_ms=T0_MS, speed=600, ws_max_age_s=1200) as fx:
+        req = build_request(market="um", data="klines", interval="1m", symbols=",".join(SYMBOLS),
+                            lake=str(tmp_path), base_url=fx.base_url, ws_url=None, duration="7s",
+                            flush_seconds="0.5", silence_seconds="5", streams_per_connection=None)
+        totals = Follower(req, seed=3).run(threading.Event())
+        assert fx.stats()["ws"]["closed_expired"] >= 2
+        assert totals.reconnects >= 2
+        _assert_lake_equals_rest(fx, tmp_path, min_rows=40)
+
+
 def test_second_follower_of_a_series_is_refused(tmp_path: Path) -> None:
     with FakeExchange(now_ms=T0_MS, speed=60) as fx:
         req = build_request(market="um", data="klines", interval="1m", symbols="BTCUSDT",
