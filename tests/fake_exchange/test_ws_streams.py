@@ -154,3 +154,36 @@ def test_fault_spec_keeps_http_and_stream_budgets_apart() -> None:
         parse_faults("ws-miss:0.6,ws-dup:0.6")
     with pytest.raises(InputError):
         parse_faults("ws-nope:0.1")
+
+
+def test_speed_runs_rest_and_streams_on_one_fast_clock() -> None:
+    with FakeExchange(speed=3600) as fx:
+        t0 = httpx.get(f"{fx.base_url}/api/v3/time").json()["serverTime"]
+        time.sleep(0.5)
+        t1 = httpx.get(f"{fx.base_url}/api/v3/time").json()["serverTime"]
+        assert 0.4 * 3_600_000 < t1 - t0 < 1.5 * 3_600_000  # half a real second = ~half a fake hour
+        with _ws(fx, "/ws/btcusdt@kline_1m") as ws:
+            event = json.loads(ws.recv(timeout=3))
+        assert abs(event["E"] - fx.now_ms()) < 3_600_000
+
+
+def test_cli_speed_option() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-c", "from kline_lake.cli import main; main()", "fake-exchange", "--port", "0"]
+    bad = subprocess.run([*cli, "--speed", "fast"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--speed" in bad.stderr
+    proc = subprocess.Popen([*cli, "--speed", "600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        url = proc.stdout.readline().split()[-1]
+        with connect(url.replace("http://", "ws://") + "/fstream/stream?streams=btcusdt@kline_1m",
+                     ping_interval=None) as ws:
+            msgs = [json.loads(ws.recv(timeout=3)) for _ in range(12)]
+        assert any(m["data"]["k"]["x"] for m in msgs)  # 1m klines close every 0.1 s at 600x
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
