@@ -14,9 +14,11 @@ from typing import Any
 
 import click
 
+from backtest.metrics import METRIC_NAMES
 from backtest.outputs import STDOUT, check_outputs, to_stdout, write_output
 from backtest.params import parse_params, single_values
 from backtest.portfolio.cli import portfolio_cmd
+from backtest.results import LOWER_IS_BETTER
 from backtest.strategies import REGISTRY
 from backtest.walkforward_cli import walk_forward_command
 from kline_lake.cli import run_cli
@@ -30,30 +32,50 @@ def _common(fn: Callable) -> Callable:
         click.option("--lake", default="./data", show_default=True,
                      type=click.Path(file_okay=False), help="Lake root directory."),
         click.option("--market", type=click.Choice(["spot", "um", "cm", "us"]), default="um",
-                     show_default=True),
-        click.option("--symbol", required=True),
-        click.option("--interval", type=click.Choice(list(ALL_INTERVALS)), required=True),
-        click.option("--start", required=True, help="UTC date/ISO time, inclusive."),
-        click.option("--end", required=True, help="UTC date/ISO time, exclusive."),
-        click.option("--strategy", default="sma_cross", show_default=True,
-                     help=f"One of: {', '.join(REGISTRY)}."),
-        click.option("--param", "param", multiple=True,
-                     help="name=value (sweep: name=start:stop:step or a,b,c)."),
+                     show_default=True,
+                     help="spot, um (USD-M perpetuals), cm (COIN-M) or us (Binance.US)."),
+        click.option("--symbol", metavar="SYMBOL", required=True,
+                     help="Exchange symbol, e.g. BTCUSDT."),
+        click.option("--interval", type=click.Choice(list(ALL_INTERVALS)), required=True,
+                     help="Bar interval (1s: spot only)."),
+        click.option("--start", metavar="DATE|TIME", required=True,
+                     help="First bar open, UTC, inclusive (2024-01-01 or "
+                          "2024-01-01T08:00)."),
+        click.option("--end", metavar="DATE|TIME", required=True,
+                     help="End of the range, UTC, exclusive."),
+        click.option("--strategy", metavar="NAME", default="sma_cross", show_default=True,
+                     help=f"One of: {', '.join(REGISTRY)} (parameters and defaults: "
+                          "`backtest strategies`)."),
+        click.option("--param", "param", metavar="NAME=VALUE", multiple=True,
+                     help="A strategy parameter, repeatable; unset ones take their "
+                          "defaults. Sweep: NAME=START:STOP[:STEP] (stop exclusive) or "
+                          "NAME=A,B,C."),
         click.option("--direction", type=click.Choice(["long", "short", "both"]),
-                     default="long", show_default=True),
-        click.option("--cash", type=float, default=10_000.0, show_default=True),
+                     default="long", show_default=True,
+                     help="Trade the signal long only, short only, or both ways (spot: "
+                          "long only)."),
+        click.option("--cash", type=float, default=10_000.0, show_default=True,
+                     help="Starting cash, quote currency."),
         click.option("--fee", type=float, default=None,
-                     help="Taker fee rate (default: the market's base tier, um 0.0005)."),
-        click.option("--maker-fee", type=float, default=None, help="Maker fee rate."),
+                     help="Taker fee rate as a fraction, 0.0005 = 0.05% (default: the "
+                          "market's base tier, um 0.0005)."),
+        click.option("--maker-fee", type=float, default=None,
+                     help="Maker fee rate as a fraction (default: the market's base tier)."),
         click.option("--liquidity", type=click.Choice(["taker", "maker"]), default="taker",
                      show_default=True, help="Which fee rate fills pay."),
-        click.option("--slippage-bps", type=float, default=0.0, show_default=True),
+        click.option("--slippage-bps", type=float, default=0.0, show_default=True,
+                     help="Slippage per fill in basis points, against the trader."),
         click.option("--fill", type=click.Choice(["next_open", "close"]), default="next_open",
-                     show_default=True),
-        click.option("--funding/--no-funding", default=True, show_default=True),
-        click.option("--leverage", type=float, default=1.0, show_default=True),
+                     show_default=True,
+                     help="Fill a signal at the next bar's open (no look-ahead) or at the "
+                          "signal bar's close."),
+        click.option("--funding/--no-funding", default=True, show_default=True,
+                     help="Charge perpetual funding at each funding time (futures only)."),
+        click.option("--leverage", type=float, default=1.0, show_default=True,
+                     help="Notional per entry as a multiple of the committed equity, 1 to "
+                          "125 (spot: 1)."),
         click.option("--size", type=float, default=1.0, show_default=True,
-                     help="Fraction of equity per entry."),
+                     help="Fraction of equity per entry, in (0, 1]."),
         click.option("--mmr", type=float, default=None,
                      help="Maintenance margin rate: enables isolated-margin liquidation."),
         click.option("--exchange-filters/--no-exchange-filters", default=True,
@@ -138,14 +160,32 @@ def _notes(warnings: list[str], extra: list[str]) -> None:
 @click.group()
 @click.version_option(package_name="kline-lake", prog_name="backtest")
 def cli() -> None:
-    """Backtest strategies over the kline lake (fees, slippage, funding)."""
+    """Backtest strategies over the kline lake (fees, slippage, funding).
+
+    \b
+    Example:
+      backtest strategies
+      backtest run --lake ./data --symbol BTCUSDT --interval 1h \\
+          --start 2024-01-01 --end 2024-07-01 --param fast=10 --param slow=50
+    """
 
 
 @cli.command("run")
 @_common
 @_as_input_errors
 def run_cmd(**kw: Any) -> None:
-    """Backtest one strategy with fixed parameters."""
+    """Backtest one strategy with fixed parameters.
+
+    Prints the strategy, the parameters used (defaults included), the range the bars
+    cover and every metric; --json and --report write the full result.
+
+    \b
+    Example:
+      backtest run --lake ./data --market um --symbol BTCUSDT --interval 1h \\
+          --start 2024-01-01 --end 2024-07-01 --strategy sma_cross \\
+          --param fast=10 --param slow=50 --fee 0.0005 --slippage-bps 1 \\
+          --json out/run.json --report out/run.html
+    """
     from backtest.console import run_lines, window_notes
     from backtest.engine import run
 
@@ -162,8 +202,10 @@ def run_cmd(**kw: Any) -> None:
 
 @cli.command("sweep")
 @_common
-@click.option("--sort", "sort_by", default="sharpe", show_default=True,
-              help="Metric the printed top rows are sorted by.")
+@click.option("--sort", "sort_by", metavar="METRIC", default="sharpe", show_default=True,
+              help="Metric the printed rows are sorted by, best first (ascending for "
+                   f"{', '.join(sorted(LOWER_IS_BETTER))}): "
+                   f"{', '.join(n for n in METRIC_NAMES if n not in ('ruined', 'ruin_idx'))}.")
 @click.option("--top", type=int, default=10, show_default=True,
               help="How many of the best rows to print; 0 prints every row.")
 @click.option("--memory-budget", metavar="SIZE", default=None,
@@ -173,9 +215,19 @@ def run_cmd(**kw: Any) -> None:
                    "fit is refused.")
 @_as_input_errors
 def sweep_cmd(sort_by: str, top: int, memory_budget: str | None, **kw: Any) -> None:
-    """Backtest every combination of the --param ranges."""
+    """Backtest every combination of the --param ranges.
+
+    Prints the best --top rows by --sort as a table; --json writes every row.
+    Combinations the strategy rejects (e.g. fast >= slow) are skipped and counted.
+
+    \b
+    Example:
+      backtest sweep --lake ./data --symbol BTCUSDT --interval 1h \\
+          --start 2024-01-01 --end 2024-07-01 \\
+          --param fast=5:50:5 --param slow=50:300:25 --sort sharpe --top 20 \\
+          --json out/sweep.json --report out/sweep.html
+    """
     from backtest.console import sweep_lines, sweep_window_notes
-    from backtest.metrics import METRIC_NAMES
     from backtest.sweep import sweep
 
     if sort_by not in METRIC_NAMES:
@@ -190,6 +242,20 @@ def sweep_cmd(sort_by: str, top: int, memory_budget: str | None, **kw: Any) -> N
         echo(line)
     _notes(result.warnings, sweep_window_notes(result))
     _write_outputs(result, kw, metric=sort_by)
+
+
+@cli.command("strategies")
+def strategies_cmd() -> None:
+    """List every built-in strategy with its parameters, their defaults and its signal.
+
+    \b
+    Example:
+      backtest strategies
+    """
+    from backtest.console import strategy_lines
+
+    for line in strategy_lines(REGISTRY):
+        click.echo(line)
 
 
 cli.add_command(walk_forward_command(sweep_cmd, _settings))

@@ -248,3 +248,19 @@ def sweep_lines(result: SweepResult, metric: str, top: int,
         *table_lines(sorted_rows(frame, metric, top), columns),
         f"({TRADES_LEGEND})",
     ]
+
+
+def strategy_lines(registry: Mapping[str, Any]) -> list[str]:
+    """`backtest strategies`: name, parameters with defaults, the signal's description
+    (the function's docstring, first paragraph), aligned."""
+    rows = []
+    for name, strat in registry.items():
+        params = " ".join(f"{k}={v}" for k, v in strat.defaults.items()) or "(none)"
+        doc = (strat.func.__doc__ or "").strip().split("\n\n")[0]
+        rows.append((name, params, " ".join(doc.split())))
+    w_name = max(len("strategy"), *(len(r[0]) for r in rows))
+    w_par = max(len("parameters (defaults)"), *(len(r[1]) for r in rows))
+    head = f"{'strategy':<{w_name}}  {'parameters (defaults)':<{w_par}}  signal"
+    return [head, *(f"{n:<{w_name}}  {p:<{w_par}}  {d}" for n, p, d in rows),
+            "Set a parameter with --param NAME=VALUE; sweep one with NAME=START:STOP:STEP "
+            "or NAME=A,B,C."]
