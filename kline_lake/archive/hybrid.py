@@ -46,7 +46,7 @@ from kline_lake.core.timeutil import US_PER_MS
 from kline_lake.download.context import RunContext, SeriesTask
 from kline_lake.download.progress import MAX_SYMBOL_BARS, RunTotals, TqdmProgress
 from kline_lake.download.request import DownloadRequest
-from kline_lake.download.rest_source import fetch_series_rest
+from kline_lake.download.rest_source import clamp_to_listing, fetch_series_rest
 
 
 def kline_holes_ms(open_ms: np.ndarray, interval: str, covered_ms: Sequence[Range]) -> list[Range]:
@@ -144,8 +144,16 @@ def _make_commit(ctx: RunContext, task: SeriesTask):
 
 async def fetch_series_hybrid(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range],
                               source: str) -> None:
-    """Fetch ``ranges_ms`` of one series from the archive, then the rest from REST."""
+    """Fetch ``ranges_ms`` of one series from the archive, then the rest from REST.
+
+    The plan starts at the series' first row (one REST probe,
+    :func:`kline_lake.download.rest_source.clamp_to_listing`), not at ``--start``: no
+    archive file is asked for the years before a listing.
+    """
     key = task.key
+    sink = ctx.sink(task)
+    ranges_ms = await clamp_to_listing(ctx, task, sink, ranges_ms)
+    await sink.flush()
     freqs = archive_frequencies(ctx.market, key.dataset)
     now_us = ctx.server_now_ms * US_PER_MS
     pieces = [p for a, b in ranges_ms

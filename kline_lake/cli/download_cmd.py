@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import click
 
@@ -23,7 +24,7 @@ from kline_lake.download.sources import SOURCE_NAMES, SOURCES, get_source
               help="; ".join(f"{s.name}: {s.help}" for s in SOURCES.values()) + ".")
 @click.option("--archive-url", default=None,
               help="Archive base URL (env KLINE_LAKE_ARCHIVE_URL; default --base-url if given, else https://data.binance.vision).")
-@click.option("--quiet", is_flag=True, help="No progress bars (the summary line is still printed).")
+@click.option("--quiet", is_flag=True, help="No progress bars (notes on waits and clamped ranges, and the summary line, are still printed).")
 @click.option("--batch-rows", type=click.IntRange(min=1), default=None, hidden=True,
               help="Rows per lake commit (default 100000).")
 def download(market: str, dataset: str, symbols: str, interval: str | None, start: str,
@@ -41,7 +42,8 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
     request = validate_request(market=market, dataset=dataset, symbols=symbols,
                                interval=interval, start=start, end=end, lake=lake,
                                base_url=base_url, source=source, archive_url=archive_url)
-    progress = NullProgress() if quiet else get_source(source).progress()
+    # --quiet hides the bars, not the notes (a wait, a clamped range): those go to stderr
+    progress = NullProgress(stream=sys.stderr) if quiet else get_source(source).progress()
     kwargs = {} if batch_rows is None else {"batch_rows": batch_rows}
     totals = RunTotals()
     try:

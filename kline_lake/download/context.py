@@ -44,6 +44,7 @@ class SeriesTask:
     first_key_ms: int | None = None
     last_key_ms: int | None = None
     weight: int = 0  # request weight spent on this series (first attempts)
+    listing_probed: bool = False  # rest_source.clamp_to_listing ran for this task
 
     def see_times(self, first_ms: int, last_ms: int) -> None:
         self.first_key_ms = first_ms if self.first_key_ms is None else min(self.first_key_ms, first_ms)

@@ -24,7 +24,7 @@ from kline_lake.core.aio import gather_or_cancel
 from kline_lake.core.intervals import INTERVAL_MS
 from kline_lake.core.ranges import Range
 from kline_lake.core.series import SeriesKey
-from kline_lake.core.timeutil import format_ms, ms_to_us, us_to_ms_ceil
+from kline_lake.core.timeutil import format_ms, format_us, ms_to_us, us_to_ms_ceil
 from kline_lake.download.context import DEFAULT_BATCH_ROWS, RunContext, SeriesTask
 from kline_lake.download.progress import DownloadProgress, NullProgress, RunTotals
 from kline_lake.download.request import DownloadRequest
@@ -50,14 +50,18 @@ def expected_rows(request: DownloadRequest, ranges_ms: Sequence[Range]) -> int |
     return sum(max(0, -(-(b - a) // step)) for a, b in ranges_ms)
 
 
-async def prepare(request: DownloadRequest, session: Session, clock: Clock
+async def prepare(request: DownloadRequest, session: Session, clock: Clock,
+                  progress: DownloadProgress | None = None
                   ) -> tuple[ExchangeClient, list[xinfo.SymbolInfo], int, int, dict | None]:
     """Network validation: exchangeInfo (cached or fetched), symbols, server clock.
 
     Returns (client, symbols, server_now_ms, end_ms, exchange_info_to_cache or None when
-    the lake's cache was used). Writes nothing.
+    the lake's cache was used). Writes nothing. Waits the exchange imposes (429/418) and
+    an `--end` after the exchange's now are told to `progress.note`.
     """
+    progress = progress or NullProgress()
     client = session.client(request.market, request.base_url)
+    client.on_wait = progress.note
     reader = LakeWriter(request.lake) if request.lake.is_dir() else None
     cached = reader.load_exchange_info(request.market.name) if reader else None
     if xinfo.cache_is_fresh(cached, request.base_url, clock.time()):
@@ -76,6 +80,9 @@ async def prepare(request: DownloadRequest, session: Session, clock: Clock
             f"{format_ms(min(end_ms, server_now_ms))} (the exchange has no data after its "
             f"now, {format_ms(server_now_ms)})"
         )
+    if end_ms > server_now_ms:
+        progress.note(f"--end {format_us(ms_to_us(end_ms))} is after the exchange's now "
+                      f"({format_us(ms_to_us(server_now_ms))}): downloading up to now")
     return client, symbols, server_now_ms, end_ms, (None if info is cached else info)
 
 
@@ -98,7 +105,7 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
     fetch = source_fetcher(request.source)
     kwargs = {} if max_in_flight is None else {"max_in_flight": max_in_flight}
     async with Session(transport=transport, clock=clock, retry=retry, **kwargs) as session:
-        client, symbols, now_ms, end_ms, fresh_info = await prepare(request, session, clock)
+        client, symbols, now_ms, end_ms, fresh_info = await prepare(request, session, clock, progress)
         writer = LakeWriter(request.lake)  # validation passed: from here the lake is written
         if fresh_info is not None:
             writer.save_exchange_info(request.market.name, fresh_info)

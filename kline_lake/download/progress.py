@@ -8,6 +8,7 @@ from counters, so it is the same whichever display is used.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -71,12 +72,26 @@ class DownloadProgress:
     def finish(self, label: str) -> None:
         """`label` is complete."""
 
+    def note(self, message: str) -> None:
+        """Something the user should know: a wait (429/418) and how long, a range clamped
+        to the listing or to the exchange's now. One line; subclasses show it."""
+
     def close(self) -> None:
         """Tear down any display."""
 
 
 class NullProgress(DownloadProgress):
-    """No display."""
+    """No bars. Notes are kept in `notes` and, when `stream` is given (`--quiet` passes
+    stderr), written there one per line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        if self.stream is not None:
+            print(message, file=self.stream, flush=True)
 
 
 class TqdmProgress(DownloadProgress):
@@ -116,6 +131,12 @@ class TqdmProgress(DownloadProgress):
         bar = self._bars.get(label)
         if bar is not None:
             bar.refresh()
+
+    def note(self, message: str) -> None:
+        """Printed above the bars (tqdm.write keeps them intact), on the bars' stream."""
+        from tqdm import tqdm
+
+        tqdm.write(message, file=self.stream if self.stream is not None else sys.stderr)
 
     def close(self) -> None:
         for bar in self._bars.values():

@@ -12,10 +12,10 @@ from typing import Any
 
 from kline_lake.core import ranges as rg
 from kline_lake.core.aio import gather_or_cancel
-from kline_lake.core.intervals import INTERVAL_MS
-from kline_lake.core.markets import ENDPOINTS
+from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms
+from kline_lake.core.markets import ENDPOINTS, KLINE_DATASETS
 from kline_lake.core.ranges import Range
-from kline_lake.core.timeutil import MS_PER_DAY, MS_PER_HOUR
+from kline_lake.core.timeutil import MS_PER_DAY, MS_PER_HOUR, format_us, ms_to_us
 from kline_lake.download import pages as pg
 from kline_lake.download.context import RunContext, SeriesTask
 from kline_lake.download.rest_rows import (
@@ -84,7 +84,7 @@ async def _fetch_klines(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list
     limit = best_page_limit(market, task.key.dataset)
     slot_ms = INTERVAL_MS.get(interval, 31 * MS_PER_DAY)
     if ranges[-1][1] - ranges[0][0] > slot_ms * limit:
-        ranges = await _listing_clamp(ctx, task, sink, endpoint, ranges)
+        ranges = await clamp_to_listing(ctx, task, sink, ranges)
     window = pg.CM_KLINE_WINDOW_MS if market.name == "cm" else None
     total = sum(b - a for a, b in ranges)
     ppc = pages_per_chunk(total, interval, limit)
@@ -93,22 +93,69 @@ async def _fetch_klines(ctx: RunContext, task: SeriesTask, sink, ranges_ms: list
                            CHUNKS_PER_SERIES)
 
 
-async def _listing_clamp(ctx: RunContext, task: SeriesTask, sink, endpoint: str,
-                         ranges: list[Range]) -> list[Range]:
-    """Probe the first kline at or after the range start (limit 1) so nothing is planned
-    before the listing; the part before it is recorded as confirmed empty.
-    (exchangeInfo's onboardDate is not used: on the real exchange the first kline can be
-    earlier, e.g. USD-M BTCUSDT lists 2019-09-25 but has klines from 2019-09-08.)"""
-    probe_end = ranges[-1][1]
-    # startTime only (no endTime): valid on every market whatever the span (COIN-M's
-    # 200-day rule applies to startTime..endTime); a first row past the end clamps all.
-    params = {**_kline_base_params(task), "startTime": ranges[0][0], "limit": 1}
+# ---------------------------------------------------------------- listing
+def _probe_request(task: SeriesTask) -> tuple[str, dict[str, Any], str]:
+    """(endpoint, params without startTime, what it finds) of the listing probe: the
+    series' own klines, or for trades and funding the symbol's 1m klines (no trade and no
+    funding before the first minute of trading)."""
+    if task.key.dataset in KLINE_DATASETS:
+        endpoint = ENDPOINTS[task.key.dataset]
+        kind = "" if task.key.dataset == "klines" else task.key.dataset.replace("_klines", " price ")
+        return endpoint, _kline_base_params(task), f"{task.key.interval} {kind}kline".replace("  ", " ")
+    return "klines", {"symbol": task.key.symbol, "interval": "1m"}, "1m kline"
+
+
+async def clamp_to_listing(ctx: RunContext, task: SeriesTask, sink,
+                           ranges: list[Range]) -> list[Range]:
+    """Drop what lies before the series' first row, so no page and no archive file is
+    asked for before the listing; the dropped part is recorded as confirmed empty and,
+    when whole slots are dropped, said in one line through the progress display.
+
+    One probe per series and run (`limit=1`, `startTime` only: valid on every market
+    whatever the span, COIN-M's 200-day rule applies to startTime..endTime). exchangeInfo's
+    `onboardDate` spares it when the ranges start at or after it; it is not used as the
+    start itself: on the real exchange the first kline can be earlier (USD-M BTCUSDT
+    onboards 2019-09-25, its klines start 2019-09-08).
+    """
+    if not ranges or task.listing_probed:
+        return ranges
+    task.listing_probed = True
+    lo = ranges[0][0]
+    if task.info.onboard_ms is not None and lo >= task.info.onboard_ms:
+        return ranges
+    endpoint, params, what = _probe_request(task)
+    # From the open of the kline holding `lo`: if that kline exists, nothing is clamped
+    # (a trade or a funding time inside it may lie after `lo`).
+    step_iv = task.key.interval if task.key.dataset in KLINE_DATASETS else "1m"
+    params = {**params, "startTime": floor_open_ms(lo, step_iv), "limit": 1}
     rows = await _get(ctx, task, endpoint, params, expect=list)
-    first_open = int(rows[0][0]) if rows else None
-    todo, empty = pg.clamp_to_first_open(ranges, first_open, probe_end)
+    first = int(rows[0][0]) if rows else None
+    if first is not None and first <= ceil_open_ms(lo, step_iv):
+        # listed already: at most the part of a slot before its first open is empty,
+        # which the pages prove anyway (and a month stays whole for the archive plan)
+        return ranges
+    todo, empty = pg.clamp_to_first_open(ranges, first, ranges[-1][1])
     if empty:
         await sink.add(None, empty)
+    _say_clamp(ctx, task, lo, first, what)
     return todo
+
+
+def _say_clamp(ctx: RunContext, task: SeriesTask, lo: int, first: int | None, what: str) -> None:
+    since = f"--start {_when(lo)}" if lo == task.start_ms else _when(lo)
+    if first is None:
+        ctx.progress.note(f"{task.label}: the exchange has no {what} at or after {since}; "
+                          f"nothing to fetch")
+    elif task.key.dataset in KLINE_DATASETS:
+        ctx.progress.note(f"{task.label}: the first {what} at or after {since} opens "
+                          f"{_when(first)}; nothing to fetch before it")
+    else:
+        ctx.progress.note(f"{task.label}: the first {what} at or after {since} opens "
+                          f"{_when(first)}; no {task.key.dataset} before it to fetch")
+
+
+def _when(ts_ms: int) -> str:
+    return format_us(ms_to_us(ts_ms))
 
 
 async def _kline_chunk(ctx: RunContext, task: SeriesTask, sink, endpoint: str, limit: int,
@@ -138,7 +185,7 @@ async def _fetch_agg_trades(ctx: RunContext, task: SeriesTask, sink, ranges_ms: 
     ranges = rg.clip(ranges_ms, task.start_ms, upper)
     if not ranges:
         return
-    ranges = await _agg_listing_clamp(ctx, task, sink, ranges)
+    ranges = await clamp_to_listing(ctx, task, sink, ranges)
     step = agg_chunk_ms(sum(b - a for a, b in ranges))
     chunks = [c for a, b in ranges for c in pg.plan_time_chunks(a, b, step)]
     spans: list[tuple[int, int, int | None, int | None]] = []
@@ -161,19 +208,6 @@ def cross_chunk_id_holes(spans: list[tuple[int, int, int | None, int | None]]) -
             prev_last = last
         prev_end = end
     return holes
-
-
-async def _agg_listing_clamp(ctx: RunContext, task: SeriesTask, sink,
-                             ranges: list[Range]) -> list[Range]:
-    """No trade before the first 1m kline: one cheap klines probe (weight 1 on futures)
-    avoids walking years of empty one-hour windows before a listing."""
-    params = {"symbol": task.key.symbol, "interval": "1m", "startTime": ranges[0][0], "limit": 1}
-    rows = await _get(ctx, task, "klines", params, expect=list)
-    first = int(rows[0][0]) if rows else None
-    todo, empty = pg.clamp_to_first_open(ranges, first, ranges[-1][1])
-    if empty:
-        await sink.add(None, empty)
-    return todo
 
 
 async def _agg_chunk(ctx: RunContext, task: SeriesTask, sink, chunk: Range, cap_ms: int,

@@ -5,6 +5,7 @@ Outcome mapping (https://developers.binance.com/docs/binance-spot-api-docs/rest-
 - 2xx with a JSON body of the expected type -> returned.
 - 429 -> the limiter stops everyone for `Retry-After`, then the request is retried.
 - 418 -> waited out if short, else `BannedError` (never provoked: see rate_limiter).
+  Either wait is told to `on_wait` (one line, e.g. the download's progress display).
 - 5xx, timeouts, dropped connections, truncated or malformed bodies -> the outcome is
   unknown; bounded retries with exponential backoff and jitter (`retry`), then
   `TransientError`.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -119,6 +120,9 @@ class ExchangeClient:
         self.clock = clock
         self.stats = stats if stats is not None else RequestStats()
         self._semaphore = semaphore
+        # Told (one line) whenever a 429/418 makes every request wait; None = nobody.
+        self.on_wait: Callable[[str], None] | None = None
+        self._announced_until_s = 0.0
 
     def url(self, endpoint: str) -> str:
         return f"{self.base_url}{self.market.api_prefix}/{endpoint}"
@@ -153,6 +157,7 @@ class ExchangeClient:
                     self.limiter.on_418(retry_after, url)
                 else:
                     self.limiter.on_429(retry_after)
+                self._announce_wait(exc.status, retry_after)
                 if limited > self.retry.max_rate_limited:
                     raise TransientError(f"{url}: still rate limited after {limited} answers") from None
             except _Retryable as exc:
@@ -166,6 +171,21 @@ class ExchangeClient:
                 failures += 1
                 self.stats.record_retry()
                 await self.clock.sleep(delay)
+
+    def _announce_wait(self, status: int, retry_after_s: float) -> None:
+        """Say once (not per request in flight) how long a 429/418 stops sending: its
+        Retry-After, or longer when the limiter also waits for its window to end."""
+        if self.on_wait is None:
+            return
+        wait_s = max(retry_after_s, self.limiter.blocked_for_s(), self.limiter.time_to_window_end_s())
+        until_s = self.clock.time() + wait_s
+        if until_s <= self._announced_until_s + 1.0:
+            return
+        self._announced_until_s = until_s
+        what = "IP banned" if status == 418 else "request weight over the limit"
+        then = ", then the end of the weight window" if wait_s > retry_after_s + 1.0 else ""
+        self.on_wait(f"HTTP {status} ({what}) from {self.base_url}: waiting {wait_s:.0f} s "
+                     f"before sending again (Retry-After {retry_after_s:.0f} s{then})")
 
     def limiter_window_wait_s(self) -> float:
         """Fallback back-off when a 429 lacks Retry-After: until the longest window ends."""

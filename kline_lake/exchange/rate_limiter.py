@@ -468,11 +468,17 @@ class RateLimiter:
             counter.observe_used(now, used[window.window_s], now - sent_s)
 
     def on_429(self, retry_after_s: float) -> None:
-        """Stop sending for `retry_after_s` and treat the current windows as full."""
+        """Stop sending for `retry_after_s` and treat the current weight windows as full.
+
+        Request-count windows (RAW_REQUESTS, 5 minutes) are left alone: the Retry-After
+        already covers whichever limit was hit ("the number of seconds required to wait
+        to prevent a ban"), and marking a 5-minute window full would wait up to 300 s
+        after every 429.
+        """
         now = self.clock.time()
         self._blocked_until_s = max(self._blocked_until_s, now + max(retry_after_s, 0.0) + WINDOW_GUARD_S)
         for counter in self._counters:
-            if counter.window.pool is None:
+            if counter.window.pool is None and counter.window.counts == "weight":
                 counter.exhaust(now)
 
     def on_418(self, retry_after_s: float, url: str = "") -> None:
@@ -482,9 +488,11 @@ class RateLimiter:
         self.on_429(retry_after_s)
 
     def time_to_window_end_s(self) -> float:
-        """Seconds until the longest all-request window ends (a 429 fallback back-off)."""
+        """Seconds until the longest all-request weight window ends (a 429 fallback
+        back-off, and what a 429 makes the limiter wait for besides Retry-After)."""
         now = self.clock.time()
-        ends = [c.window_end_s(now) - now for c in self._counters if c.window.pool is None]
+        ends = [c.window_end_s(now) - now for c in self._counters
+                if c.window.pool is None and c.window.counts == "weight"]
         return max(ends, default=1.0)
 
     def blocked_for_s(self) -> float:

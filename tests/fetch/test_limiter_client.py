@@ -142,6 +142,23 @@ def test_limiter_waits_retry_after_and_bans() -> None:
     assert asyncio.run(scenario()) >= 1020.0
 
 
+def test_a_429_does_not_also_wait_out_the_raw_requests_window() -> None:
+    # issue 12 item 11: exchangeInfo also lists RAW_REQUESTS per 5 minutes; a 429 (or a
+    # short ban) is over when its Retry-After and the weight window are, not when the
+    # 5-minute request window ends (up to 300 s of silent waiting).
+    async def scenario() -> float:
+        clock = VirtualClock(start_s=1010.0)  # weight window [960, 1020); raw [900, 1200)
+        limiter = RateLimiter([RateWindow("REQUEST_WEIGHT", 100, 60.0),
+                               RateWindow("RAW_REQUESTS", 6100, 300.0, counts="requests")],
+                              clock=clock, max_ban_wait_s=150)
+        limiter.on_418(20)
+        await limiter.acquire(1)
+        return clock.time()
+
+    sent_at = asyncio.run(scenario())
+    assert 1030.0 <= sent_at < 1031.0, sent_at
+
+
 def test_funding_pool_counts_requests_only_for_tagged_calls() -> None:
     async def scenario() -> tuple[float, float]:
         clock = VirtualClock(start_s=0.0)
