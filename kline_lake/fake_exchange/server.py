@@ -296,9 +296,9 @@ class FakeExchange:
             return
         self._serve_rest(req, market_name, endpoint, url.query, head)
 
-    def reject_upgrade(self, req: _Handler, msg: str) -> None:
-        """Refuse a stream upgrade with 400 and the exchange's error body."""
-        self._send(req, 400, _json({"code": -1100, "msg": msg}), {}, False)
+    def reject_upgrade(self, req: _Handler, msg: str, status: int = 400) -> None:
+        """Refuse a stream upgrade with `status` and the exchange's error body."""
+        self._send(req, status, _json({"code": -1100 if status == 400 else -1003, "msg": msg}), {}, False)
         req.close_connection = True
 
     def _route(self, path: str) -> tuple[str | None, str]:

@@ -19,6 +19,8 @@ USD-M: https://developers.binance.com/docs/derivatives/usds-margined-futures/web
   and JSON control frames count; beyond it the connection is closed (counted
   `closed_rate`); the limit is per real second.
 - at most 1024 streams per spot connection, 200 on futures (counted `closed_streams`).
+- at most 300 connection attempts per 5 minutes per IP (real time): beyond it the
+  upgrade is refused with 429 (counted `refused_connects`).
 - the server pings every 20 s (futures: 3 minutes) and drops a client whose pong does not
   come within 1 minute (futures: 10 minutes); a connection is cut after 24 hours. These
   three are in fake time, so scaled by the clock's speed (pings no more often than
@@ -51,6 +53,8 @@ from kline_lake.fake_exchange.ws_streams import (
     parse_stream,
 )
 
+MAX_CONNECTS_PER_WINDOW = 300
+CONNECT_WINDOW_S = 300.0
 WS_ROOTS = {"": "spot", "/fstream": "um", "/dstream": "cm", "/us": "us"}
 
 
@@ -70,7 +74,7 @@ FUTURES_RULES = StreamRules(200, 10, 180.0, 600.0, 250)
 RULES = {"spot": SPOT_RULES, "us": SPOT_RULES, "um": FUTURES_RULES, "cm": FUTURES_RULES}
 STAT_NAMES = ("connections", "open", "messages_in", "messages_out", "control_messages",
               "closed_rate", "closed_streams", "closed_expired", "closed_pong", "max_streams",
-              "peak_messages_per_s", "ws-drop", "ws-silent", "ws-dup", "ws-delay", "ws-reorder", "ws-miss")
+              "peak_messages_per_s", "refused_connects", "ws-drop", "ws-silent", "ws-dup", "ws-delay", "ws-reorder", "ws-miss")
 
 
 def route(path: str) -> tuple[str | None, str]:
@@ -94,6 +98,20 @@ class StreamHub:
         self._stats = dict.fromkeys(STAT_NAMES, 0)
         self._books: dict[tuple[str, str, str], KlineBook] = {}
         self._sessions: set[StreamSession] = set()
+        self._attempts: dict[str, deque[float]] = {}
+
+    def admit(self, client_ip: str) -> bool:
+        """Count a connection attempt; False past 300 per 5 minutes from one IP."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._attempts.setdefault(client_ip, deque())
+            while times and times[0] <= now - CONNECT_WINDOW_S:
+                times.popleft()
+            if len(times) >= MAX_CONNECTS_PER_WINDOW:
+                self._stats["refused_connects"] += 1
+                return False
+            times.append(now)
+            return True
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -397,6 +415,9 @@ def serve_stream(fx: Any, hub: StreamHub, req: Any, market: str, path: str, quer
     if any(n is None for n in names):
         bad = texts[[n is None for n in names].index(True)]
         fx.reject_upgrade(req, f"Invalid stream name {bad!r}")
+        return
+    if not hub.admit(req.client_address[0]):
+        fx.reject_upgrade(req, "Too many connection attempts; limit is 300 per 5 minutes.", status=429)
         return
     proto = handshake(req)
     if proto is None:

@@ -187,3 +187,14 @@ def test_cli_speed_option() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_connection_attempts_are_limited_per_ip() -> None:
+    with FakeExchange() as fx:
+        for _ in range(300):  # "300 connections per attempt every 5 minutes per IP"
+            with _ws(fx, "/ws"):
+                pass
+        with pytest.raises(InvalidStatus) as info:
+            _ws(fx, "/ws/btcusdt@kline_1m")
+        assert info.value.response.status_code == 429
+        assert fx.stats()["ws"]["refused_connects"] == 1
