@@ -98,7 +98,7 @@ def _status_loop(follower, stop: threading.Event) -> None:
         lines = []
         for s in follower.series.values():
             last = format_ms(s.last_closed_ms) if s.last_closed_ms is not None else "-"
-            lag_s = (follower._server_now_ms - s.covered_ms) / 1000
+            lag_s = (follower.server_now_ms - s.covered_ms) / 1000
             lines.append(f"{s.symbol:<14} last closed {last}  lag {lag_s:6.1f} s  reconnects {s.reconnects}")
         sys.stderr.write("\x1b[2K" + f"  {rate:,.0f} msg/s\n" + "\n".join(lines) + f"\x1b[{len(lines) + 1}F")
         sys.stderr.flush()

@@ -139,6 +139,11 @@ class Follower:
         self._rng = random.Random(seed)
         self._executor: ThreadPoolExecutor | None = None
 
+    @property
+    def server_now_ms(self) -> int:
+        """The exchange's clock as last seen (REST at start, then stream event times)."""
+        return self._server_now_ms
+
     # ---- lifecycle -------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> FollowTotals:

@@ -84,3 +84,23 @@ def test_follow_bad_input_is_one_line_exit_2(args: list[str], needle: str, tmp_p
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_status_lines_one_per_series(capsys) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from kline_lake.cli.follow_cmd import _status_loop
+
+    series = {s: SimpleNamespace(symbol=s, last_closed_ms=1_767_225_600_000, covered_ms=1_767_225_660_000,
+                                 reconnects=r) for s, r in (("BTCUSDT", 0), ("ETHUSDT", 2))}
+    follower = SimpleNamespace(totals=SimpleNamespace(messages=10), series=series,
+                               server_now_ms=1_767_225_663_500)
+    stop = threading.Event()
+    t = threading.Thread(target=_status_loop, args=(follower, stop))
+    t.start()
+    threading.Timer(1.3, stop.set).start()
+    t.join(timeout=5)
+    err = capsys.readouterr().err
+    assert "BTCUSDT" in err and "ETHUSDT" in err
+    assert "lag    3.5 s" in err and "reconnects 2" in err
