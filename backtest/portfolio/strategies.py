@@ -54,31 +54,34 @@ def _trailing_return(close: np.ndarray, lookback: int) -> np.ndarray:
     return out
 
 
+def _pick(key: np.ndarray, eligible: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k columns with the smallest `key` among `eligible` (ties: lower
+    column first) and whether the row had k of them."""
+    masked = np.where(eligible, key, np.inf)
+    order = np.argsort(masked, axis=1, kind="stable")[:, :k]
+    return order, eligible.sum(axis=1) >= k
+
+
 def _rank_weights(score: np.ndarray, tradable: np.ndarray, long_ok: np.ndarray,
                   short_ok: np.ndarray, k: int, longs_high: bool) -> np.ndarray:
-    """Per row: long the k best / short the k worst by `score` (ties by column)."""
-    n = score.shape[0]
-    w = np.zeros(score.shape)
+    """Per row: long the k best / short the k worst by `score` (ties by column); rows
+    with too few candidates are NaN."""
+    n, m = score.shape
+    ok = tradable & np.isfinite(score)
+    key = np.where(ok, -score if longs_high else score, 0.0)
     any_short = bool(short_ok.any())
     side = 0.5 / k if any_short else 1.0 / k
-    for t in range(n):
-        ok = tradable[t] & np.isfinite(score[t])
-        longs = np.flatnonzero(ok & long_ok)
-        shorts = np.flatnonzero(ok & short_ok)
-        if len(longs) < k:
-            w[t] = np.nan
-            continue
-        s = score[t]
-        key = -s if longs_high else s
-        top = longs[np.argsort(key[longs], kind="stable")[:k]]
-        w[t, top] = side
-        if any_short:
-            rest = np.setdiff1d(shorts, top)
-            if len(rest) < k:
-                w[t] = np.nan
-                continue
-            bottom = rest[np.argsort(-key[rest], kind="stable")[:k]]
-            w[t, bottom] = -side
+    rows = np.arange(n)[:, None]
+    top, valid = _pick(key, ok & long_ok[None, :], k)
+    w = np.zeros((n, m))
+    w[rows, top] = side
+    if any_short:
+        rest = ok & short_ok[None, :]
+        rest[rows, top] = False
+        bottom, valid_s = _pick(-key, rest, k)
+        w[rows, bottom] = -side
+        valid &= valid_s
+    w[~valid] = np.nan
     return w
 
 

@@ -1,0 +1,190 @@
+"""Benchmark: a 50-asset portfolio, ours vs vectorbt `from_orders`, same weights.
+
+    python benchmarks/portfolio.py            # 50 assets x 8,760 hourly bars (one year)
+    python benchmarks/portfolio.py --quick    # 20 assets x 2,000 bars
+
+Both engines get identical seeded synthetic prices (USD-M perpetuals, no missing bars),
+the same `momentum_rank` weights (lookback 24 bars, k 5, daily rebalance: weights set
+only on bars closing at 00:00 UTC, filled at the next open), fee 0.05 %, slippage
+1 bp, funding off. Ours is `backtest.portfolio(...)` on an in-memory panel, timed with
+the weights given (and once more with the strategy computing them, reported
+apart); vectorbt is ``Portfolio.from_orders(close, size=W
+shifted one bar, size_type="targetpercent", direction="both", price=open,
+val_price=open, fees, slippage, init_cash, cash_sharing=True, group_by=True,
+call_seq="auto")`` plus ``value()``, timed without computing the weights (they are
+given). Each engine runs in its own subprocess, first on a small slice (Numba
+compilation or its cache; reported as warm-up), then timed on the full data; memory is
+the child's peak RSS (``ru_maxrss``) above its RSS after imports and data preparation.
+The parent checks that the equity curves agree to 1e-9 relative, prints a markdown
+table and writes JSON (default benchmarks/results/portfolio.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FEE_RATE = 0.0005
+SLIPPAGE_BPS = 1.0
+INIT_CASH = 10_000.0
+PARAMS = {"lookback": 24, "k": 5}
+WARMUP_BARS = 500
+T0_US = 1_672_531_200_000_000  # 2023-01-01
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def make_panel(n_bars: int, n_assets: int, seed: int = 7):
+    """Seeded hourly random walks of `n_assets` perpetuals as a Panel."""
+    from backtest.portfolio.panel import panel_from_arrays
+
+    rng = np.random.default_rng(seed)
+    levels = 10.0 ** rng.uniform(-1, 4, n_assets)
+    close = levels * np.exp(np.cumsum(rng.normal(0.0, 0.008, (n_bars, n_assets)), axis=0))
+    open_ = np.vstack([close[:1], close[:-1]]) * (1.0 + rng.normal(0, 0.0005, close.shape))
+    t_us = T0_US + np.arange(n_bars, dtype=np.int64) * 3_600_000_000
+    assets = [f"um:B{k:03d}USDT" for k in range(n_assets)]
+    return panel_from_arrays(assets, "1h", t_us, open_, close)
+
+
+def _slice(panel, n: int):
+    from backtest.portfolio.panel import panel_from_arrays
+
+    return panel_from_arrays(list(panel.assets), panel.interval, panel.time_us[:n],
+                             panel.open[:n], panel.close[:n])
+
+
+def run_ours(panel) -> tuple:
+    """Timed on the given weights (as vectorbt is); also timed once more computing
+    them with the strategy (`with_strategy_s`)."""
+    import backtest
+    from backtest.portfolio.strategies import momentum_rank
+
+    def once(p, strategy):
+        return backtest.portfolio(strategy, {} if callable(strategy) else PARAMS, panel=p,
+                                  fee=FEE_RATE, slippage_bps=SLIPPAGE_BPS, funding=False,
+                                  cash=INIT_CASH, rebalance="1d")
+
+    small = _slice(panel, WARMUP_BARS)
+    t0 = time.perf_counter()
+    once(small, "momentum_rank")
+    warm = time.perf_counter() - t0
+    weights = momentum_rank(panel, **PARAMS)
+    base = _peak_rss_mb()
+    t0 = time.perf_counter()
+    res = once(panel, lambda p: weights)
+    run_s = time.perf_counter() - t0
+    peak = _peak_rss_mb()
+    t0 = time.perf_counter()
+    again = once(panel, "momentum_rank")
+    with_strategy_s = time.perf_counter() - t0
+    assert np.array_equal(again.equity_curve, res.equity_curve)
+    return warm, base, peak, run_s, res.equity_curve, with_strategy_s
+
+
+def _vbt_weights(panel):
+    from backtest.portfolio.engine import rebalance_mask
+    from backtest.portfolio.strategies import momentum_rank
+
+    w = momentum_rank(panel, **PARAMS)
+    w[~rebalance_mask(panel, "1d")] = np.nan
+    return np.vstack([np.full((1, panel.n_assets), np.nan), w[:-1]])  # fill at next open
+
+
+def run_vectorbt(panel):
+    import pandas as pd
+    import vectorbt as vbt
+
+    vbt.settings.caching["enabled"] = False
+
+    def once(p, size):
+        idx = pd.date_range("2023-01-01", periods=p.n_bars, freq="h")
+        close = pd.DataFrame(p.close, index=idx)
+        price = pd.DataFrame(p.open, index=idx)
+        pf = vbt.Portfolio.from_orders(
+            close, size=pd.DataFrame(size, index=idx), size_type="targetpercent",
+            direction="both", price=price, val_price=price, fees=FEE_RATE,
+            slippage=SLIPPAGE_BPS / 1e4, init_cash=INIT_CASH, cash_sharing=True,
+            group_by=True, call_seq="auto", freq="1h")
+        return pf.value().to_numpy()
+
+    small = _slice(panel, WARMUP_BARS)
+    small_w = _vbt_weights(small)
+    t0 = time.perf_counter()
+    once(small, small_w)
+    warm = time.perf_counter() - t0
+    size = _vbt_weights(panel)
+    base = _peak_rss_mb()
+    t0 = time.perf_counter()
+    equity = once(panel, size)
+    run_s = time.perf_counter() - t0
+    return warm, base, _peak_rss_mb(), run_s, equity, None
+
+
+def child(engine: str, n_bars: int, n_assets: int, out: str) -> None:
+    panel = make_panel(n_bars, n_assets)
+    warm, base, peak, run_s, equity, with_strategy_s = (
+        run_ours if engine == "ours" else run_vectorbt)(panel)
+    np.save(out + ".npy", equity)
+    Path(out).write_text(json.dumps({"warmup_s": warm, "run_s": run_s,
+                                     "with_strategy_s": with_strategy_s,
+                                     "rss_before_run_mb": base, "peak_rss_mb": peak}))
+
+
+def _spawn(engine: str, n_bars: int, n_assets: int, tmp: Path) -> tuple[dict, np.ndarray]:
+    out = str(tmp / f"{engine}.json")
+    subprocess.run([sys.executable, __file__, "--child", engine, "--bars", str(n_bars),
+                    "--assets", str(n_assets), "--out", out], check=True, cwd=ROOT)
+    return json.loads(Path(out).read_text()), np.load(out + ".npy")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--bars", type=int, default=None)
+    ap.add_argument("--assets", type=int, default=None)
+    ap.add_argument("--child", choices=["ours", "vectorbt"], default=None)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "portfolio.json"))
+    args = ap.parse_args()
+    n_bars = args.bars or (2_000 if args.quick else 8_760)
+    n_assets = args.assets or (20 if args.quick else 50)
+    if args.child:
+        child(args.child, n_bars, n_assets, args.out)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, eq_ours = _spawn("ours", n_bars, n_assets, Path(tmp))
+        vbt, eq_vbt = _spawn("vectorbt", n_bars, n_assets, Path(tmp))
+    rel = float(np.max(np.abs(eq_ours - eq_vbt) / np.abs(eq_vbt)))
+    mem = {k: r["peak_rss_mb"] - r["rss_before_run_mb"] for k, r in
+           (("ours", ours), ("vectorbt", vbt))}
+    report = {"n_bars": n_bars, "n_assets": n_assets, "params": PARAMS, "rebalance": "1d",
+              "ours": ours, "vectorbt": vbt, "speedup": vbt["run_s"] / ours["run_s"],
+              "run_memory_mb": mem,
+              "memory_ratio": mem["ours"] / mem["vectorbt"] if mem["vectorbt"] > 0 else None,
+              "max_rel_equity_diff": rel, "final_equity": float(eq_ours[-1])}
+    print(f"| {n_assets} assets x {n_bars} bars | ours | vectorbt |\n|---|---|---|")
+    print(f"| run on the weights (s) | {ours['run_s']:.3f} | {vbt['run_s']:.3f} |")
+    print(f"| run computing momentum_rank too (s) | {ours['with_strategy_s']:.3f} | - |")
+    print(f"| warm-up (s) | {ours['warmup_s']:.2f} | {vbt['warmup_s']:.2f} |")
+    print(f"| peak RSS (MB) | {ours['peak_rss_mb']:.0f} | {vbt['peak_rss_mb']:.0f} |")
+    print(f"| RSS growth in the run (MB) | {mem['ours']:.1f} | {mem['vectorbt']:.1f} |")
+    print(f"speedup {report['speedup']:.1f}x, max relative equity difference {rel:.2e}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    if rel > 1e-9:
+        raise SystemExit(f"equity differs: {rel:.3e} > 1e-9")
+
+
+if __name__ == "__main__":
+    main()
