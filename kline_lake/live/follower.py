@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import queue
 import random
 import threading
@@ -33,7 +34,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import polars as pl
 
 from kline_lake.core.intervals import INTERVAL_MS, floor_open_ms
@@ -44,6 +44,8 @@ from kline_lake.download.orchestrate import run_download
 from kline_lake.download.request import DownloadRequest
 from kline_lake.download.rest_rows import parse_rest_klines
 from kline_lake.errors import InputError, KlineLakeError, LakeError, StreamError
+from kline_lake.exchange import exchange_info as xinfo
+from kline_lake.exchange.client import Session
 from kline_lake.exchange.retry import RetryPolicy, backoff_delay_s
 from kline_lake.lake import layout
 from kline_lake.lake.lock import FileLock
@@ -74,6 +76,7 @@ class FollowRequest:
     max_streams_per_connection: int | None = None
     dataset: str = "klines"
     start_ms: int | None = None  # None: where each series' coverage ends (see _catch_up)
+    check_symbols: bool = True  # refuse symbols the market does not list (exchangeInfo)
 
 
 @dataclass
@@ -104,6 +107,15 @@ class FollowTotals:
     banned_418: int = 0
     lags_s: list[float] = field(default_factory=list)  # receive -> commit, real seconds
     send_delays_ms: list[int] = field(default_factory=list)  # kline close -> event time, exchange ms
+
+
+def _download_request(req: FollowRequest, symbols: tuple[str, ...], start_ms: int) -> DownloadRequest:
+    """The download of `symbols` from `start_ms` to the server's now, source auto (by
+    keyword: the request grew an `intervals` tuple in place of `interval`)."""
+    names = {f.name for f in dataclasses.fields(DownloadRequest)}
+    kw = {"intervals": (req.interval,)} if "intervals" in names else {"interval": req.interval}
+    return DownloadRequest(market=req.market, dataset="klines", symbols=symbols, start_ms=start_ms,
+                           end_ms=None, lake=req.lake, base_url=req.base_url, source="auto", **kw)
 
 
 def _ensure_fd_room(needed: int) -> None:
@@ -200,14 +212,15 @@ class Follower:
 
     # ---- REST: catch-up and backfill ---------------------------------------------------
 
-    def _rest_now_ms(self) -> int:
-        """The exchange's clock from REST (weight 1), used once before streams start."""
-        try:
-            resp = httpx.get(f"{self.req.base_url}{self.req.market.api_prefix}/time", timeout=10)
-            resp.raise_for_status()
-            return int(resp.json()["serverTime"])
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            raise KlineLakeError(f"cannot read the exchange's time at {self.req.base_url}: {exc}") from None
+    async def _exchange_check(self) -> int:
+        """Through the exchange client (its weight limiter): the symbols exist on the
+        market (exchangeInfo, unless `check_symbols` is off), and the exchange's clock."""
+        async with Session() as session:
+            client = session.client(self.req.market, self.req.base_url)
+            if self.req.check_symbols:
+                info = await xinfo.fetch_exchange_info(client)
+                xinfo.resolve_symbols(info, list(self.req.symbols))
+            return await xinfo.server_time_ms(client)
 
     def _coverage_end_ms(self, key: SeriesKey, from_ms: int | None) -> int | None:
         """End of the coverage range that reaches `from_ms` (None: of the last range)."""
@@ -228,7 +241,7 @@ class Follower:
         return None if value is None else us_to_ms_ceil(int(value))
 
     def _catch_up(self) -> None:
-        now_ms = self._rest_now_ms()
+        now_ms = asyncio.run(self._exchange_check())
         self._server_now_ms = now_ms
         floor_now = floor_open_ms(now_ms, self.req.interval)
         for symbol in self.req.symbols:
@@ -245,14 +258,8 @@ class Follower:
 
     def _download(self, states: list[SeriesState], why: str) -> None:
         start_ms = min(s.covered_ms for s in states)
-        request = DownloadRequest(self.req.market, "klines", tuple(s.symbol for s in states),
-                                  self.req.interval, start_ms, None, self.req.lake, self.req.base_url,
-                                  source="auto")
-        try:
-            totals = asyncio.run(run_download(request))
-        except InputError as exc:  # e.g. nothing has closed since start_ms yet
-            self.log(f"{why}: nothing to download ({exc})")
-            return
+        request = _download_request(self.req, tuple(s.symbol for s in states), start_ms)
+        totals = asyncio.run(run_download(request))  # callers make sure a kline closed since start_ms
         self.totals.rate_limited_429 += totals.rate_limited_429
         self.totals.banned_418 += totals.banned_418
         for s in states:

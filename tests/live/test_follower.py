@@ -19,7 +19,7 @@ import pytest
 from kline_lake.cli.follow_cmd import build_request
 from kline_lake.core.series import SeriesKey
 from kline_lake.download.rest_rows import parse_rest_klines
-from kline_lake.errors import LakeError
+from kline_lake.errors import InputError, LakeError
 from kline_lake.fake_exchange import FakeExchange
 from kline_lake.lake.scan import scan_series
 from kline_lake.lake.writer import LakeWriter
@@ -100,6 +100,16 @@ def test_connection_cut_after_max_age_reconnects_and_backfills(tmp_path: Path) -
         assert fx.stats()["ws"]["closed_expired"] >= 2
         assert totals.reconnects >= 2
         _assert_lake_equals_rest(fx, tmp_path, min_rows=40)
+
+
+def test_unknown_symbol_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with FakeExchange(now_ms=T0_MS) as fx:
+        req = build_request(market="um", data="klines", interval="1m", symbols="BTCUSDT,NOPEUSDT",
+                            lake=str(tmp_path / "lake"), base_url=fx.base_url, ws_url=None, duration="1s",
+                            flush_seconds="0.5", silence_seconds="5", streams_per_connection=None)
+        with pytest.raises(InputError, match="NOPEUSDT"):
+            Follower(req).run(threading.Event())
+        assert fx.stats()["ws"]["connections"] == 0
 
 
 def test_second_follower_of_a_series_is_refused(tmp_path: Path) -> None:
