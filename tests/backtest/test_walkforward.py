@@ -266,3 +266,39 @@ def test_boundary_close_of_a_short_by_hand(tmp_path):
         capital = cash - qty * close[last] * (1 + slip) * (1 + fee)
     assert res.out_of_sample["final_equity"] == pytest.approx(capital, rel=1e-12)
     assert res.out_of_sample["n_trades"] == 2 and math.isfinite(res.out_of_sample["win_rate"])
+
+
+def test_funding_reaches_every_test_window_with_bars_given():
+    # In-memory bars and funding events (every 8 h at a bar open): each fold's
+    # out-of-sample funding equals an independent run of its window with the same events.
+    from backtest.data import FundingEvents
+
+    n = 120 * 24
+    rng = np.random.default_rng(2)
+    t_us = (T0_MS + np.arange(n, dtype=np.int64) * 3_600_000) * 1000
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.004, n)))
+    open_ = np.r_[100.0, close[:-1]]
+    bars = backtest.Bars("um", "BTCUSDT", "1h", t_us, open_, np.maximum(open_, close) * 1.001,
+                         np.minimum(open_, close) * 0.999, close, np.ones(n))
+    events = FundingEvents(t_us[::8], np.full(n // 8, 0.0003), close[::8])
+    opts = {"fee": 0.0005, "exchange_filters": False, "direction": "both"}
+    res = backtest.walk_forward("sma_cross", GRID, bars=bars, funding_events=events,
+                                train="40d", test="20d", **opts)
+    assert len(res.folds) == 4
+    capital = 10_000.0
+    for fold in res.folds:
+        lo, hi = (int(np.searchsorted(t_us, to_us(x))) for x in fold.test)
+        prefix = backtest.Bars("um", "BTCUSDT", "1h", t_us[:hi], open_[:hi], bars.high[:hi],
+                               bars.low[:hi], close[:hi], np.ones(hi))
+        sig = REGISTRY["sma_cross"].signals(prefix, fold.params)[lo:]
+        window = backtest.Bars("um", "BTCUSDT", "1h", t_us[lo:hi], open_[lo:hi],
+                               bars.high[lo:hi], bars.low[lo:hi], close[lo:hi], np.ones(hi - lo))
+
+        def given(b, _sig=sig):
+            return _sig
+
+        ind = backtest.run(given, bars=window, funding_events=events, cash=capital, **opts)
+        assert ind.metrics["funding_paid"] != 0.0
+        assert fold.out_of_sample["funding_paid"] == pytest.approx(
+            ind.metrics["funding_paid"], rel=1e-12)
+        capital = fold.out_of_sample["final_equity"]
