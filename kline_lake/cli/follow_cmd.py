@@ -68,7 +68,9 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
         raise InputError("follow does not support --interval 1M")
     names = tuple(validate_symbol(s.strip().upper()) for s in symbols.split(",") if s.strip())
     if not names:
-        raise InputError("--symbols: give at least one symbol")
+        raise InputError("--symbols: give at least one symbol (or ALL)")
+    if "ALL" in names and len(names) > 1:
+        raise InputError("--symbols ALL cannot be combined with other symbols")
     if ws_url is not None and not ws_url.startswith(("ws://", "wss://")):
         raise InputError(f"--ws-url must start with ws:// or wss://, got {ws_url!r}")
     if base_url is not None and not base_url.startswith(("http://", "https://")):
@@ -108,7 +110,7 @@ def _status_loop(follower, stop: threading.Event) -> None:
 @click.option("--market", required=True, help="spot, um (USD-M), cm (COIN-M) or us (Binance.US).")
 @click.option("--data", default="klines", show_default=True, help="Stream dataset (klines).")
 @click.option("--interval", default="1m", show_default=True, help="Kline interval.")
-@click.option("--symbols", required=True, help="Comma-separated symbols.")
+@click.option("--symbols", required=True, help="Comma-separated symbols, or ALL (every TRADING symbol).")
 @click.option("--lake", default="./data", show_default=True, help="Lake root directory.")
 @click.option("--base-url", default=None, help="REST base URL for every market (env KLINE_LAKE_BASE_URL).")
 @click.option("--ws-url", default=None,
@@ -146,6 +148,6 @@ def follow(market: str, data: str, interval: str, symbols: str, lake: str, base_
         totals = follower.run(stop)
     finally:
         status_stop.set()
-    click.echo(f"followed {len(request.symbols)} series: {totals.committed_rows} klines committed from "
+    click.echo(f"followed {len(follower.symbols)} series: {totals.committed_rows} klines committed from "
                f"streams, {totals.reconnects} reconnects, {totals.backfills} backfills, "
                f"{totals.messages} messages")

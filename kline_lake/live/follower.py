@@ -150,6 +150,7 @@ class Follower:
         self._server_now_ms = 0  # the latest event time seen: the exchange's clock
         self._rng = random.Random(seed)
         self._executor: ThreadPoolExecutor | None = None
+        self.symbols: tuple[str, ...] = request.symbols  # resolved by exchangeInfo in run()
 
     @property
     def server_now_ms(self) -> int:
@@ -160,9 +161,10 @@ class Follower:
 
     def run(self, stop: threading.Event) -> FollowTotals:
         """Follow until `stop` is set (or `duration_s` passes); flushes before returning."""
+        now_ms = asyncio.run(self._exchange_check())  # validates; writes nothing
         locks = self._acquire_locks()
         try:
-            self._catch_up()
+            self._catch_up(now_ms)
             self._start_connections()
             deadline = None if self.req.duration_s is None else time.monotonic() + self.req.duration_s
             next_flush = time.monotonic() + self.req.flush_s
@@ -195,9 +197,9 @@ class Follower:
         return SeriesKey(self.req.market.name, "klines", symbol, self.req.interval)
 
     def _acquire_locks(self) -> list[FileLock]:
-        _ensure_fd_room(len(self.req.symbols) + 256)  # one open lock file per series
+        _ensure_fd_room(len(self.symbols) + 256)  # one open lock file per series
         held: list[FileLock] = []
-        for symbol in self.req.symbols:
+        for symbol in self.symbols:
             path = layout.lock_path(self.writer.root, self._key(symbol))
             lock = FileLock(path.with_name(path.name + ".follow"), timeout_s=0)
             try:
@@ -219,7 +221,8 @@ class Follower:
             client = session.client(self.req.market, self.req.base_url)
             if self.req.check_symbols:
                 info = await xinfo.fetch_exchange_info(client)
-                xinfo.resolve_symbols(info, list(self.req.symbols))
+                # ["ALL"]: every TRADING symbol of the market
+                self.symbols = tuple(s.symbol for s in xinfo.resolve_symbols(info, list(self.req.symbols)))
             return await xinfo.server_time_ms(client)
 
     def _coverage_end_ms(self, key: SeriesKey, from_ms: int | None) -> int | None:
@@ -240,11 +243,10 @@ class Follower:
         value = frame.item() if frame.height else None
         return None if value is None else us_to_ms_ceil(int(value))
 
-    def _catch_up(self) -> None:
-        now_ms = asyncio.run(self._exchange_check())
+    def _catch_up(self, now_ms: int) -> None:
         self._server_now_ms = now_ms
         floor_now = floor_open_ms(now_ms, self.req.interval)
-        for symbol in self.req.symbols:
+        for symbol in self.symbols:
             end = self._coverage_end_ms(self._key(symbol), None)
             if end is None:  # rows a killed follower committed past a hole: cover them too
                 end = self._first_row_ms(self._key(symbol))
@@ -294,7 +296,7 @@ class Follower:
     # ---- streams -----------------------------------------------------------------------
 
     def _start_connections(self) -> None:
-        names = {streams.stream_name("klines", s, self.req.interval): s for s in self.req.symbols}
+        names = {streams.stream_name("klines", s, self.req.interval): s for s in self.symbols}
         chunks = streams.split_streams(list(names), self.req.market.name, self.req.max_streams_per_connection)
         for i, chunk in enumerate(chunks):
             symbols = [names[n] for n in chunk]

@@ -112,6 +112,20 @@ def test_unknown_symbol_is_refused_before_anything_is_written(tmp_path: Path) ->
         assert fx.stats()["ws"]["connections"] == 0
 
 
+def test_symbols_all_follows_every_trading_symbol(tmp_path: Path) -> None:
+    with FakeExchange(now_ms=T0_MS, speed=600) as fx:
+        info = httpx.get(f"{fx.base_url}/fapi/v1/exchangeInfo").json()
+        trading = {s["symbol"] for s in info["symbols"] if s["status"] == "TRADING"}
+        req = build_request(market="um", data="klines", interval="1m", symbols="ALL",
+                            lake=str(tmp_path), base_url=fx.base_url, ws_url=None, duration="3s",
+                            flush_seconds="0.5", silence_seconds="5", streams_per_connection=None)
+        follower = Follower(req)
+        totals = follower.run(threading.Event())
+        assert set(follower.symbols) == trading and len(trading) >= 2
+        assert totals.committed_rows >= len(trading)
+        assert fx.stats()["ws"]["max_streams"] == len(trading)  # one combined connection
+
+
 def test_second_follower_of_a_series_is_refused(tmp_path: Path) -> None:
     with FakeExchange(now_ms=T0_MS, speed=60) as fx:
         req = build_request(market="um", data="klines", interval="1m", symbols="BTCUSDT",
