@@ -68,9 +68,11 @@ def fee_rates(panel: Panel, fee: float | None) -> np.ndarray:
     return np.array([FeeModel.for_market(m, fee).rate for m in panel.markets], dtype=np.float64)
 
 
-def check_weights(panel: Panel, weights: Any, leverage: float) -> np.ndarray:
-    """The strategy's weights as float64 (n, m), masked for listing; InputError on a
-    wrong shape, an infinite value, a spot short or a row over the leverage."""
+def check_weights(panel: Panel, weights: Any, leverage: float,
+                  rebal: np.ndarray | None = None) -> np.ndarray:
+    """The strategy's weights as float64 (n, m), NaN off the rebalance bars `rebal`,
+    masked for listing; InputError on a wrong shape, an infinite value, or, on a
+    rebalance bar, a spot short or a row over the leverage."""
     try:
         w = np.array(weights, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -80,18 +82,24 @@ def check_weights(panel: Panel, weights: Any, leverage: float) -> np.ndarray:
         raise InputError(f"weights have shape {w.shape}; expected bars x assets {shape}")
     if np.isinf(w).any():
         raise InputError("weights must be finite (NaN leaves an asset as it is)")
+    if rebal is not None:
+        w[~rebal] = np.nan
     listed = np.logical_or.accumulate(panel.tradable, axis=0)
     w[~listed & ~np.isnan(w)] = 0.0
     spot = np.array([m in SPOT_MARKETS for m in panel.markets])
-    bad = np.nonzero(spot & (np.nan_to_num(w) < 0).any(axis=0))[0]
+    bad = np.nonzero(spot & (w < 0).any(axis=0))[0]  # NaN < 0 is False
     if bad.size:
         raise InputError(f"spot asset {panel.assets[bad[0]]} has a negative weight: spot is "
                          "long-only")
-    gross = np.nansum(np.abs(w), axis=1)
+    rows = np.arange(panel.n_bars) if rebal is None else np.flatnonzero(rebal)
+    gross = np.abs(w[rows])
+    np.nan_to_num(gross, copy=False)
+    gross = gross.sum(axis=1)
     over = np.nonzero(gross > leverage * (1.0 + 1e-9))[0]
     if over.size:
-        t = over[0]
-        raise InputError(f"leverage exceeded: gross weight {gross[t]:.6g} > {leverage:g} at "
+        t = rows[over[0]]
+        raise InputError(f"leverage exceeded: gross weight {gross[over[0]]:.6g} > "
+                         f"{leverage:g} at "
                          f"{np.datetime64(int(panel.time_us[t]), 'us')}Z")
     return w
 
@@ -186,8 +194,7 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
         panel = replace(panel, fund_at_open=zeros, fund_intra=zeros.copy())
     inverse = account_kind(panel) == "inverse"
     rebal = rebalance_mask(panel, rebalance)
-    w = check_weights(panel, func(panel, **resolved), leverage)
-    w[~rebal] = np.nan
+    w = check_weights(panel, func(panel, **resolved), leverage, rebal)
     rates = fee_rates(panel, fee)
     sim = simulate(panel, w, rebal, cash=cash, fee_rate=rates, slip=slip, leverage=leverage,
                    fill=fill, threshold=threshold, inverse=inverse, jit=jit)

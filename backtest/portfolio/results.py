@@ -67,12 +67,20 @@ class PortfolioResult:
     time_us: np.ndarray
     positions: np.ndarray
     target_weights: np.ndarray
-    weights: np.ndarray
+    held_value: Any  # () -> bars x assets signed value held at each close (lazy)
     strategy: str
     params: dict[str, Any]
     config: dict[str, Any]
     status: int = 0
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Weights held at each close: signed value / equity (an asset without a bar
+        counts 0); computed on access."""
+        value = self.held_value()
+        value /= self.equity_curve[:, None]
+        return value
 
     @property
     def equity_curve(self) -> np.ndarray:
@@ -147,9 +155,14 @@ def build_result(panel: Panel, w: np.ndarray, sim: dict, strategy: str, params: 
                  config: dict, inverse: bool) -> PortfolioResult:
     """Assemble a PortfolioResult from the kernel's outputs (kernel units -> real)."""
     pos_k, equity = sim["position"], sim["equity"]
-    positions = -pos_k / panel.contract_size if inverse else pos_k.copy()
-    value = pos_k * np.where(np.isfinite(sim["close"]), sim["close"], 0.0)
-    held_w = (-value if inverse else value) / equity[:, None]
+    positions = -pos_k / panel.contract_size if inverse else pos_k
+    close_k = sim["close"]
+
+    def held_value() -> np.ndarray:
+        value = np.nan_to_num(close_k, nan=0.0, posinf=0.0)  # no bar: shown as 0
+        value *= -pos_k if inverse else pos_k
+        return value
+
     orders = sim["orders"]
     acc = sim["acc"]
     cash0 = float(config["cash"])
@@ -166,7 +179,7 @@ def build_result(panel: Panel, w: np.ndarray, sim: dict, strategy: str, params: 
                           "cum_fees": sim["fees"], "cum_funding": sim["funding"]})
     return PortfolioResult(metrics, frame, _per_asset(panel, sim, orders, positions),
                            _orders_frame(orders, panel, inverse), list(panel.assets),
-                           panel.time_us, positions, w, held_w, strategy, dict(params),
+                           panel.time_us, positions, w, held_value, strategy, dict(params),
                            {**config, "start": _iso(panel.time_us[0]),
                             "end": _iso(panel.time_us[-1])},
                            sim["status"], _notes(sim["status"], panel))
