@@ -70,11 +70,12 @@ def fee_rates(panel: Panel, fee: float | None) -> np.ndarray:
 
 def check_weights(panel: Panel, weights: Any, leverage: float,
                   rebal: np.ndarray | None = None) -> np.ndarray:
-    """The strategy's weights as float64 (n, m), NaN off the rebalance bars `rebal`,
-    masked for listing; InputError on a wrong shape, an infinite value, or, on a
-    rebalance bar, a spot short or a row over the leverage."""
+    """The strategy's weights as a float64 (n, m) array (the strategy's own array when it
+    is one: not copied, not modified); InputError on a wrong shape, an infinite value,
+    or, on a rebalance bar `rebal`, a spot short or a row over the leverage (weights
+    before an asset's listing count 0: the kernel never trades an untradable asset)."""
     try:
-        w = np.array(weights, dtype=np.float64)
+        w = np.asarray(weights, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InputError(f"weights are not numeric: {exc}") from exc
     shape = (panel.n_bars, panel.n_assets)
@@ -82,26 +83,39 @@ def check_weights(panel: Panel, weights: Any, leverage: float,
         raise InputError(f"weights have shape {w.shape}; expected bars x assets {shape}")
     if np.isinf(w).any():
         raise InputError("weights must be finite (NaN leaves an asset as it is)")
-    if rebal is not None:
-        w[~rebal] = np.nan
-    listed = np.logical_or.accumulate(panel.tradable, axis=0)
-    w[~listed & ~np.isnan(w)] = 0.0
+    rows = np.arange(panel.n_bars) if rebal is None else np.flatnonzero(rebal)
+    sub = masked_weights(panel, w, rows)
     spot = np.array([m in SPOT_MARKETS for m in panel.markets])
-    bad = np.nonzero(spot & (w < 0).any(axis=0))[0]  # NaN < 0 is False
+    bad = np.nonzero(spot & (sub < 0).any(axis=0))[0]  # NaN < 0 is False
     if bad.size:
         raise InputError(f"spot asset {panel.assets[bad[0]]} has a negative weight: spot is "
                          "long-only")
-    rows = np.arange(panel.n_bars) if rebal is None else np.flatnonzero(rebal)
-    gross = np.abs(w[rows])
+    gross = np.abs(sub)
     np.nan_to_num(gross, copy=False)
     gross = gross.sum(axis=1)
     over = np.nonzero(gross > leverage * (1.0 + 1e-9))[0]
     if over.size:
         t = rows[over[0]]
         raise InputError(f"leverage exceeded: gross weight {gross[over[0]]:.6g} > "
-                         f"{leverage:g} at "
-                         f"{np.datetime64(int(panel.time_us[t]), 'us')}Z")
-    return w
+                         f"{leverage:g} at {np.datetime64(int(panel.time_us[t]), 'us')}Z")
+    return np.ascontiguousarray(w)
+
+
+def masked_weights(panel: Panel, w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A copy of the rows `rows` of `w`, 0 where the asset is not yet listed."""
+    sub = w[rows]
+    listed = np.logical_or.accumulate(panel.tradable, axis=0)[rows]
+    sub[~listed & ~np.isnan(sub)] = 0.0
+    return sub
+
+
+def target_weights(panel: Panel, w: np.ndarray, rebal: np.ndarray) -> np.ndarray:
+    """The weights as the kernel uses them: NaN off the rebalance bars, 0 before an
+    asset's listing (what `vectorbt.Portfolio.from_orders` is given in the oracle)."""
+    out = np.full(w.shape, np.nan)
+    rows = np.flatnonzero(rebal)
+    out[rows] = masked_weights(panel, w, rows)
+    return out
 
 
 def account_kind(panel: Panel) -> str:
@@ -203,4 +217,5 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
               "funding": bool(funding), "leverage": float(leverage), "fill": fill,
               "rebalance": rebalance, "threshold": float(threshold),
               "account": "coin" if inverse else "quote", "n_bars": panel.n_bars}
-    return build_result(panel, w, sim, name, resolved, config, inverse)
+    return build_result(panel, lambda: target_weights(panel, w, rebal), sim, name, resolved,
+                        config, inverse)

@@ -66,13 +66,18 @@ class PortfolioResult:
     asset_names: list[str]
     time_us: np.ndarray
     positions: np.ndarray
-    target_weights: np.ndarray
+    weights_given: Any  # () -> the kernel's weights (see `target_weights`), lazy
     held_value: Any  # () -> bars x assets signed value held at each close (lazy)
     strategy: str
     params: dict[str, Any]
     config: dict[str, Any]
     status: int = 0
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def target_weights(self) -> np.ndarray:
+        """The weights the kernel was given: NaN off rebalance bars, 0 before listing."""
+        return self.weights_given()
 
     @property
     def weights(self) -> np.ndarray:
@@ -151,7 +156,7 @@ def _per_asset(panel: Panel, sim: dict, orders: np.ndarray, positions: np.ndarra
     return out
 
 
-def build_result(panel: Panel, w: np.ndarray, sim: dict, strategy: str, params: dict,
+def build_result(panel: Panel, w: Any, sim: dict, strategy: str, params: dict,
                  config: dict, inverse: bool) -> PortfolioResult:
     """Assemble a PortfolioResult from the kernel's outputs (kernel units -> real)."""
     pos_k, equity = sim["position"], sim["equity"]
