@@ -376,10 +376,11 @@ class Follower:
                 self._on_closed(kline, recv_t)
         elif kind == "connected":
             _, symbols, is_reconnect = item
+            for sym in symbols:  # what closed while not connected comes over REST
+                self.series[sym].needs_backfill = True
             if is_reconnect:
                 self.totals.reconnects += 1
                 for sym in symbols:
-                    self.series[sym].needs_backfill = True
                     self.series[sym].reconnects += 1
                 self.log(f"reconnected ({len(symbols)} series): backfilling over REST")
         elif kind == "log":

@@ -147,16 +147,32 @@ def _start_follower(fx: FakeExchange, lake: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+def _coverage_end_us(lake: Path) -> int:
+    if not lake.is_dir():
+        return 0
+    ends = [c[-1][1] for s in SYMBOLS if (c := LakeWriter(lake).covered(SeriesKey("um", "klines", s, "1m")))]
+    return min(ends) if len(ends) == len(SYMBOLS) else 0
+
+
+def _wait_for_new_coverage(lake: Path, timeout_s: float) -> None:
+    before, deadline = _coverage_end_us(lake), time.monotonic() + timeout_s
+    while _coverage_end_us(lake) <= before:
+        assert time.monotonic() < deadline, "the follower committed nothing"
+        time.sleep(0.1)
+
+
 def test_follow_cli_survives_sigkills_and_equals_a_rest_download(tmp_path: Path) -> None:
     lake, plain = tmp_path / "lake", tmp_path / "plain"
     with FakeExchange(now_ms=T0_MS, speed=600, faults=ALL_WS_FAULTS, seed=9) as fx:
-        for _ in range(3):  # three SIGKILLs at arbitrary points, each followed by a restart
+        for pause_s in (1.5, 0.7, 2.1):  # three SIGKILLs mid-run, each followed by a restart
             proc = _start_follower(fx, lake)
-            time.sleep(4.5)
+            _wait_for_new_coverage(lake, timeout_s=30)  # the run is past its start-up
+            time.sleep(pause_s)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
         proc = _start_follower(fx, lake)
-        time.sleep(5)
+        _wait_for_new_coverage(lake, timeout_s=30)
+        time.sleep(2)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
