@@ -7,33 +7,73 @@ import sys
 
 import click
 
+from kline_lake.cli.options import Integer
+from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.core.markets import DATASETS, MARKETS
+from kline_lake.download.request import MAX_DAYS
 from kline_lake.download.sources import SOURCE_NAMES, SOURCES, get_source
+
+_INTERVALS = ", ".join(f"{iv} (spot only)" if iv == "1s" else iv for iv in ALL_INTERVALS)
 
 
 @click.command("download")
-@click.option("--market", required=True, type=click.Choice(MARKETS), help="spot, um (USD-M), cm (COIN-M) or us (Binance.US).")
-@click.option("--data", "dataset", required=True, type=click.Choice(DATASETS), help="What to download.")
-@click.option("--symbols", required=True, help="Comma-separated symbols, or ALL (every TRADING symbol).")
-@click.option("--interval", default=None, help="Kline interval (kline datasets; default 1m).")
-@click.option("--start", required=True, help="UTC start, inclusive: 2024-01-01 or 2024-01-01T12:30.")
-@click.option("--end", default=None, help="UTC end, exclusive (default: now).")
-@click.option("--lake", default="./data", show_default=True, help="Lake root directory.")
-@click.option("--base-url", default=None, help="REST base URL for every market (env KLINE_LAKE_BASE_URL).")
+@click.option("--market", required=True, type=click.Choice(MARKETS),
+              help="spot, um (USD-M perpetuals and futures), cm (COIN-M) or us (Binance.US).")
+@click.option("--data", "dataset", required=True, type=click.Choice(DATASETS),
+              help="What to download: klines, agg_trades (aggregate trades), funding (um, cm), "
+                   "or the futures' mark_klines, index_klines, premium_klines.")
+@click.option("--symbols", default=None, metavar="SYMBOLS",
+              help="Comma-separated symbols (BTCUSDT,ETHUSDT), shell-style patterns matched "
+                   "against exchangeInfo ('BTC*', '*USDT'; TRADING symbols only), or ALL "
+                   "(every TRADING symbol). Default with --quote: ALL.")
+@click.option("--quote", default=None, metavar="ASSET",
+              help="Only symbols whose quote asset is ASSET (e.g. USDT), per exchangeInfo.")
+@click.option("--interval", default=None, metavar="INTERVALS",
+              help=f"Kline interval(s), comma-separated for several at once (1m,1h,1d): "
+                   f"{_INTERVALS}. Kline datasets only; default 1m.")
+@click.option("--start", default=None, metavar="DATE",
+              help="UTC start, inclusive: 2024-01-01 or 2024-01-01T12:30. Nothing before a "
+                   "symbol's listing is fetched (said when --start is earlier).")
+@click.option("--days", default=None, type=Integer(1, MAX_DAYS),
+              help="Instead of --start: the last N days, from UTC midnight N days before the "
+                   "end's day (--days 1: yesterday and today so far).")
+@click.option("--end", default=None, metavar="DATE",
+              help="UTC end, exclusive (default: the exchange's now; a later --end is "
+                   "clamped to it, and said).")
+@click.option("--lake", default="./data", show_default=True, metavar="DIR",
+              help="Lake root directory (created if missing).")
+@click.option("--base-url", default=None, metavar="URL",
+              help="REST base URL for every market, e.g. a fake exchange's (env "
+                   "KLINE_LAKE_BASE_URL; per market KLINE_LAKE_SPOT_URL, ..._UM_URL, ...).")
 @click.option("--source", default="auto", show_default=True, type=click.Choice(SOURCE_NAMES),
               help="; ".join(f"{s.name}: {s.help}" for s in SOURCES.values()) + ".")
-@click.option("--archive-url", default=None,
-              help="Archive base URL (env KLINE_LAKE_ARCHIVE_URL; default --base-url if given, else https://data.binance.vision).")
-@click.option("--quiet", is_flag=True, help="No progress bars (notes on waits and clamped ranges, and the summary line, are still printed).")
-@click.option("--batch-rows", type=click.IntRange(min=1), default=None, hidden=True,
+@click.option("--archive-url", default=None, metavar="URL",
+              help="Archive base URL (env KLINE_LAKE_ARCHIVE_URL; default --base-url if given, "
+                   "else https://data.binance.vision).")
+@click.option("--quiet", is_flag=True,
+              help="No progress bars (notes on waits and clamped ranges go to stderr, the "
+                   "summary line to stdout).")
+@click.option("--batch-rows", type=Integer(1), default=None, hidden=True,
               help="Rows per lake commit (default 100000).")
-def download(market: str, dataset: str, symbols: str, interval: str | None, start: str,
-             end: str | None, lake: str, base_url: str | None, source: str,
-             archive_url: str | None, quiet: bool, batch_rows: int | None) -> None:
+def download(market: str, dataset: str, symbols: str | None, quote: str | None,
+             interval: str | None, start: str | None, days: int | None, end: str | None,
+             lake: str, base_url: str | None, source: str, archive_url: str | None,
+             quiet: bool, batch_rows: int | None) -> None:
     """Download klines, aggregate trades or funding into the Parquet lake.
 
     Only what the lake does not cover yet is fetched; the exchange's weight budget is
-    respected (no 429s by design); bad input exits with code 2 before anything is written.
+    respected (no 429s by design); bad input exits with code 2 before anything is
+    written. Ctrl-C stops cleanly (exit 130) and prints what was committed; rerun the
+    same command to fetch the rest.
+
+    Examples:
+
+    \b
+      kline-lake download --market um --data klines --symbols BTCUSDT,ETHUSDT \\
+          --interval 1m,1h,1d --start 2024-01-01
+      kline-lake download --market spot --data klines --symbols 'BTC*' --quote USDT \\
+          --interval 1h --days 30
+      kline-lake download --market um --data funding --quote USDT --start 2023-01-01
     """
     from kline_lake.download.orchestrate import run_download
     from kline_lake.download.progress import NullProgress, RunTotals, summary_line
@@ -41,7 +81,8 @@ def download(market: str, dataset: str, symbols: str, interval: str | None, star
 
     request = validate_request(market=market, dataset=dataset, symbols=symbols,
                                interval=interval, start=start, end=end, lake=lake,
-                               base_url=base_url, source=source, archive_url=archive_url)
+                               base_url=base_url, source=source, archive_url=archive_url,
+                               days=days, quote=quote)
     # --quiet hides the bars, not the notes (a wait, a clamped range): those go to stderr
     progress = NullProgress(stream=sys.stderr) if quiet else get_source(source).progress()
     kwargs = {} if batch_rows is None else {"batch_rows": batch_rows}

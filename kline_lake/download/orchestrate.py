@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import httpx
 
@@ -27,7 +28,8 @@ from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import format_ms, format_us, ms_to_us, us_to_ms_ceil
 from kline_lake.download.context import DEFAULT_BATCH_ROWS, RunContext, SeriesTask
 from kline_lake.download.progress import DownloadProgress, NullProgress, RunTotals
-from kline_lake.download.request import DownloadRequest
+from kline_lake.download.request import DownloadRequest, is_pattern
+from kline_lake.download.select import select_symbols
 from kline_lake.download.sources import source_fetcher
 from kline_lake.errors import InputError
 from kline_lake.exchange import exchange_info as xinfo
@@ -38,26 +40,38 @@ from kline_lake.lake.writer import LakeWriter
 DEFAULT_SERIES_CONCURRENCY = 8
 
 
-def series_key(request: DownloadRequest, symbol: str) -> SeriesKey:
-    return SeriesKey(request.market.name, request.dataset, symbol, request.interval)
+def series_key(request: DownloadRequest, symbol: str, interval: str | None = None) -> SeriesKey:
+    return SeriesKey(request.market.name, request.dataset, symbol,
+                     interval if interval is not None else request.interval)
 
 
-def expected_rows(request: DownloadRequest, ranges_ms: Sequence[Range]) -> int | None:
+def expected_rows(interval: str | None, ranges_ms: Sequence[Range]) -> int | None:
     """Upper bound of rows for fixed-interval klines (for the progress bar), else None."""
-    if request.interval is None or request.interval not in INTERVAL_MS:
+    if interval is None or interval not in INTERVAL_MS:
         return None
-    step = INTERVAL_MS[request.interval]
+    step = INTERVAL_MS[interval]
     return sum(max(0, -(-(b - a) // step)) for a, b in ranges_ms)
 
 
-async def prepare(request: DownloadRequest, session: Session, clock: Clock,
-                  progress: DownloadProgress | None = None
-                  ) -> tuple[ExchangeClient, list[xinfo.SymbolInfo], int, int, dict | None]:
-    """Network validation: exchangeInfo (cached or fetched), symbols, server clock.
+@dataclass(frozen=True)
+class Prepared:
+    """What the network validation found (`prepare`); nothing is written yet."""
 
-    Returns (client, symbols, server_now_ms, end_ms, exchange_info_to_cache or None when
-    the lake's cache was used). Writes nothing. Waits the exchange imposes (429/418) and
-    an `--end` after the exchange's now are told to `progress.note`.
+    client: ExchangeClient
+    symbols: list[xinfo.SymbolInfo]
+    server_now_ms: int
+    start_ms: int
+    end_ms: int
+    fresh_info: dict | None  # exchangeInfo to cache, None when the lake's cache was used
+
+
+async def prepare(request: DownloadRequest, session: Session, clock: Clock,
+                  progress: DownloadProgress | None = None) -> Prepared:
+    """Network validation: exchangeInfo (cached or fetched), symbols, server clock, and
+    the range (`--days` counts back from the end). Writes nothing.
+
+    Waits the exchange imposes (429/418), an `--end` after the exchange's now and the
+    symbols a pattern or `--quote` selected are told to `progress.note`.
     """
     progress = progress or NullProgress()
     client = session.client(request.market, request.base_url)
@@ -70,20 +84,43 @@ async def prepare(request: DownloadRequest, session: Session, clock: Clock,
     else:
         info = xinfo.with_cache_meta(await xinfo.fetch_exchange_info(client),
                                      request.base_url, clock.time())
-    symbols = xinfo.resolve_symbols(info, list(request.symbols),
-                                    by_pair=request.dataset == "index_klines")
+    symbols = select_symbols(info, list(request.symbols), request.quote,
+                             by_pair=request.dataset == "index_klines")
+    _say_selection(request, symbols, progress)
     server_now_ms = await xinfo.server_time_ms(client)
     end_ms = request.end_ms if request.end_ms is not None else server_now_ms
-    if request.start_ms >= min(end_ms, server_now_ms):
+    start_ms = request.resolve_start_ms(min(end_ms, server_now_ms))
+    if start_ms >= min(end_ms, server_now_ms):
         raise InputError(
-            f"--start {format_ms(request.start_ms)} is not before the end "
+            f"--start {format_ms(start_ms)} is not before the end "
             f"{format_ms(min(end_ms, server_now_ms))} (the exchange has no data after its "
             f"now, {format_ms(server_now_ms)})"
         )
     if end_ms > server_now_ms:
         progress.note(f"--end {format_us(ms_to_us(end_ms))} is after the exchange's now "
                       f"({format_us(ms_to_us(server_now_ms))}): downloading up to now")
-    return client, symbols, server_now_ms, end_ms, (None if info is cached else info)
+    return Prepared(client, symbols, server_now_ms, start_ms, end_ms,
+                    None if info is cached else info)
+
+
+def _say_selection(request: DownloadRequest, symbols: list[xinfo.SymbolInfo],
+                   progress: DownloadProgress) -> None:
+    if request.quote is None and not any(is_pattern(s) for s in request.symbols):
+        return  # named symbols (or ALL, as before): nothing was guessed
+    asked = ",".join(request.symbols)
+    what = f"--symbols {asked}" + (f" --quote {request.quote}" if request.quote else "")
+    names = [s.symbol for s in symbols]
+    shown = ", ".join(names[:12]) + (f" ... ({len(names) - 12} more)" if len(names) > 12 else "")
+    progress.note(f"{what}: {len(names)} symbol{'s' if len(names) != 1 else ''}: {shown}")
+
+
+def make_tasks(request: DownloadRequest, prepared: Prepared) -> list[SeriesTask]:
+    """One task per symbol and interval (labelled `SYMBOL` or `SYMBOL interval` when the
+    request has several intervals)."""
+    intervals = request.intervals or (None,)
+    return [SeriesTask(series_key(request, s.symbol, iv), s, prepared.start_ms, prepared.end_ms,
+                       s.symbol if len(intervals) == 1 else f"{s.symbol} {iv}")
+            for s in prepared.symbols for iv in intervals]
 
 
 async def run_download(request: DownloadRequest, *, progress: DownloadProgress | None = None,
@@ -105,16 +142,17 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
     fetch = source_fetcher(request.source)
     kwargs = {} if max_in_flight is None else {"max_in_flight": max_in_flight}
     async with Session(transport=transport, clock=clock, retry=retry, **kwargs) as session:
-        client, symbols, now_ms, end_ms, fresh_info = await prepare(request, session, clock, progress)
+        prepared = await prepare(request, session, clock, progress)
+        client = prepared.client
         writer = LakeWriter(request.lake)  # validation passed: from here the lake is written
-        if fresh_info is not None:
-            writer.save_exchange_info(request.market.name, fresh_info)
-        ctx = RunContext(request, client, writer, now_ms, progress, totals, batch_rows)
-        tasks = [SeriesTask(series_key(request, s.symbol), s, request.start_ms, end_ms, s.symbol)
-                 for s in symbols]
+        if prepared.fresh_info is not None:
+            writer.save_exchange_info(request.market.name, prepared.fresh_info)
+        ctx = RunContext(request, client, writer, prepared.server_now_ms, progress, totals,
+                         batch_rows)
+        tasks = make_tasks(request, prepared)
         plans = {t.label: missing_ms(writer, t) for t in tasks}
         progress.start([t.label for t in tasks],
-                       {t.label: expected_rows(request, plans[t.label]) for t in tasks})
+                       {t.label: expected_rows(t.key.interval, plans[t.label]) for t in tasks})
         gate = asyncio.Semaphore(series_concurrency)
 
         async def one(task: SeriesTask) -> None:
