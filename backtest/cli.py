@@ -213,8 +213,13 @@ def run_cmd(**kw: Any) -> None:
                    "$BACKTEST_MEMORY_BUDGET, else 80% of the available memory). A grid "
                    "estimated above it runs in chunks; one whose results alone do not "
                    "fit is refused.")
+@click.option("--dask", "dask_address", metavar="local:N|ADDRESS", default=None,
+              help="Run the grid's chunks on Dask: local:N starts N worker processes, "
+                   "tcp://HOST:8786 uses a running scheduler (its workers must see the "
+                   "lake at the same path). Identical rows; prints the dashboard link.")
 @_as_input_errors
-def sweep_cmd(sort_by: str, top: int, memory_budget: str | None, **kw: Any) -> None:
+def sweep_cmd(sort_by: str, top: int, memory_budget: str | None,
+              dask_address: str | None = None, **kw: Any) -> None:
     """Backtest every combination of the --param ranges.
 
     Prints the best --top rows by --sort as a table; --json writes every row.
@@ -236,7 +241,7 @@ def sweep_cmd(sort_by: str, top: int, memory_budget: str | None, **kw: Any) -> N
         raise InputError(f"--top must be >= 0 (0 prints every row), got {top}")
     check_outputs(kw["json_path"], kw["report_path"])
     result = sweep(kw["strategy"], parse_params(kw["param"]), memory_budget=memory_budget,
-                   **_settings(kw))
+                   dask=dask_address, **_settings(kw))
     echo = _echo(kw)
     for line in sweep_lines(result, sort_by, top, requested=(kw["start"], kw["end"])):
         echo(line)

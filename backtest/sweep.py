@@ -15,6 +15,7 @@ line. The grid is expanded one chunk at a time, never whole.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -232,22 +233,88 @@ class GridRun:
     n_ruined: int
 
 
+def _block_part(strat: Strategy, data: MarketData, points: list[dict], config: Config,
+                jit: bool) -> tuple[list[dict], np.ndarray, list[dict], int]:
+    """(valid points, their metrics, kept skipped points, number skipped) of one block."""
+    ok, bad = resolve_points(strat, points)
+    metrics = run_grid(strat, data, ok, config, jit) if ok else np.empty(0, METRICS_DT)
+    return ok, metrics, bad[:MAX_SKIPPED_KEPT], len(bad)
+
+
+def collect_parts(grid: Mapping[str, Sequence[Any]], parts) -> GridRun:
+    """The GridRun of block results (`_block_part`) taken in grid order."""
+    rows = GridRows(list(grid), grid_size(grid))
+    skipped: list[dict] = []
+    n_skipped = 0
+    for ok, metrics, bad, n_bad in parts:
+        n_skipped += n_bad
+        skipped.extend(bad[:max(0, MAX_SKIPPED_KEPT - len(skipped))])
+        if ok:
+            rows.add(ok, metrics)
+    if not rows.n_rows:
+        raise _no_valid_point(skipped)
+    return GridRun(rows.frame(), skipped, n_skipped, rows.n_ruined)
+
+
 def run_chunks(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: MarketData,
                config: Config, chunk_points: int, jit: bool = True) -> GridRun:
     """Resolve and simulate the grid `chunk_points` grid points at a time, in grid order;
     the rows equal one `run_grid` call over every valid point."""
-    rows = GridRows(list(grid), grid_size(grid))
-    skipped: list[dict] = []
-    n_skipped = 0
-    for block in grid_blocks(grid, chunk_points):
-        ok, bad = resolve_points(strat, block)
-        n_skipped += len(bad)
-        skipped.extend(bad[:max(0, MAX_SKIPPED_KEPT - len(skipped))])
-        if ok:
-            rows.add(ok, run_grid(strat, data, ok, config, jit))
-    if not rows.n_rows:
-        raise _no_valid_point(skipped)
-    return GridRun(rows.frame(), skipped, n_skipped, rows.n_ruined)
+    return collect_parts(grid, (_block_part(strat, data, block, config, jit)
+                                for block in grid_blocks(grid, chunk_points)))
+
+
+@dataclass(frozen=True)
+class LakeSource:
+    """Where a Dask worker loads a sweep's market data from: the lake path and the
+    range, never the bars themselves."""
+
+    lake: str
+    market: str
+    symbol: str
+    interval: str
+    start: Any
+    end: Any
+    funding: bool
+    allow_gaps: bool
+
+
+@functools.lru_cache(maxsize=4)
+def _lake_data(src: LakeSource) -> MarketData:
+    """Market data of `src`, loaded once per worker process."""
+    return load_market_data(src.lake, src.market, src.symbol, src.interval, src.start,
+                            src.end, funding=src.funding, allow_gaps=src.allow_gaps)
+
+
+def run_block(source: LakeSource | MarketData, strat: Strategy,
+              grid: Mapping[str, Sequence[Any]], per_task: int, config: Config, jit: bool,
+              k: int) -> tuple[list[dict], np.ndarray, list[dict], int]:
+    """One Dask task: grid points ``k * per_task`` onwards through the batch kernel."""
+    from backtest.distributed import grid_slice
+
+    data = _lake_data(source) if isinstance(source, LakeSource) else source
+    points = grid_slice(grid, k * per_task, (k + 1) * per_task)
+    return _block_part(strat, data, points, config, jit)
+
+
+def run_chunks_dask(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: MarketData,
+                    config: Config, chunk_points: int, jit: bool, address: str,
+                    source: LakeSource | None, progress: bool = True) -> tuple[GridRun, str]:
+    """`run_chunks` on a Dask cluster (`backtest.distributed`): identical rows, and a
+    note saying where and in how many tasks it ran."""
+    from backtest import distributed
+
+    n_points = grid_size(grid)
+    with distributed.connect(address) as client:
+        workers = distributed.n_workers(client)
+        per = distributed.task_points(n_points, chunk_points, workers)
+        n_tasks = -(-n_points // per)
+        src = source if source is not None else distributed.scatter(client, data)
+        parts = distributed.map_blocks(client, run_block, n_tasks,
+                                       (src, strat, grid, per, config, jit), progress)
+    note = (f"ran on Dask ({address}, {workers} workers) in {n_tasks} chunks of up to "
+            f"{per:,} combinations")
+    return collect_parts(grid, parts), note
 
 
 def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
@@ -257,7 +324,7 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
           funding_events: FundingEvents | None = None, mark_opens: MarkOpens | None = None,
           jit: bool | None = None, exchange_filters: bool | ExchangeFilters = True,
           allow_gaps: bool = False, memory_budget: int | str | None = None,
-          **settings: Any) -> SweepResult:
+          dask: str | None = None, progress: bool = True, **settings: Any) -> SweepResult:
     """Backtest every combination of `params` (name -> list of values).
 
     Same data, settings, `exchange_filters` and `allow_gaps` arguments as `backtest.run`
@@ -268,12 +335,20 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
     80 % of the memory available) bounds the sweep's estimated memory: a grid that does
     not fit runs in chunks (``config["n_chunks"]``, identical rows), one whose results
     alone cannot fit is refused (InputError) before any data is loaded.
+    `dask` (``"local:N"`` or ``"tcp://HOST:PORT"``) runs the chunks on a Dask cluster
+    (`backtest.distributed`; identical rows; workers read the lake themselves, bars
+    given in memory are copied to each worker once); `progress` shows its dashboard
+    link and a bar of finished chunks on stderr.
     """
     config = make_config(market=bars.market if bars is not None else market, **settings)
     strat = get_strategy(strategy)
     grid = {k: list(v) if isinstance(v, Sequence | np.ndarray | range) else [v]
             for k, v in (params or {}).items()}
     check_grid_names(strat, grid)
+    if dask is not None:
+        from backtest.distributed import parse_address
+
+        parse_address(dask)  # a bad address fails before any data is loaded
     budget = resolve_budget(memory_budget)
     check_results_fit(grid, budget)
     data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
@@ -284,7 +359,15 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
     plan = plan_memory(strat, grid, data, budget)
     if plan.n_chunks > 1:
         notes.append(plan.describe())
-    done = run_chunks(strat, grid, data, config, plan.chunk_points, use_jit(jit))
+    if dask is None:
+        done = run_chunks(strat, grid, data, config, plan.chunk_points, use_jit(jit))
+    else:
+        in_memory = bars is not None or funding_events is not None or mark_opens is not None
+        source = None if in_memory else _lake_source(lake, config, symbol, interval, start,
+                                                     end, allow_gaps)
+        done, where = run_chunks_dask(strat, grid, data, config, plan.chunk_points,
+                                      use_jit(jit), dask, source, progress)
+        notes.append(where)
     b = data.bars
     cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
                             "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
@@ -297,6 +380,14 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
                      "(column ruined; no Sharpe/Sortino/Calmar for them)")
     return SweepResult(done.frame, strat.name, list(grid), cfg, done.skipped, notes,
                        n_skipped=done.n_skipped)
+
+
+def _lake_source(lake: str | Path | None, config: Config, symbol: str, interval: str,
+                 start: TimeLike | None, end: TimeLike | None, allow_gaps: bool) -> LakeSource:
+    """The lake as workers see it: an absolute path (or a URL, kept as given)."""
+    root = str(lake) if "://" in str(lake) else str(Path(str(lake)).resolve())
+    return LakeSource(root, config.market, symbol, interval, start, end, config.funding,
+                      allow_gaps)
 
 
 def _iso(ts_us: int) -> str:

@@ -23,7 +23,7 @@ import click
 from backtest.params import parse_params
 from kline_lake.errors import InputError
 
-SWEEP_ONLY = frozenset({"sort_by", "top", "memory_budget"})  # options walk-forward drops
+SWEEP_ONLY = frozenset({"sort_by", "top", "memory_budget", "dask_address"})  # not here
 FOLD_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades")
 OVERALL_METRICS = ("final_equity", "total_return", "cagr", "sharpe", "max_drawdown",
                    "n_trades", "fees_paid", "in_sample_sharpe", "sharpe_gap")

@@ -1,0 +1,43 @@
+"""Fixtures for the Dask tests: a real LocalCluster of 2 worker processes, a lake."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "backtest"))  # bt_helpers
+
+from bt_helpers import make_bars, write_funding, write_klines  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory):
+    """3000 hourly um BTCUSDT bars with 8-hourly funding (small non-zero rates)."""
+    root = tmp_path_factory.mktemp("lake")
+    b = make_bars(3000, seed=7)
+    write_klines(root, b)
+    times = np.arange(b.open_time_us[0], b.open_time_us[-1] + 3_600_000_000,
+                      8 * 3_600_000_000)
+    rates = np.random.default_rng(3).normal(1e-4, 1e-4, len(times))
+    write_funding(root, "um", "BTCUSDT", times, rates)
+    return root, b
+
+
+def new_cluster():
+    """A LocalCluster of 2 worker processes (nanny-restarted when killed)."""
+    import logging
+
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                        dashboard_address=":0", silence_logs=logging.CRITICAL,
+                        env={"NUMBA_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with new_cluster() as c:
+        yield c
