@@ -68,7 +68,8 @@ def test_cli_runs_and_writes_json(small_lake, tmp_path, capsys):
     main_args = ["portfolio", "--lake", str(small_lake), "--interval", "1h", "--start",
                  "2024-01-01", "--end", "2024-01-08", "--universe", "spot:BTCUSDT,um:ALL",
                  "--strategy", "momentum_rank", "--param", "lookback=6", "--rebalance", "8h",
-                 "--leverage", "2", "--json", str(out)]
+                 "--leverage", "2", "--json", str(out), "--report",
+                 str(tmp_path / "p.html")]
     with pytest.raises(SystemExit) as exc:
         main(main_args)
     assert exc.value.code in (0, None)
@@ -80,7 +81,9 @@ def test_cli_runs_and_writes_json(small_lake, tmp_path, capsys):
     assert {"pnl", "fees_paid", "funding_paid", "turnover"} <= set(data["assets"]["um:BTCUSDT"])
     np.testing.assert_allclose(sum(a["pnl"] for a in data["assets"].values()),
                                data["final_equity"] - 10_000.0, rtol=1e-9)
-    assert "final_equity" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "final_equity" in captured.out and "report:" in captured.err
+    assert 'id="fig-weights"' in (tmp_path / "p.html").read_text()
 
 
 def _panel(markets=("um", "um"), n=20, info=None):
