@@ -37,7 +37,8 @@ def _fmt(value: Any) -> str:
 @click.option("--end", required=True, help="UTC date/ISO time, exclusive.")
 @click.option("--strategy", default="equal_weight", show_default=True,
               help=f"One of: {', '.join(PORTFOLIO_STRATEGIES)}.")
-@click.option("--param", "param", multiple=True, help="name=value.")
+@click.option("--param", "param", multiple=True,
+              help="name=value; a range a:b:s or a list a,b,c sweeps the grid on one panel.")
 @click.option("--rebalance", default=None, help="Rebalance grid, e.g. 8h or 1d (default: "
                                                 "every bar).")
 @click.option("--threshold", type=float, default=0.0, show_default=True,
@@ -59,8 +60,12 @@ def portfolio_cmd(**kw: Any) -> None:
     """Backtest a portfolio strategy over a universe in one account."""
     from backtest.portfolio.engine import portfolio
 
+    grid = parse_params(kw["param"])
+    if any(len(v) > 1 for v in grid.values()):
+        _sweep(grid, kw)
+        return
     try:
-        params = single_values(parse_params(kw["param"]))
+        params = single_values(grid)
         result = portfolio(kw["strategy"], params, lake=kw["lake"], universe=kw["universe"],
                            interval=kw["interval"], start=kw["start"], end=kw["end"],
                            cash=kw["cash"], fee=kw["fee"], slippage_bps=kw["slippage_bps"],
@@ -83,3 +88,32 @@ def portfolio_cmd(**kw: Any) -> None:
         from backtest.portfolio.report import write_portfolio_report
 
         click.echo(f"report: {write_portfolio_report(result, kw['report_path'])}", err=True)
+
+
+def _sweep(grid: dict, kw: dict[str, Any]) -> None:
+    """`--param` with several values: every combination on one loaded panel."""
+    import polars as pl
+
+    from backtest.portfolio.sweep import portfolio_sweep
+
+    try:
+        frame = portfolio_sweep(kw["strategy"], grid, lake=kw["lake"], universe=kw["universe"],
+                                interval=kw["interval"], start=kw["start"], end=kw["end"],
+                                cash=kw["cash"], fee=kw["fee"],
+                                slippage_bps=kw["slippage_bps"], funding=kw["funding"],
+                                leverage=kw["leverage"], fill=kw["fill"],
+                                rebalance=kw["rebalance"], threshold=kw["threshold"])
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    cols = [*grid, "final_equity", "total_return", "sharpe", "max_drawdown", "turnover"]
+    click.echo(f"{frame.height} combinations, by sharpe:")
+    click.echo("  ".join(cols))
+    shown = frame.sort(pl.col("sharpe").fill_nan(None), descending=True, nulls_last=True)
+    for row in shown.select(cols).iter_rows():
+        click.echo("  ".join(_fmt(v) for v in row))
+    if kw["json_path"]:
+        from pathlib import Path
+
+        Path(kw["json_path"]).write_text(frame.write_json() + "\n")

@@ -122,3 +122,16 @@ def test_cm_with_linear_is_refused():
     info = (AssetInfo(contract_size=100, margin_asset="BTC"), AssetInfo())
     with pytest.raises(InputError, match="cannot share an account"):
         backtest.portfolio("equal_weight", panel=_panel(("cm", "um"), info=info))
+
+
+def test_cli_param_range_sweeps(small_lake, capsys):
+    from backtest.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["portfolio", "--lake", str(small_lake), "--interval", "1h", "--start",
+              "2024-01-01", "--end", "2024-01-08", "--universe", "um:ALL", "--strategy",
+              "momentum_rank", "--param", "lookback=4:13:4", "--rebalance", "8h"])
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert out.startswith("3 combinations, by sharpe:")
+    assert len(out.strip().splitlines()) == 5

@@ -101,3 +101,20 @@ def test_leverage_two_long_short_worked_numbers():
     assert res.equity["gross_exposure"][-1] == 110 * 100 + 95 * 100
     with pytest.raises(InputError, match="leverage exceeded"):
         backtest.portfolio(w, panel=p, leverage=1.5)
+
+
+def test_portfolio_sweep_rows_equal_single_runs():
+    from backtest.portfolio.sweep import portfolio_sweep
+
+    rng = np.random.default_rng(9)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (300, 4)), axis=0))
+    p = _panel(close, ["um:AUSDT", "um:BUSDT", "um:CUSDT", "um:DUSDT"])
+    grid = {"lookback": [6, 12, 24], "k": [1, 2]}
+    frame = portfolio_sweep("momentum_rank", grid, panel=p, rebalance="8h", fee=0.0004)
+    assert frame.height == 6 and frame["lookback"].to_list() == [6, 6, 12, 12, 24, 24]
+    for row in frame.iter_rows(named=True):
+        one = backtest.portfolio("momentum_rank", {"lookback": row["lookback"], "k": row["k"]},
+                                 panel=p, rebalance="8h", fee=0.0004)
+        assert row["final_equity"] == one.metrics["final_equity"]
+        assert row["turnover"] == one.metrics["turnover"]
+    assert frame["final_equity"].n_unique() > 1
