@@ -2,12 +2,15 @@
 
 ``backtest.portfolio(strategy, params, lake=..., universe=..., ...)`` (`engine`) loads
 an aligned panel (`panel`), asks a strategy for target weights (`strategies`), fills
-them with the Numba kernel (`kernel`) and returns a `PortfolioResult` (`results`).
+them with the Numba kernel (`kernel`) and returns a `PortfolioResult` (`results`);
+`portfolio_sweep` (`sweep`) runs a grid on one panel, `report` writes the HTML.
 """
 
 from backtest.portfolio.engine import portfolio
 from backtest.portfolio.panel import Panel, load_panel
 from backtest.portfolio.results import PortfolioResult
 from backtest.portfolio.strategies import PORTFOLIO_STRATEGIES
+from backtest.portfolio.sweep import portfolio_sweep
 
-__all__ = ["PORTFOLIO_STRATEGIES", "Panel", "PortfolioResult", "load_panel", "portfolio"]
+__all__ = ["PORTFOLIO_STRATEGIES", "Panel", "PortfolioResult", "load_panel", "portfolio",
+           "portfolio_sweep"]
