@@ -7,14 +7,15 @@ One bar at a time, in this order (the order is part of the contract and is teste
    and an exit filled at that open is;
 2. with ``fill="next_open"`` the signal of the previous bar fills at this bar's open;
 3. isolated-margin liquidation (optional): if the bar's low (long) / high (short)
-   reaches the liquidation price, the position closes at that price;
+   reaches the liquidation price, the position closes at that price; without it, a
+   position whose equity marked at the bar's close is <= 0 is a ruin: it closes at
+   that close (the exchange would have liquidated it);
 4. funding events strictly inside the bar are charged on the position held then;
 5. with ``fill="close"`` this bar's signal fills at its close;
 6. equity is marked at the close: ``equity = cash + qty * close`` where cash already
    includes every fee and funding payment (funding is kept in its own accumulator and
    subtracted last so that, for one held position, equity with funding equals equity
-   without funding minus ``funding_paid`` exactly, bit for bit); equity <= 0 with a
-   position open is a ruin: the position closes at that close.
+   without funding minus ``funding_paid`` exactly, bit for bit).
 
 Sizing is all-in: an entry spends ``size * leverage * equity`` (notional plus fee) on
 a long, and sells short ``size * leverage * equity / (price * (1 + fee_rate))`` units;
@@ -263,15 +264,26 @@ def liquidation_price_nb(qty, entry_px, margin, mmr):
 
 
 @njit(cache=True)
-def _check_liquidation_nb(st, orders, trades, i, high, low, fee_rate, mmr, leverage, lot):
+def stop_price_nb(st, mmr, liq_on):
+    """The price that stops the open position: its liquidation price when a maintenance
+    margin rate is set, otherwise the close at which equity is gone
+    (``cash + qty * close - funding = 0``, i.e. ``(funding - cash) / qty``)."""
     pos = st[POS]
-    liq = liquidation_price_nb(pos, st[E_PX], st[MARGIN] - st[T_FUND], mmr)
-    if (pos > 0.0 and low <= liq) or (pos < 0.0 and high >= liq):
-        px = max(liq, 0.0)
-        close_position_nb(st, orders, trades, i, px, fee_rate, 0.0, KIND_LIQUIDATION)
-        _flag_nb(st, STATUS_LIQUIDATED)
-        if _ruined_when_flat_nb(st, px, fee_rate, 0.0, leverage, lot):
-            _ruin_nb(st, i)
+    if liq_on:
+        return liquidation_price_nb(pos, st[E_PX], st[MARGIN] - st[T_FUND], mmr)
+    return (st[FUND] - st[CASH]) / pos
+
+
+@njit(cache=True)
+def _apply_stop_nb(st, orders, trades, i, px, liq_on, fee_rate, leverage, lot):
+    """Close the position its stop hit: at the liquidation price, or (no liquidation
+    modelled) at the close where equity is gone: the exchange would have liquidated it,
+    and the account is ruined."""
+    px = max(px, 0.0)
+    close_position_nb(st, orders, trades, i, px, fee_rate, 0.0, KIND_LIQUIDATION)
+    _flag_nb(st, STATUS_LIQUIDATED)
+    if not liq_on or _ruined_when_flat_nb(st, px, fee_rate, 0.0, leverage, lot):
+        _ruin_nb(st, i)
 
 
 @njit(cache=True)
@@ -279,15 +291,6 @@ def _charge_funding_nb(st, rate_x_mark):
     charge = st[POS] * rate_x_mark
     st[FUND] += charge
     st[T_FUND] += charge
-
-
-@njit(cache=True)
-def _ruin_at_close_nb(st, orders, trades, i, close, fee_rate):
-    """Equity marked at the close is gone while a position is open: the exchange would
-    have liquidated it; close it at the close (fee, no slippage) and stop trading."""
-    close_position_nb(st, orders, trades, i, close, fee_rate, 0.0, KIND_LIQUIDATION)
-    _flag_nb(st, STATUS_LIQUIDATED)
-    _ruin_nb(st, i)
 
 
 @njit(cache=True)
@@ -308,8 +311,10 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
 
     Ruin: when the account is flat after a close or a liquidation with no equity left
     or too little to place the exchange's minimum order, or when equity marked at a
-    bar's close is <= 0 with a position open (closed there as a liquidation), trading
-    stops for good; ``ruin_idx`` is that bar (-1 if never).
+    bar's close is <= 0 with a position open (step 3; closed there as a liquidation),
+    trading stops for good; ``ruin_idx`` is that bar (-1 if never). The close check is
+    skipped while it cannot trigger (an unlevered long that has paid no funding), which
+    keeps the common loop as fast as without it.
     """
     n = close.shape[0]
     st = np.zeros(N_SLOTS)
@@ -321,29 +326,40 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     full = cash_out.shape[0] == n and fees_out.shape[0] == n and fund_out.shape[0] == n
     liq_on = not np.isnan(mmr)
     lot = (qty_step, min_qty, min_notional)
+    # equity can reach 0 with a position held unless liquidation comes first or the
+    # position is an unlevered long (then only funding could drain it: watched once paid)
+    stops = liq_on or not (direction == LONG and leverage * size_frac <= 1.0)
+    stop_px = np.nan  # of the open position; NaN = to compute (after a fill or funding)
     # hot loop: helpers are only called on bars where something happens
     for i in range(n):
         if st[POS] != 0.0 and fund_at_open[i] != 0.0:
             _charge_funding_nb(st, fund_at_open[i])
+            stops, stop_px = True, np.nan
         if not fill_close and i > 0 and sig[i - 1] != 0 and st[RUIN] < 0.0:
             apply_signal_nb(st, orders, trades, i, sig[i - 1], open_[i], direction, fee_rate,
                             slip, size_frac, leverage, lot)
-        if liq_on and st[POS] != 0.0:
-            _check_liquidation_nb(st, orders, trades, i, high[i], low[i], fee_rate, mmr,
-                                  leverage, lot)
+            stop_px = np.nan
+        pos = st[POS]
+        if stops and pos != 0.0:
+            if np.isnan(stop_px):
+                stop_px = stop_price_nb(st, mmr, liq_on)
+            if liq_on:
+                hit = low[i] <= stop_px if pos > 0.0 else high[i] >= stop_px
+            else:
+                hit = close[i] <= stop_px if pos > 0.0 else close[i] >= stop_px
+            if hit:
+                _apply_stop_nb(st, orders, trades, i, stop_px if liq_on else close[i], liq_on,
+                               fee_rate, leverage, lot)
         if st[POS] != 0.0 and fund_intra[i] != 0.0:
             _charge_funding_nb(st, fund_intra[i])
+            stops, stop_px = True, np.nan
         if fill_close and sig[i] != 0 and st[RUIN] < 0.0:
             apply_signal_nb(st, orders, trades, i, sig[i], close[i], direction, fee_rate,
                             slip, size_frac, leverage, lot)
+            stop_px = np.nan
         pos = st[POS]
         fund = st[FUND]
-        equity = (st[CASH] + pos * close[i]) - fund
-        if pos != 0.0 and equity <= 0.0:
-            _ruin_at_close_nb(st, orders, trades, i, close[i], fee_rate)
-            pos = st[POS]
-            equity = st[CASH] - fund
-        equity_out[i] = equity
+        equity_out[i] = (st[CASH] + pos * close[i]) - fund
         pos_out[i] = pos
         if full:
             cash_out[i] = st[CASH] - fund

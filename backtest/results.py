@@ -123,6 +123,14 @@ class RunResult:
         """The per-bar frame as a pandas DataFrame indexed by open_time."""
         return self.equity.to_pandas().set_index("open_time")
 
+    def to_vectorbt(self, freq: Any = None):
+        """These fills as a ``vectorbt.Portfolio`` (its stats, trades and plots apply);
+        with funding off its value equals ``equity`` bar for bar. See
+        `backtest.vectorbt_export`."""
+        from backtest.vectorbt_export import to_vectorbt
+
+        return to_vectorbt(self, freq)
+
     def to_dict(self, with_trades: bool = True) -> dict[str, Any]:
         """Every metric by name at the top level, plus strategy, params and config."""
         out: dict[str, Any] = dict(self.metrics)  # METRIC_NAMES, then ruin_time
