@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import queue
 import random
 import threading
@@ -41,6 +40,7 @@ from kline_lake.core.markets import Market
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import ms_to_us, us_to_ms_ceil
 from kline_lake.download.orchestrate import run_download
+from kline_lake.download.progress import RunTotals
 from kline_lake.download.request import DownloadRequest
 from kline_lake.download.rest_rows import parse_rest_klines
 from kline_lake.errors import InputError, KlineLakeError, LakeError, StreamError
@@ -103,19 +103,25 @@ class FollowTotals:
     commits: int = 0
     reconnects: int = 0
     backfills: int = 0
-    rate_limited_429: int = 0
-    banned_418: int = 0
+    downloads: list[RunTotals] = field(default_factory=list)  # catch-up and backfills
     lags_s: list[float] = field(default_factory=list)  # receive -> commit, real seconds
     send_delays_ms: list[int] = field(default_factory=list)  # kline close -> event time, exchange ms
 
+    @property
+    def rate_limited_429(self) -> int:
+        """429s met by the follower's downloads (counted by their clients' RequestStats)."""
+        return sum(t.rate_limited_429 for t in self.downloads)
+
+    @property
+    def banned_418(self) -> int:
+        return sum(t.banned_418 for t in self.downloads)
+
 
 def _download_request(req: FollowRequest, symbols: tuple[str, ...], start_ms: int) -> DownloadRequest:
-    """The download of `symbols` from `start_ms` to the server's now, source auto (by
-    keyword: the request grew an `intervals` tuple in place of `interval`)."""
-    names = {f.name for f in dataclasses.fields(DownloadRequest)}
-    kw = {"intervals": (req.interval,)} if "intervals" in names else {"interval": req.interval}
-    return DownloadRequest(market=req.market, dataset="klines", symbols=symbols, start_ms=start_ms,
-                           end_ms=None, lake=req.lake, base_url=req.base_url, source="auto", **kw)
+    """The download of `symbols` from `start_ms` to the server's now, source auto."""
+    return DownloadRequest(market=req.market, dataset="klines", symbols=symbols,
+                           intervals=(req.interval,), start_ms=start_ms, end_ms=None,
+                           lake=req.lake, base_url=req.base_url, source="auto")
 
 
 def _ensure_fd_room(needed: int) -> None:
@@ -262,8 +268,7 @@ class Follower:
         start_ms = min(s.covered_ms for s in states)
         request = _download_request(self.req, tuple(s.symbol for s in states), start_ms)
         totals = asyncio.run(run_download(request))  # callers make sure a kline closed since start_ms
-        self.totals.rate_limited_429 += totals.rate_limited_429
-        self.totals.banned_418 += totals.banned_418
+        self.totals.downloads.append(totals)
         for s in states:
             end = self._coverage_end_ms(s.key, s.covered_ms)
             s.covered_ms = max(s.covered_ms, end or s.covered_ms)
