@@ -43,7 +43,8 @@ from kline_lake.lake.gaps import find_gaps
 from kline_lake.lake.holdings import require_series
 from kline_lake.lake.inventory import inventory
 from kline_lake.lake.resample import resample_series
-from kline_lake.lake.scan import check_range, scan_series
+from kline_lake.lake.scan import check_range, require_object_series, scan_series
+from kline_lake.lake.storage import Storage, open_storage, split_url
 from kline_lake.lake.verify import verify_lake
 
 _DUCK_TYPES = {
@@ -54,7 +55,7 @@ _DUCK_TYPES = {
 }
 
 
-def _view_sql(root: Path, dataset: str) -> str:
+def _view_sql(root: Path | Storage, dataset: str) -> str:
     schema = SCHEMAS[dataset]
     hive = ["symbol", *(["interval"] if dataset in KLINE_DATASETS else []), "year", "month"]
     cols = ", ".join(f'"{f.name}"' for f in schema)
@@ -63,10 +64,15 @@ def _view_sql(root: Path, dataset: str) -> str:
         f"'{h}': {'INTEGER' if h in ('year', 'month') else 'VARCHAR'}" for h in hive)
     parts = []
     for market in MARKETS:
-        ddir = layout.dataset_dir(root, market, dataset)
-        if next(ddir.glob("**/*.parquet"), None) is None:
-            continue
-        glob = str(ddir / "**" / "*.parquet").replace("'", "''")
+        if isinstance(root, Storage):  # an object store (its filesystem is registered)
+            if not any(k.endswith(".parquet") for k in root.list_files(f"{market}/{dataset}")):
+                continue
+            glob = root.uri(f"{market}/{dataset}/**/*.parquet").replace("'", "''")
+        else:
+            ddir = layout.dataset_dir(root, market, dataset)
+            if next(ddir.glob("**/*.parquet"), None) is None:
+                continue
+            glob = str(ddir / "**" / "*.parquet").replace("'", "''")
         parts.append(
             f"SELECT '{market}' AS market, {cols}, {hive_cols} FROM read_parquet('{glob}', "
             f"hive_partitioning = true, hive_types = {{{hive_types}}})"
@@ -109,10 +115,17 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
 class Lake:
     """A Parquet lake on disk, opened read-only for queries (and compaction).
 
-    Raises InputError if `root` does not exist or is not a directory.
+    Raises InputError if `root` does not exist or is not a directory. `root` may also be
+    an object-store URL (``s3://bucket/prefix``, any fsspec URL; see
+    `kline_lake.lake.storage`): series reads, ``covered`` and ``sql`` work there (the
+    other questions need a local lake for now).
     """
 
     def __init__(self, root: str | Path) -> None:
+        self._con: duckdb.DuckDBPyConnection | None = None
+        if split_url(root)[0]:
+            self.root: Any = open_storage(root)
+            return
         self.root = Path(root)
         if not self.root.exists():
             raise InputError(f"lake {self.root} does not exist")
@@ -121,7 +134,13 @@ class Lake:
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def __repr__(self) -> str:
-        return f"Lake({str(self.root)!r})"
+        return f"Lake({(self.root.uri() if isinstance(self.root, Storage) else str(self.root))!r})"
+
+    def _local(self, what: str) -> Path:
+        """The lake directory; InputError for an object-store lake (not there yet)."""
+        if isinstance(self.root, Storage):
+            raise InputError(f"Lake.{what} needs a local lake for now, not {self.root.uri()}")
+        return self.root
 
     # ------------------------------------------------------------- series
     def read(self, market: str, dataset: str, symbol: str, interval: str | None = None,
@@ -132,7 +151,10 @@ class Lake:
         not an empty answer); a held series with no rows in the range is an empty frame.
         """
         key = SeriesKey(market, dataset, symbol, interval)
-        require_series(self.root, key)
+        if isinstance(self.root, Storage):
+            require_object_series(self.root, key)
+        else:
+            require_series(self.root, key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
         frame = scan_series(self.root, key, start_us, end_us)
@@ -172,6 +194,11 @@ class Lake:
                 interval: str | None = None) -> list[tuple[int, int]]:
         """The series' coverage record: merged half-open us ranges fetched completely."""
         key = SeriesKey(market, dataset, symbol, interval)
+        if isinstance(self.root, Storage):
+            rel = layout.coverage_path(Path(), key).as_posix()
+            if not self.root.exists(rel):
+                return []
+            return coverage.loads(self.root.read_bytes(rel).decode(), self.root.uri(rel))
         return coverage.read(layout.coverage_path(self.root, key))
 
     # ---------------------------------------------------------------- SQL
@@ -180,6 +207,8 @@ class Lake:
         if self._con is None:
             self._con = duckdb.connect(":memory:")
             self._con.execute("SET TimeZone = 'UTC'")
+            if isinstance(self.root, Storage):
+                self._con.register_filesystem(self.root.fs)
         for dataset in DATASETS:
             self._con.execute(f'CREATE OR REPLACE VIEW "{dataset}" AS {_view_sql(self.root, dataset)}')
         return self._con
@@ -218,7 +247,7 @@ class Lake:
     # ---------------------------------------------------------- questions
     def inventory(self) -> pl.DataFrame:
         """Per market/dataset/symbol/interval: first and last time, rows, files, bytes."""
-        return inventory(self.root)
+        return inventory(self._local("inventory"))
 
     def gaps(self, market: str, symbol: str, interval: str | None = None, start: Any = None,
              end: Any = None, dataset: str = "klines") -> pl.DataFrame:
@@ -226,7 +255,7 @@ class Lake:
         kline slots for kline datasets (`interval` required), settlements on the funding
         grid for ``funding`` (plus interval changes), agg id runs for ``agg_trades``."""
         key = SeriesKey(market, dataset, symbol, interval)
-        require_series(self.root, key)
+        require_series(self._local("gaps"), key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
         return find_gaps(self.root, key, start_us, end_us)
@@ -236,18 +265,18 @@ class Lake:
                  partial: bool = False) -> pl.DataFrame:
         """Exact OHLCV aggregation of stored klines to a coarser interval (see ``resample``)."""
         key = SeriesKey(market, dataset, symbol, from_interval)
-        require_series(self.root, key)
+        require_series(self._local("resample"), key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
         return resample_series(self.root, key, to_interval, start_us, end_us, partial=partial)
 
     def verify(self):
         """Check every file and coverage record; returns a ``verify.VerifyReport``."""
-        return verify_lake(self.root)
+        return verify_lake(self._local("verify"))
 
     def compact(self, market: str | None = None, dataset: str | None = None,
                 symbol: str | None = None, force: bool = False):
         """Merge each partition's files into its canonical file(s); returns a
         ``compact.CompactReport`` (see ``compact``)."""
-        return compact_lake(self.root, market=market, dataset=dataset, symbol=symbol,
+        return compact_lake(self._local("compact"), market=market, dataset=dataset, symbol=symbol,
                             force=force)

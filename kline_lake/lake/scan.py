@@ -9,6 +9,7 @@ series (catalog, gaps, resample, the backtester) goes through here.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import polars as pl
@@ -18,6 +19,7 @@ from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import US_PER_DAY, month_start_us
 from kline_lake.errors import InputError
 from kline_lake.lake import layout
+from kline_lake.lake.storage import LocalStorage, Storage
 
 
 def check_range(start_us: int | None, end_us: int | None) -> None:
@@ -65,15 +67,65 @@ def _day_file_outside(name: str, start_us: int | None, end_us: int | None) -> bo
         start_us is not None and day_end <= start_us)
 
 
-def scan_series(root: Path, key: SeriesKey, start_us: int | None = None,
+def object_series_files(storage: Storage, key: SeriesKey, start_us: int | None = None,
+                        end_us: int | None = None) -> list[str]:
+    """`series_files` on an object store: keys (relative to the lake root) of the series'
+    data objects whose partition overlaps the range, from one listing of its prefix."""
+    prefix = layout.series_dir(Path(), key).as_posix()
+    months: dict[tuple[int, int], list[str]] = {}
+    for rel in storage.list_files(prefix):
+        parts = rel[len(prefix) + 1:].split("/")
+        if (len(parts) != 3 or not parts[0].startswith("year=")
+                or not parts[1].startswith("month=") or not parts[2].endswith(".parquet")):
+            continue
+        try:
+            months.setdefault((int(parts[0][5:]), int(parts[1][6:])), []).append(rel)
+        except ValueError:
+            continue  # not ours; verify() reports it
+    return [rel for ym in sorted(layout.months_overlapping(start_us, end_us, list(months)))
+            for rel in sorted(months[ym])
+            if not _day_file_outside(rel.rsplit("/", 1)[1], start_us, end_us)]
+
+
+def require_object_series(storage: Storage, key: SeriesKey) -> None:
+    """InputError unless the object-store lake holds `key` (data or coverage record)."""
+    prefix = layout.series_dir(Path(), key).as_posix()
+    if storage.list_files(prefix) or storage.exists(layout.coverage_path(Path(), key).as_posix()):
+        return
+    what = key.symbol + (f" {key.interval}" if key.interval else "")
+    raise InputError(f"no {key.market} {key.dataset} for {what} in the lake {storage.uri()}")
+
+
+POLARS_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "http", "https"})
+
+
+def _scan_objects(storage: Storage, keys: list[str]) -> pl.LazyFrame:
+    """Polars reads the object stores it knows in place; others (memory://) through
+    fsspec, object by object."""
+    if storage.scheme in POLARS_SCHEMES:
+        return pl.scan_parquet([storage.uri(k) for k in keys], hive_partitioning=False,
+                               storage_options=storage.storage_options())
+    return pl.concat([pl.read_parquet(io.BytesIO(storage.read_bytes(k))) for k in keys]).lazy()
+
+
+def scan_series(root: Path | Storage, key: SeriesKey, start_us: int | None = None,
                 end_us: int | None = None) -> pl.LazyFrame:
     """A LazyFrame over the pruned files of a series, filtered to ``[start_us, end_us)``,
-    sorted by the dataset key and unique on it."""
-    files = series_files(root, key, start_us, end_us)
-    if not files:
+    sorted by the dataset key and unique on it. `root` is a lake directory or an
+    object-store `kline_lake.lake.storage.Storage`."""
+    if isinstance(root, Storage) and not isinstance(root, LocalStorage):
+        keys = object_series_files(root, key, start_us, end_us)
+        names = [k.rsplit("/", 1)[1] for k in keys]
+        frame = _scan_objects(root, keys) if keys else None
+    else:
+        local = root.path if isinstance(root, LocalStorage) else root
+        files = series_files(local, key, start_us, end_us)
+        names = [f.name for f in files]
+        frame = pl.scan_parquet([str(f) for f in files], hive_partitioning=False) if files \
+            else None
+    if frame is None:
         return empty_frame(key.dataset).lazy()
-    frame = pl.scan_parquet([str(f) for f in files], hive_partitioning=False)
-    if any(not layout.is_canonical_file(key.dataset, f.name) for f in files):
+    if any(not layout.is_canonical_file(key.dataset, name) for name in names):
         # a partition holds foreign/uncompacted files: their rows may overlap or be out of
         # order, so restore the lake's invariants (unique sorted keys) at read time
         frame = frame.unique(subset=[KEYS[key.dataset]], keep="last", maintain_order=True) \
