@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "query": "kline_lake.cli.catalog_cmd:query",
     "compact": "kline_lake.cli.catalog_cmd:compact",
     "follow": "kline_lake.cli.follow_cmd:follow",
+    "sync": "kline_lake.cli.sync_cmd:sync",
 }
 PLUGIN_GROUP = "kline_lake.commands"
 
