@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "backtest"))  # bt_helpers
 
 from bt_helpers import make_bars, write_funding, write_klines  # noqa: E402
+from dd_helpers import new_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +25,6 @@ def lake(tmp_path_factory: pytest.TempPathFactory):
     rates = np.random.default_rng(3).normal(1e-4, 1e-4, len(times))
     write_funding(root, "um", "BTCUSDT", times, rates)
     return root, b
-
-
-def new_cluster():
-    """A LocalCluster of 2 worker processes (nanny-restarted when killed)."""
-    import logging
-
-    from distributed import LocalCluster
-
-    return LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                        dashboard_address=":0", silence_logs=logging.CRITICAL,
-                        env={"NUMBA_NUM_THREADS": "1"})
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from bt_helpers import iso, make_bars
-from conftest import new_cluster
+from dd_helpers import new_cluster
 
 import backtest
 from backtest.engine import load_market_data
