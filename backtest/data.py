@@ -30,7 +30,7 @@ from kline_lake.core.intervals import ALL_INTERVALS, INTERVAL_MS, ceil_open_ms, 
 from kline_lake.core.markets import get_market
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import MS_PER_DAY, US_PER_MS, format_us, to_us
-from kline_lake.errors import InputError
+from kline_lake.errors import CoverageError, InputError
 from kline_lake.lake import coverage, layout
 from kline_lake.lake.resample import check_resample, resample_series
 from kline_lake.lake.scan import scan_series, series_files
@@ -261,7 +261,7 @@ def load_lake_data(lake: str | Path, market: str, symbol: str, interval: str, st
         funding_time_us=None if events is None else events.time_us, funding_covered=fund_cov,
         allow_gaps=allow_gaps, notes=notes)
     if report.n_unknown and not allow_gaps:
-        raise InputError(report.refusal(str(lake)))
+        raise CoverageError(report.refusal(str(lake)))
     why = (": the exchange confirmed it empty (before listing or after delisting)"
            if span is None and report.confirmed else "")
     if source == interval:

@@ -15,6 +15,11 @@ class InputError(KlineLakeError, ValueError):
     """The caller asked for something invalid (bad symbol, interval, date range...)."""
 
 
+class CoverageError(InputError):
+    """A request rests on data the lake never fetched (an unknown hole, a range it does
+    not cover): refused, naming the holes and the download that fills them."""
+
+
 class BinanceAPIError(KlineLakeError):
     """The exchange answered a 4xx with a Binance error body: the request was wrong.
 

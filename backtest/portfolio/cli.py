@@ -28,17 +28,21 @@ def _fmt(value: Any) -> str:
 
 
 @click.command("portfolio")
-@click.option("--lake", default="./data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--lake", default="./data", show_default=True, type=click.Path(file_okay=False),
+              help="Lake root directory.")
 @click.option("--universe", required=True,
               help="Comma-separated market:SYMBOL entries; market:ALL = every symbol of "
                    "that market the lake holds for the interval.")
-@click.option("--interval", type=click.Choice(list(ALL_INTERVALS)), required=True)
+@click.option("--interval", type=click.Choice(list(ALL_INTERVALS)), required=True,
+              help="Bar interval of the panel (resampled exactly from a finer one the lake "
+                   "holds when needed).")
 @click.option("--start", required=True, help="UTC date/ISO time, inclusive.")
 @click.option("--end", required=True, help="UTC date/ISO time, exclusive.")
 @click.option("--strategy", default="equal_weight", show_default=True,
               help=f"One of: {', '.join(PORTFOLIO_STRATEGIES)}.")
-@click.option("--param", "param", multiple=True,
-              help="name=value; a range a:b:s or a list a,b,c sweeps the grid on one panel.")
+@click.option("--param", "param", multiple=True, metavar="NAME=VALUE",
+              help="Strategy parameter (`backtest strategies` lists them); a range a:b:s or "
+                   "a list a,b,c sweeps the grid on one panel.")
 @click.option("--rebalance", default=None, help="Rebalance grid, e.g. 8h or 1d (default: "
                                                 "every bar).")
 @click.option("--threshold", type=float, default=0.0, show_default=True,
@@ -47,22 +51,40 @@ def _fmt(value: Any) -> str:
               help="Initial cash (in coin for a cm universe).")
 @click.option("--fee", type=float, default=None,
               help="Fee rate on traded notional (default: each market's base taker tier).")
-@click.option("--slippage-bps", type=float, default=0.0, show_default=True)
+@click.option("--slippage-bps", type=float, default=0.0, show_default=True,
+              help="Slippage against the trader, in basis points of the fill price.")
 @click.option("--fill", type=click.Choice(["next_open", "close"]), default="next_open",
-              show_default=True)
-@click.option("--funding/--no-funding", default=True, show_default=True)
+              show_default=True,
+              help="Weights computed at a bar's close fill at the next open, or at that close.")
+@click.option("--funding/--no-funding", default=True, show_default=True,
+              help="Charge perpetual funding at each settlement a position is open.")
+@click.option("--allow-gaps", is_flag=True,
+              help="Run even where the lake never fetched an asset's klines or funding "
+                   "(the result says so); by default such holes refuse to run.")
 @click.option("--leverage", type=float, default=1.0, show_default=True,
               help="Maximum gross exposure as a multiple of equity.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a self-contained HTML report here.")
+@click.option("--json", "json_path", type=click.Path(allow_dash=True), default=None,
+              help="Write the result as JSON here (- for standard output).")
+@click.option("--report", "report_path", type=click.Path(allow_dash=True),
+              default=None, help="Write a self-contained HTML report here (- for standard output).")
 def portfolio_cmd(**kw: Any) -> None:
-    """Backtest a portfolio strategy over a universe in one account."""
+    """Backtest a portfolio strategy over a universe in one account.
+
+    \b
+    Example:
+      backtest portfolio --universe um:BTCUSDT,um:ETHUSDT,spot:BTCUSDT --interval 1h \\
+          --start 2024-01-01 --end 2024-03-01 --strategy momentum_rank --param k=1 \\
+          --rebalance 8h --leverage 2 --json out.json --report out.html
+    """
+    from backtest.outputs import check_outputs, to_stdout, write_output
     from backtest.portfolio.engine import portfolio
 
+    check_outputs(kw["json_path"], kw["report_path"])
+    say = (lambda text: click.echo(text, err=True)) \
+        if to_stdout(kw["json_path"], kw["report_path"]) else click.echo
     grid = parse_params(kw["param"])
     if any(len(v) > 1 for v in grid.values()):
-        _sweep(grid, kw)
+        _sweep(grid, kw, say)
         return
     try:
         params = single_values(grid)
@@ -70,27 +92,32 @@ def portfolio_cmd(**kw: Any) -> None:
                            interval=kw["interval"], start=kw["start"], end=kw["end"],
                            cash=kw["cash"], fee=kw["fee"], slippage_bps=kw["slippage_bps"],
                            funding=kw["funding"], leverage=kw["leverage"], fill=kw["fill"],
-                           rebalance=kw["rebalance"], threshold=kw["threshold"])
+                           rebalance=kw["rebalance"], threshold=kw["threshold"],
+                           allow_gaps=kw["allow_gaps"])
     except InputError:
         raise
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     for name in SHOWN:
-        click.echo(f"{name:>14}: {_fmt(result.metrics[name])}")
+        say(f"{name:>14}: {_fmt(result.metrics[name])}")
     for name, stats in result.assets.items():
-        click.echo(f"{name:>18}  pnl {_fmt(stats['pnl'])}  fees {_fmt(stats['fees_paid'])}  "
-                   f"funding {_fmt(stats['funding_paid'])}")
+        say(f"{name:>18}  pnl {_fmt(stats['pnl'])}  fees {_fmt(stats['fees_paid'])}  "
+            f"funding {_fmt(stats['funding_paid'])}")
     for note in result.warnings:
         click.echo(f"note: {note}", err=True)
     if kw["json_path"]:
-        result.to_json(kw["json_path"])
+        where = write_output(kw["json_path"], result.to_json(), "--json")
+        click.echo(f"json: {where}", err=True)
     if kw["report_path"]:
-        from backtest.portfolio.report import write_portfolio_report
+        from backtest.portfolio.report import portfolio_report_html, write_portfolio_report
 
-        click.echo(f"report: {write_portfolio_report(result, kw['report_path'])}", err=True)
+        if kw["report_path"] == "-":
+            write_output("-", portfolio_report_html(result), "--report")
+        else:
+            click.echo(f"report: {write_portfolio_report(result, kw['report_path'])}", err=True)
 
 
-def _sweep(grid: dict, kw: dict[str, Any]) -> None:
+def _sweep(grid: dict, kw: dict[str, Any], say) -> None:
     """`--param` with several values: every combination on one loaded panel."""
     import polars as pl
 
@@ -102,18 +129,19 @@ def _sweep(grid: dict, kw: dict[str, Any]) -> None:
                                 cash=kw["cash"], fee=kw["fee"],
                                 slippage_bps=kw["slippage_bps"], funding=kw["funding"],
                                 leverage=kw["leverage"], fill=kw["fill"],
-                                rebalance=kw["rebalance"], threshold=kw["threshold"])
+                                rebalance=kw["rebalance"], threshold=kw["threshold"],
+                                allow_gaps=kw["allow_gaps"])
     except InputError:
         raise
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     cols = [*grid, "final_equity", "total_return", "sharpe", "max_drawdown", "turnover"]
-    click.echo(f"{frame.height} combinations, by sharpe:")
-    click.echo("  ".join(cols))
+    say(f"{frame.height} combinations, by sharpe:")
+    say("  ".join(cols))
     shown = frame.sort(pl.col("sharpe").fill_nan(None), descending=True, nulls_last=True)
     for row in shown.select(cols).iter_rows():
-        click.echo("  ".join(_fmt(v) for v in row))
+        say("  ".join(_fmt(v) for v in row))
     if kw["json_path"]:
-        from pathlib import Path
+        from backtest.outputs import write_output
 
-        Path(kw["json_path"]).write_text(frame.write_json() + "\n")
+        write_output(kw["json_path"], frame.write_json(), "--json")

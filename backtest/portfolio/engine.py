@@ -187,13 +187,16 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
               end: Any = None, panel: Panel | None = None, cash: float = 10_000.0,
               fee: float | None = None, slippage_bps: float = 0.0, funding: bool = True,
               leverage: float = 1.0, fill: str = "next_open", rebalance: str | None = None,
-              threshold: float = 0.0, jit: bool | None = None) -> PortfolioResult:
+              threshold: float = 0.0, allow_gaps: bool = False,
+              jit: bool | None = None) -> PortfolioResult:
     """Backtest a portfolio strategy over ``[start, end)`` of the lake's `universe`.
 
     `strategy`: a built-in name (`PORTFOLIO_STRATEGIES`) or ``f(panel, **params) ->
     weights``. `panel` replaces lake/universe/interval/start/end (already loaded).
     Settings share `backtest.run`'s names (cash, fee, slippage_bps, funding, leverage,
-    fill) plus `rebalance` and `threshold`; see the module docstring.
+    fill, allow_gaps) plus `rebalance` and `threshold`; see the module docstring. The
+    lake's coverage is checked per asset as in `backtest.run`: never-fetched holes refuse
+    (CoverageError, exit 2) unless ``allow_gaps=True``, which runs and says so.
     """
     _check_settings(cash, leverage, fill, threshold)
     slip = fills.slippage_fraction(slippage_bps)
@@ -202,7 +205,8 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
     if panel is None:
         if lake is None or universe is None or start is None or end is None:
             raise InputError("give lake, universe, start and end (or panel=...)")
-        panel = load_panel(lake, universe, interval, start, end, funding=funding)
+        panel = load_panel(lake, universe, interval, start, end, funding=funding,
+                           allow_gaps=allow_gaps)
     if not funding:
         zeros = np.zeros_like(panel.fund_at_open)
         panel = replace(panel, fund_at_open=zeros, fund_intra=zeros.copy())
@@ -216,6 +220,7 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
               "fee_rates": rates.tolist(), "slippage_bps": float(slippage_bps),
               "funding": bool(funding), "leverage": float(leverage), "fill": fill,
               "rebalance": rebalance, "threshold": float(threshold),
-              "account": "coin" if inverse else "quote", "n_bars": panel.n_bars}
+              "account": "coin" if inverse else "quote", "n_bars": panel.n_bars,
+              "allow_gaps": bool(allow_gaps), "unknown_gaps": panel.unknown_gaps}
     return build_result(panel, lambda: target_weights(panel, w, rebal), sim, name, resolved,
                         config, inverse)

@@ -15,6 +15,13 @@ Decisions where the issue is silent:
 - An asset is *delisted in range* when exchangeInfo gives it a status other than
   TRADING and its last bar ends before the grid's last bar: the engine closes the
   position at that bar's close (`delist_idx`).
+- Coverage is checked per asset exactly as `backtest.run` checks it
+  (`backtest.data.load_lake_data`): a never-fetched hole in an asset's klines or funding
+  refuses the whole portfolio (naming the asset, the holes and the download command)
+  unless `allow_gaps`; stretches the exchange confirmed empty (before listing, after
+  delisting, maintenance) are history. A ``market:ALL`` member without any kline in the
+  range is left out; one the lake covers only partly is not (it refuses like the others).
+  The notes of every asset (resampled source interval, allowed holes) reach the result.
 - Funding uses `backtest.funding` exactly as `backtest.run` does (same mark-price
   fallback chain, same at-open / intra-bar mapping), per asset on its own bars, then
   scattered onto the grid.
@@ -33,8 +40,8 @@ import polars as pl
 from backtest.data import (
     Bars,
     check_range,
-    load_bars,
     load_funding,
+    load_lake_data,
     load_mark_opens,
     parse_time_us,
 )
@@ -42,7 +49,7 @@ from backtest.funding import align_funding, event_bars, event_mark_prices
 from kline_lake.core.intervals import INTERVAL_MS, validate_interval
 from kline_lake.core.markets import get_market
 from kline_lake.core.timeutil import MS_PER_DAY
-from kline_lake.errors import InputError
+from kline_lake.errors import CoverageError, InputError
 from kline_lake.lake.catalog import Lake
 from kline_lake.lake.writer import LakeWriter
 
@@ -88,6 +95,8 @@ class Panel:
     fund_intra: np.ndarray
     delist_idx: np.ndarray
     info: tuple[AssetInfo, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # coverage notes per asset (load_panel)
+    unknown_gaps: int = 0  # never-fetched holes run through with allow_gaps
 
     @property
     def n_bars(self) -> int:
@@ -246,22 +255,33 @@ def _asset_funding(lake: Path, bars: Bars, start_us: int, end_us: int, inverse: 
 
 
 def _load_assets(lake: Path, entries: list[tuple[str, str, bool]], interval: str,
-                 start_us: int, end_us: int) -> list[Bars]:
+                 start_us: int, end_us: int, funding: bool, allow_gaps: bool
+                 ) -> tuple[list[Bars], list[str], int]:
+    """Each asset's bars after its coverage check; (bars, notes, unknown holes allowed)."""
     loaded: list[Bars] = []
+    notes: list[str] = []
+    unknown = 0
     for market, symbol, explicit in entries:
         try:
-            loaded.append(load_bars(lake, market, symbol, interval, start_us, end_us))
+            data = load_lake_data(lake, market, symbol, interval, start_us, end_us,
+                                  funding=funding, allow_gaps=allow_gaps)
+        except CoverageError as exc:
+            raise CoverageError(f"{market}:{symbol}: {exc}") from None
         except InputError:
             if explicit:
                 raise
+            continue  # a market:ALL member with no kline in the range
+        loaded.append(data.bars)
+        notes.extend(f"{market}:{symbol}: {n}" for n in data.coverage.notes())
+        unknown += data.coverage.n_unknown
     if not loaded:
         raise InputError(f"no asset of the universe has {interval} klines in the lake {lake} "
                          "for the range")
-    return loaded
+    return loaded, notes, unknown
 
 
 def load_panel(lake: str | Path, universe: str | list[str], interval: str, start, end, *,
-               funding: bool = True) -> Panel:
+               funding: bool = True, allow_gaps: bool = False) -> Panel:
     """Load and align the universe over ``[start, end)`` (see the module docstring)."""
     root = Path(lake)
     if not root.is_dir():
@@ -270,8 +290,8 @@ def load_panel(lake: str | Path, universe: str | list[str], interval: str, start
     check_range(start_us, end_us)
     entries = parse_universe(universe)
     infos = _exchange_infos(root, {m for m, _ in entries})
-    assets = _load_assets(root, expand_universe(root, entries, interval, infos), interval,
-                          start_us, end_us)
+    assets, notes, unknown = _load_assets(root, expand_universe(root, entries, interval, infos),
+                                          interval, start_us, end_us, funding, allow_gaps)
     grid = np.unique(np.concatenate([b.open_time_us for b in assets]))
     n, m = grid.shape[0], len(assets)
     arrays = {k: np.full((n, m), np.nan) for k in ("open", "high", "low", "close", "volume")}
@@ -303,7 +323,7 @@ def load_panel(lake: str | Path, universe: str | list[str], interval: str, start
     return Panel(tuple(f"{b.market}:{b.symbol}" for b in assets), interval, grid,
                  arrays["open"], arrays["high"], arrays["low"], arrays["close"],
                  arrays["volume"], tradable, fund["funding_rate"], fund["fund_at_open"],
-                 fund["fund_intra"], delist_idx, tuple(info_list))
+                 fund["fund_intra"], delist_idx, tuple(info_list), tuple(notes), unknown)
 
 
 def panel_from_arrays(assets: list[str], interval: str, time_us, open_, close, *,

@@ -187,4 +187,4 @@ def build_result(panel: Panel, w: Any, sim: dict, strategy: str, params: dict,
                            panel.time_us, positions, w, held_value, strategy, dict(params),
                            {**config, "start": _iso(panel.time_us[0]),
                             "end": _iso(panel.time_us[-1])},
-                           sim["status"], _notes(sim["status"], panel))
+                           sim["status"], [*_notes(sim["status"], panel), *panel.notes])

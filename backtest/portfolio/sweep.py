@@ -24,7 +24,7 @@ def portfolio_sweep(strategy: str | WeightFunc, grid: Mapping[str, Sequence[Any]
                     lake: str | Path | None = None, universe: str | list[str] | None = None,
                     interval: str = "1h", start: Any = None, end: Any = None,
                     panel: Panel | None = None, funding: bool = True,
-                    **settings: Any) -> pl.DataFrame:
+                    allow_gaps: bool = False, **settings: Any) -> pl.DataFrame:
     """One row per combination of `grid` (first parameter varying slowest): the
     parameters, then every metric of `portfolio`. `settings` are `portfolio`'s."""
     combos = grid_product(grid)
@@ -33,7 +33,8 @@ def portfolio_sweep(strategy: str | WeightFunc, grid: Mapping[str, Sequence[Any]
     if panel is None:
         if lake is None or universe is None or start is None or end is None:
             raise InputError("give lake, universe, start and end (or panel=...)")
-        panel = load_panel(lake, universe, interval, start, end, funding=funding)
+        panel = load_panel(lake, universe, interval, start, end, funding=funding,
+                           allow_gaps=allow_gaps)
     rows = []
     for params in combos:
         res = portfolio(strategy, params, panel=panel, funding=funding, **settings)

@@ -41,8 +41,9 @@ def _main(lake: Path, *args: str, capsys) -> tuple[int, str]:
     (("--universe", "xx:BTCUSDT"), "unknown market"),
     (("--universe", "BTCUSDT"), "expected market:SYMBOL"),
     (("--universe", "um:DOGEUSDT"), "unknown symbol um:DOGEUSDT"),
-    (("--universe", "um:XRPUSDT"), "no um XRPUSDT 1h klines"),
-    (("--universe", "spot:ETHUSDT"), "no spot ETHUSDT 1h klines"),
+    # a symbol the lake never fetched: refused like any unknown hole, with the download
+    (("--universe", "um:XRPUSDT"), "um:XRPUSDT: refusing to backtest um XRPUSDT 1h"),
+    (("--universe", "spot:ETHUSDT"), "spot:ETHUSDT: refusing to backtest spot ETHUSDT 1h"),
     (("--universe", "um:BTCUSDT,um:ETHUSDT", "--strategy", "equal_weight", "--param",
       "exposure=3"), "leverage exceeded"),
     (("--universe", "spot:BTCUSDT,um:BTCUSDT", "--strategy", "momentum_rank", "--param",
@@ -135,3 +136,20 @@ def test_cli_param_range_sweeps(small_lake, capsys):
     out = capsys.readouterr().out
     assert out.startswith("3 combinations, by sharpe:")
     assert len(out.strip().splitlines()) == 5
+
+
+def test_cli_outputs_checked_first_and_dash_is_stdout(small_lake, tmp_path, capsys) -> None:
+    """--json into a folder is refused before any work; --json - is clean JSON on stdout."""
+    from backtest.cli import main
+
+    args = ["portfolio", "--lake", str(small_lake), "--universe", "um:BTCUSDT,um:ETHUSDT",
+            "--interval", "1h", "--start", "2024-01-01", "--end", "2024-01-08"]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--json", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "is a directory" in err[0]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--json", "-"])
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert json.loads(out)["final_equity"] > 0  # metrics at the top level, by name
