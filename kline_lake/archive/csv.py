@@ -7,6 +7,9 @@ same canonical timestamps; see `kline_lake.core.schemas` for the close-time deci
 Archive formats (https://github.com/binance/binance-public-data):
 - klines and mark/index/premium klines: 12 columns, the last one ignored.
 - spot aggTrades: 8 columns (..., is_buyer_maker, is_best_match); futures: 7.
+- spot trades: `id,price,qty,quote_qty,time,is_buyer_maker,is_best_match` (7 columns, no
+  header); futures trades: `id,price,qty,quote_qty,time,is_buyer_maker` (6, header since
+  about 2022).
 - futures fundingRate: `calc_time,funding_interval_hours,last_funding_rate`.
 - spot files have no header; futures files have one since about 2022, none before.
 - spot timestamps are microseconds from 2025-01-01, milliseconds before.
@@ -40,15 +43,21 @@ _AGG_CSV = (
     ("last_trade_id", INT), ("transact_time", INT), ("is_buyer_maker", BOOL),
     ("is_best_match", BOOL),  # spot only: futures files have 7 columns
 )
+_TRADES_CSV = (
+    ("trade_id", INT), ("price", FLOAT), ("quantity", FLOAT), ("quote_quantity", FLOAT),
+    ("time", INT), ("is_buyer_maker", BOOL),
+    ("is_best_match", BOOL),  # spot only: futures files have 6 columns
+)
 _FUNDING_CSV = (("calc_time", INT), ("funding_interval_hours", INT), ("last_funding_rate", FLOAT))
 _CSV_COLUMNS = {
     "klines": _KLINE_CSV, "mark_klines": _PRICE_KLINE_CSV, "index_klines": _PRICE_KLINE_CSV,
     "premium_klines": _PRICE_KLINE_CSV, "agg_trades": _AGG_CSV, "funding": _FUNDING_CSV,
+    "trades": _TRADES_CSV,
 }
 # Columns a file must have: all but the trailing optional one (klines' "ignore", spot's
 # is_best_match).
 _MIN_COLUMNS = {"klines": 11, "mark_klines": 11, "index_klines": 11, "premium_klines": 11,
-                "agg_trades": 7, "funding": 3}
+                "agg_trades": 7, "funding": 3, "trades": 6}
 # The first byte that bytes.strip() would keep (ASCII whitespace is " \t\n\r\v\f").
 _NON_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 
@@ -91,6 +100,15 @@ def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
             **{name: cols[name] for name in ("agg_id", "price", "quantity", "first_trade_id",
                                              "last_trade_id")},
             "transact_time": ts_column(cols["transact_time"]),
+            "is_buyer_maker": cols["is_buyer_maker"],
+            "is_best_match": cols.get("is_best_match", pa.nulls(n, pa.bool_())),
+        })
+        return schemas.conform(table, dataset)
+    if dataset == "trades":
+        n = len(cols["trade_id"])
+        table = pa.table({
+            **{name: cols[name] for name in ("trade_id", "price", "quantity", "quote_quantity")},
+            "time": ts_column(cols["time"]),
             "is_buyer_maker": cols["is_buyer_maker"],
             "is_best_match": cols.get("is_best_match", pa.nulls(n, pa.bool_())),
         })

@@ -143,7 +143,7 @@ def group_for_commit(pieces: list[PlanPiece], dataset: str) -> list[list[PlanPie
     """Archive pieces grouped into commits, in time order: one per calendar month (the
     lake's month partition file), or one per file for agg_trades (the lake keeps a file
     per day there, and a day of trades is already large)."""
-    if dataset == "agg_trades":
+    if dataset in ("agg_trades", "trades"):
         return [[p] for p in sorted(pieces)]
     groups: dict[str, list[PlanPiece]] = {}
     for piece in sorted(pieces):

@@ -109,7 +109,7 @@ def archive_frequencies(market: Market, dataset: str) -> tuple[str, ...]:
         return ()
     if dataset == "funding":
         return (MONTHLY,)
-    if dataset == "agg_trades":
+    if dataset in ("agg_trades", "trades"):  # trades: the same reasoning, ~10x the rows
         return (DAILY,)
     return (MONTHLY, DAILY)
 

@@ -28,6 +28,7 @@ DATASETS: tuple[str, ...] = (
     "mark_klines",
     "index_klines",
     "premium_klines",
+    "trades",
 )
 KLINE_DATASETS: frozenset[str] = frozenset({"klines", "mark_klines", "index_klines", "premium_klines"})
 PRICE_KLINE_DATASETS: frozenset[str] = frozenset({"mark_klines", "index_klines", "premium_klines"})
@@ -52,6 +53,9 @@ class Market:
     kline_default_limit: int
     agg_trades_max_limit: int = 1000
     agg_trades_default_limit: int = 500
+    # historicalTrades: spot/us "Default 500; max 1000"; futures "Default 100; max 500"
+    trades_max_limit: int = 1000
+    trades_default_limit: int = 500
     funding_max_limit: int = 1000
     funding_default_limit: int = 100
     # COIN-M klines: "the difference between startTime and endTime can only be up to 200 days".
@@ -83,10 +87,12 @@ class Market:
 SPOT = Market("spot", "https://api.binance.com", "/api/v3", "spot", 6000, 1000, 500,
               default_ws_url="wss://stream.binance.com:9443")
 UM = Market("um", "https://fapi.binance.com", "/fapi/v1", "futures/um", 2400, 1500, 500,
+            trades_max_limit=500, trades_default_limit=100,
             default_ws_url="wss://fstream.binance.com", ws_shared_root="/fstream")
 CM = Market(
     "cm", "https://dapi.binance.com", "/dapi/v1", "futures/cm", 2400, 1500, 500,
-    kline_max_window_days=200, default_ws_url="wss://dstream.binance.com", ws_shared_root="/dstream",
+    kline_max_window_days=200, trades_max_limit=500, trades_default_limit=100,
+    default_ws_url="wss://dstream.binance.com", ws_shared_root="/dstream",
 )
 US = Market("us", "https://api.binance.us", "/api/v3", None, 1200, 1000, 500, shared_root="/us",
             default_ws_url="wss://stream.binance.us:9443", ws_shared_root="/us")
@@ -101,6 +107,8 @@ ENDPOINTS: dict[str, str] = {
     "mark_klines": "markPriceKlines",
     "index_klines": "indexPriceKlines",
     "premium_klines": "premiumIndexKlines",
+    # needs an API key (X-MBX-APIKEY, env BINANCE_API_KEY); pages by fromId only
+    "trades": "historicalTrades",
 }
 
 # Archive dataset folder names (data.binance.vision) per dataset.
@@ -111,7 +119,13 @@ ARCHIVE_NAMES: dict[str, str] = {
     "mark_klines": "markPriceKlines",
     "index_klines": "indexPriceKlines",
     "premium_klines": "premiumIndexKlines",
+    "trades": "trades",
 }
+
+# Datasets whose REST endpoint needs an API key header (`X-MBX-APIKEY`), read from this
+# variable; never logged, never written.
+KEY_GATED_DATASETS: frozenset[str] = frozenset({"trades"})
+ENV_API_KEY = "BINANCE_API_KEY"
 
 
 # Binance symbols are upper-case letters and digits, COIN-M adds "_" (BTCUSD_PERP,

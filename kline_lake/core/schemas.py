@@ -67,6 +67,22 @@ AGG_TRADES = pa.schema(
     ]
 )
 
+# Every trade (not aggregated): spot/us `/api/v3/historicalTrades`, futures
+# `/fapi|dapi/v1/historicalTrades` (id, price, qty, quoteQty, time, isBuyerMaker[, isBestMatch])
+# and the archive's `trades` files (https://github.com/binance/binance-public-data).
+TRADES = pa.schema(
+    [
+        pa.field("trade_id", pa.int64(), nullable=False),
+        pa.field("price", pa.float64(), nullable=False),
+        pa.field("quantity", pa.float64(), nullable=False),
+        pa.field("quote_quantity", pa.float64(), nullable=False),
+        pa.field("time", TS, nullable=False),
+        pa.field("is_buyer_maker", pa.bool_(), nullable=False),
+        # spot/us only ("isBestMatch" in REST, 7th archive column); null on futures
+        pa.field("is_best_match", pa.bool_(), nullable=True),
+    ]
+)
+
 FUNDING = pa.schema(
     [
         pa.field("funding_time", TS, nullable=False),
@@ -82,6 +98,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "index_klines": PRICE_KLINES,
     "premium_klines": PRICE_KLINES,
     "agg_trades": AGG_TRADES,
+    "trades": TRADES,
     "funding": FUNDING,
 }
 
@@ -92,6 +109,7 @@ KEYS: dict[str, str] = {
     "index_klines": "open_time",
     "premium_klines": "open_time",
     "agg_trades": "agg_id",
+    "trades": "trade_id",
     "funding": "funding_time",
 }
 TIME_COLUMNS: dict[str, str] = {
@@ -100,6 +118,7 @@ TIME_COLUMNS: dict[str, str] = {
     "index_klines": "open_time",
     "premium_klines": "open_time",
     "agg_trades": "transact_time",
+    "trades": "time",
     "funding": "funding_time",
 }
 

@@ -59,6 +59,31 @@ def parse_rest_agg_trades(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return schemas.conform(table, "agg_trades")
 
 
+def parse_rest_trades(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """`/historicalTrades` JSON objects (id, price, qty, quoteQty, time, isBuyerMaker[,
+    isBestMatch]) -> table. COIN-M prints `baseQty` for `quoteQty` (its quote_quantity is
+    the base-asset quantity, as its klines' quote volume is)."""
+    if not rows:
+        return schemas.TRADES.empty_table()
+    try:
+        n = len(rows)
+        quote = "baseQty" if "baseQty" in rows[0] else "quoteQty"
+        table = pa.table(
+            {
+                "trade_id": np.fromiter((r["id"] for r in rows), np.int64, n),
+                "price": np.array([r["price"] for r in rows], dtype=np.float64),
+                "quantity": np.array([r["qty"] for r in rows], dtype=np.float64),
+                "quote_quantity": np.array([r[quote] for r in rows], dtype=np.float64),
+                "time": ts_column(np.fromiter((r["time"] for r in rows), np.int64, n)),
+                "is_buyer_maker": pa.array([bool(r["isBuyerMaker"]) for r in rows], pa.bool_()),
+                "is_best_match": pa.array([r.get("isBestMatch") for r in rows], pa.bool_()),
+            }
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"malformed historicalTrades response: {exc!r}") from exc
+    return schemas.conform(table, "trades")
+
+
 def parse_rest_funding(rows: Sequence[dict[str, Any]]) -> pa.Table:
     """`/fundingRate` JSON objects -> table. An empty `markPrice` (old records) is null.
 

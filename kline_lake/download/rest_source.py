@@ -23,6 +23,7 @@ from kline_lake.download.rest_rows import (
     parse_rest_funding,
     parse_rest_klines,
 )
+from kline_lake.download.rest_trades import fetch_trades_rest
 from kline_lake.errors import InputError, TransientError
 from kline_lake.exchange.weights import best_page_limit
 
@@ -37,6 +38,9 @@ async def fetch_series_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[R
     sink = ctx.sink(task)
     if dataset == "agg_trades":
         await _fetch_agg_trades(ctx, task, sink, ranges_ms)
+    elif dataset == "trades":
+        await fetch_trades_rest(ctx, task, sink, ranges_ms, _get, _parse,
+                                _trade_chunks)
     elif dataset == "funding":
         await _fetch_funding(ctx, task, sink, ranges_ms)
     else:
@@ -192,6 +196,12 @@ async def _fetch_agg_trades(ctx: RunContext, task: SeriesTask, sink, ranges_ms: 
     await gather_or_cancel([_agg_chunk(ctx, task, sink, c, upper, spans) for c in chunks],
                            CHUNKS_PER_SERIES)
     task.id_holes.extend(cross_chunk_id_holes(spans))
+
+
+def _trade_chunks(ranges: list[Range]) -> list[Range]:
+    """Time chunks of a trades range: as for agg trades (whole hours, 1 h..1 day)."""
+    step = agg_chunk_ms(sum(b - a for a, b in ranges))
+    return [c for a, b in ranges for c in pg.plan_time_chunks(a, b, step)]
 
 
 def cross_chunk_id_holes(spans: list[tuple[int, int, int | None, int | None]]) -> list[Range]:

@@ -132,8 +132,9 @@ class ExchangeClient:
 
     async def get(self, endpoint: str, params: Mapping[str, Any] | None = None, *,
                   weight: int | None = None, pools: Iterable[str] = (),
-                  expect: type | None = None) -> Any:
+                  expect: type | None = None, headers: Mapping[str, str] | None = None) -> Any:
         """GET `endpoint` (below the market's API prefix) and return its decoded JSON.
+        `headers` are sent as given and never logged (the API key of key-gated endpoints).
 
         Waits for the weight budget before every attempt. Raises BinanceAPIError,
         BannedError or TransientError (after the retry budget).
@@ -147,7 +148,7 @@ class ExchangeClient:
         limited = 0
         while True:
             try:
-                return await self._attempt(url, params, weight, pools, expect)
+                return await self._attempt(url, params, weight, pools, expect, headers)
             except _RateLimited as exc:
                 limited += 1
                 retry_after = exc.retry_after_s
@@ -192,12 +193,13 @@ class ExchangeClient:
         return self.limiter.time_to_window_end_s()
 
     async def _attempt(self, url: str, params: Mapping[str, Any], weight: int,
-                       pools: tuple[str, ...], expect: type | None) -> Any:
+                       pools: tuple[str, ...], expect: type | None,
+                       headers: Mapping[str, str] | None = None) -> Any:
         async with self._semaphore:
             ticket = await self.limiter.acquire(weight, pools=pools)
             self.stats.record_sent(weight)
             try:
-                response = await self.http.get(url, params=params)
+                response = await self.http.get(url, params=params, headers=headers)
                 self.stats.record_answer(response.status_code)
                 self.limiter.observe_headers(response.headers, ticket)
             except httpx.TimeoutException as exc:

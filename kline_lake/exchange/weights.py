@@ -42,7 +42,7 @@ def request_weight(market: Market, endpoint: str, limit: int | None = None) -> i
         if endpoint in ("klines", "markPriceKlines", "indexPriceKlines", "premiumIndexKlines",
                         "continuousKlines"):
             return futures_kline_weight(limit if limit is not None else market.kline_default_limit)
-        if endpoint == "aggTrades":
+        if endpoint in ("aggTrades", "historicalTrades"):  # "Old Trades Lookup": weight 20
             return 20
         if endpoint in ("fundingRate", "fundingInfo"):
             # USD-M: counted in the separate 500/5min pool only. COIN-M docs give weight 1.
@@ -53,12 +53,17 @@ def request_weight(market: Market, endpoint: str, limit: int | None = None) -> i
     if market.name == "us":
         # Binance.US documents klines 1, aggTrades 1, exchangeInfo 10 (its rest-api.md, last
         # changed 2023-09-06); Binance.com's 2023 weight increases did not apply there.
+        # historicalTrades ("Old Trade Lookup"): weight 5 there.
+        if endpoint == "historicalTrades":
+            return 5
         return 10 if endpoint == "exchangeInfo" else 1
     # spot
     if endpoint in ("klines", "uiKlines"):
         return 2
     if endpoint == "aggTrades":
         return 4
+    if endpoint == "historicalTrades":  # "Old trade lookup": weight 25
+        return 25
     if endpoint == "exchangeInfo":
         return 20
     return 1
@@ -79,4 +84,6 @@ def best_page_limit(market: Market, dataset: str) -> int:
         return market.kline_max_limit
     if dataset == "agg_trades":
         return market.agg_trades_max_limit
+    if dataset == "trades":
+        return market.trades_max_limit
     return market.funding_max_limit

@@ -3,6 +3,8 @@
 Paths (below `/data/`), as https://github.com/binance/binance-public-data documents:
 - `spot/{daily,monthly}/klines/SYMBOL/INTERVAL/SYMBOL-INTERVAL-YYYY-MM[-DD].zip`
 - `spot/{daily,monthly}/aggTrades/SYMBOL/SYMBOL-aggTrades-YYYY-MM[-DD].zip`
+- `spot/{daily,monthly}/trades/SYMBOL/SYMBOL-trades-YYYY-MM[-DD].zip` (every trade: the
+  trades the aggTrades aggregate, `fake_exchange.trades`), and the same under futures;
 - `futures/{um,cm}/{daily,monthly}/{klines,markPriceKlines,indexPriceKlines,premiumIndexKlines}/...`
   and `aggTrades` as above; `futures/{um,cm}/monthly/fundingRate/SYMBOL/SYMBOL-fundingRate-YYYY-MM.zip`.
 - Each `.zip` has a `.zip.CHECKSUM` beside it: `<sha256 hex>  <zip name>` (no trailing
@@ -46,11 +48,13 @@ import numpy as np
 
 from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms, next_open_ms
 from kline_lake.fake_exchange import series
+from kline_lake.fake_exchange import trades as trade_stream
 from kline_lake.fake_exchange.rest import (
     PRICE_KLINE_KINDS,
     SyntheticSource,
     display_decimals,
     fmt_units,
+    trade_quote_strings,
 )
 from kline_lake.fake_exchange.universe import SymbolSpec
 
@@ -59,6 +63,8 @@ FUTURES_HEADER_FROM_MS = 1_640_995_200_000  # 2022-01-01: futures CSVs gain a he
 KLINE_HEADER = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,"
                 "taker_buy_volume,taker_buy_quote_volume,ignore")
 AGG_HEADER = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
+TRADES_HEADER = "id,price,qty,quote_qty,time,is_buyer_maker"
+CM_TRADES_HEADER = "id,price,qty,base_qty,time,is_buyer_maker"
 FUNDING_HEADER = "calc_time,funding_interval_hours,last_funding_rate"
 ARCHIVE_MARKETS = {"spot": "spot", "futures/um": "um", "futures/cm": "cm"}
 KLINE_KINDS = {"klines": "klines", **PRICE_KLINE_KINDS}
@@ -108,7 +114,7 @@ def parse_archive_path(path: str) -> ArchiveKey | None:
             return None
         prefix = f"{symbol}-{interval}-"
         api_interval = ARCHIVE_INTERVALS[interval]
-    elif dataset in ("aggTrades", "fundingRate") and interval is None:
+    elif dataset in ("aggTrades", "trades", "fundingRate") and interval is None:
         if dataset == "fundingRate" and (market == "spot" or period != "monthly"):
             return None
         prefix = f"{symbol}-{dataset}-"
@@ -248,6 +254,10 @@ class SyntheticArchive:
         if key.dataset == "aggTrades":
             lines = self._agg_lines(spec, key, segs, us)
             return _csv(lines, AGG_HEADER if header_ok else None) if lines else None
+        if key.dataset == "trades":
+            lines = self._trade_lines(spec, key, segs, us)
+            header = CM_TRADES_HEADER if spec.contract_size else TRADES_HEADER
+            return _csv(lines, header if header_ok else None) if lines else None
         times = series.funding_times_s(path, key.start_ms, key.end_ms - 1, 10**6, key.end_ms)
         if not len(times):
             return None
@@ -272,6 +282,36 @@ class SyntheticArchive:
             # also for 1M (no fixed length)
             return [",".join([str(r[0] * 1000), *r[1:6], str(r[6] * 1000 + 999), *map(str, r[7:])]) for r in rows]
         return [",".join(map(str, r)) for r in rows]
+
+    def _agg_columns(self, spec: SymbolSpec, key: ArchiveKey,
+                     segs: list[tuple[int, int]]) -> dict[str, np.ndarray] | None:
+        path = self.source.synthetic.path(spec)
+        start_s, end_s = key.start_ms // 1000, key.end_ms // 1000
+        secs = series.seconds_forward(segs, start_s, end_s - start_s)
+        secs = secs[secs < end_s]
+        if not len(secs):
+            return None
+        times = secs * 1000 + path.trade_offset_ms(secs)
+        return series.trades_for_seconds(path, secs, times, path.segments(None))
+
+    def _trade_lines(self, spec: SymbolSpec, key: ArchiveKey, segs: list[tuple[int, int]],
+                     us: bool) -> list[str]:
+        """Rows `id,price,qty,quote_qty,time,is_buyer_maker[,is_best_match]` (spot has the
+        7th column and, like its aggTrades, Python-style True/False)."""
+        aggs = self._agg_columns(spec, key, segs)
+        if aggs is None:
+            return []
+        cols = trade_stream.expand(aggs)
+        pd_, qd, _ = display_decimals(spec)
+        prices = fmt_units(cols["p"], spec.price_decimals, pd_)
+        qtys = fmt_units(cols["q"], spec.qty_decimals, qd)
+        quotes = trade_quote_strings(spec, cols["p"], cols["q"])
+        t_out = (cols["T"] * 1000 if us else cols["T"]).tolist()
+        spot = spec.market == "spot"
+        flags = np.where(cols["m"], "True" if spot else "true", "False" if spot else "false").tolist()
+        tail = ",True" if spot else ""
+        return [f"{tid},{prices[i]},{qtys[i]},{quotes[i]},{t_out[i]},{flags[i]}{tail}"
+                for i, tid in enumerate(cols["id"].tolist())]
 
     def _agg_lines(self, spec: SymbolSpec, key: ArchiveKey, segs: list[tuple[int, int]], us: bool) -> list[str]:
         path = self.source.synthetic.path(spec)

@@ -3,7 +3,10 @@
 Shapes (field names, order, types) follow the exchange docs and the bodies recorded in
 ../shared/real_data: klines are 12-element arrays (ints for times and trade count,
 strings for prices and quantities); aggTrades objects `a p q f l T m` (+ `M` on spot);
-fundingRate objects `symbol fundingTime fundingRate markPrice`.
+fundingRate objects `symbol fundingTime fundingRate markPrice`; historicalTrades objects
+`id price qty quoteQty time isBuyerMaker` (+ `isBestMatch` on spot/us; COIN-M has `baseQty`
+for `quoteQty`), answered only with an `X-MBX-APIKEY` header (else 401, code -2014:
+https://developers.binance.com/docs/binance-spot-api-docs/errors).
 
 Number formatting: spot prices/quantities with 8 decimals ("60685.22000000"); futures with
 the symbol's precision (price "42000.10", quantity "492.363"); COIN-M volume in whole
@@ -26,6 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from kline_lake.fake_exchange import series, weights
+from kline_lake.fake_exchange import trades as trade_stream
 from kline_lake.fake_exchange.params import (
     ApiError,
     TimeRange,
@@ -43,6 +47,15 @@ FUTURES = frozenset({"um", "cm"})
 # COIN-M klines: "The difference between startTime and endTime can only be up to 200 days"
 # (https://developers.binance.com/docs/derivatives/coin-margined-futures/market-data/rest-api/Kline-Candlestick-Data).
 KLINE_MAX_WINDOW_DAYS = {"cm": 200}
+# Endpoints that need the `X-MBX-APIKEY` header ("Old trade lookup").
+KEY_GATED_ENDPOINTS = frozenset({"historicalTrades"})
+
+
+def missing_key_error() -> ApiError:
+    """The exchange's answer to a key-gated call without `X-MBX-APIKEY`."""
+    return ApiError(-2014, "API-key format invalid.", status=401)
+
+
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
@@ -59,6 +72,8 @@ class DataSource(Protocol):
                    now_ms: int) -> list[dict[str, Any]]: ...
 
     def funding(self, spec: SymbolSpec, tr: TimeRange, limit: int, now_ms: int) -> list[dict[str, Any]]: ...
+
+    def trades(self, spec: SymbolSpec, from_id: int | None, limit: int, now_ms: int) -> list[dict[str, Any]]: ...
 
 
 def fmt_units(values: np.ndarray, grid: int, display: int) -> list[str]:
@@ -149,6 +164,10 @@ class SyntheticSource:
             rows.append(row)
         return rows
 
+    def trades(self, spec: SymbolSpec, from_id: int | None, limit: int, now_ms: int) -> list[dict[str, Any]]:
+        cols = trade_stream.trades(self.synthetic.path(spec), from_id, limit, now_ms)
+        return trade_rows(spec, cols)
+
     def funding(self, spec: SymbolSpec, tr: TimeRange, limit: int, now_ms: int) -> list[dict[str, Any]]:
         path = self.synthetic.path(spec)
         times = series.funding_times_s(path, tr.start_ms, tr.end_ms, limit, now_ms)
@@ -223,6 +242,47 @@ def _agg_trades(source: DataSource, venue: str, params: Mapping[str, str], now_m
     return source.agg_trades(spec, from_id, tr, limit, now_ms)
 
 
+def trade_quote_strings(spec: SymbolSpec, price_units: np.ndarray, qty_units: np.ndarray) -> list[str]:
+    """Each trade's quote quantity as the exchange prints it: price * qty exactly (spot
+    with 8 decimals, USD-M on the product's own grid); COIN-M's `baseQty`, contracts *
+    contract size / price, with 8 decimals."""
+    p, q = np.asarray(price_units, dtype=np.int64), np.asarray(qty_units, dtype=np.int64)
+    if spec.contract_size:
+        base = q * spec.contract_size / (p / 10**spec.price_decimals)
+        return [f"{x:.8f}" for x in base.tolist()]
+    grid = spec.price_decimals + spec.qty_decimals
+    display = max(grid, 8) if spec.market in ("spot", "us") else grid
+    if grid > display:  # never with the universe's decimals; round half up if it were
+        scale = 10 ** (grid - display)
+        return fmt_units((p * q + scale // 2) // scale, display, display)
+    return fmt_units(p * q, grid, display)
+
+
+def trade_rows(spec: SymbolSpec, cols: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Trade columns (`trades.trades`) -> historicalTrades JSON objects."""
+    pd_, qd, _ = display_decimals(spec)
+    prices = fmt_units(cols["p"], spec.price_decimals, pd_)
+    qtys = fmt_units(cols["q"], spec.qty_decimals, qd)
+    quotes = trade_quote_strings(spec, cols["p"], cols["q"])
+    spot = spec.market in ("spot", "us")
+    quote_name = "baseQty" if spec.contract_size else "quoteQty"
+    rows = []
+    for i, (tid, t, m) in enumerate(zip(cols["id"].tolist(), cols["T"].tolist(), cols["m"].tolist(),
+                                        strict=True)):
+        row = {"id": tid, "price": prices[i], "qty": qtys[i], quote_name: quotes[i], "time": t,
+               "isBuyerMaker": m}
+        if spot:
+            row["isBestMatch"] = True
+        rows.append(row)
+    return rows
+
+
+def _historical_trades(source: DataSource, venue: str, params: Mapping[str, str], now_ms: int) -> Any:
+    spec = _symbol(source, venue, params)
+    limit = _page_limit(params, venue, "historicalTrades")
+    return source.trades(spec, opt_int(params, "fromId"), limit, now_ms)
+
+
 def _funding(source: DataSource, venue: str, params: Mapping[str, str], now_ms: int) -> Any:
     limit = _page_limit(params, venue, "fundingRate")
     tr = time_range(params)
@@ -280,6 +340,8 @@ def handle(source: DataSource, venue: str, endpoint: str, params: Mapping[str, s
         return _klines(source, venue, endpoint, params, now_ms)
     if endpoint == "aggTrades":
         return _agg_trades(source, venue, params, now_ms)
+    if endpoint == "historicalTrades":
+        return _historical_trades(source, venue, params, now_ms)
     if endpoint == "fundingRate":
         return _funding(source, venue, params, now_ms)
     if endpoint == "fundingInfo":

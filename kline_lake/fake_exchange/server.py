@@ -339,6 +339,8 @@ class FakeExchange:
             params, parse_error = {}, exc
         else:
             parse_error = None
+        if endpoint in rest.KEY_GATED_ENDPOINTS and not req.headers.get("X-MBX-APIKEY"):
+            parse_error = rest.missing_key_error()
         weight = rest.weight_of(market_name, endpoint, params)
         decision = limiter.charge(client, weight)
         if decision.status == 200 and endpoint in weights.FUNDING_POOL_ENDPOINTS.get(market_name, ()):

@@ -9,7 +9,8 @@ a failing `tests/fake_exchange/test_weight_tables.py`, not a fake that agrees wi
 Pure: data and two lookups, no I/O. Sources, per venue:
 - spot (`/api/v3`):
   https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints
-  (klines and uiKlines weight 2, aggTrades 4, limits "Default 500; max 1000"),
+  (klines and uiKlines weight 2, aggTrades 4, limits "Default 500; max 1000"; "Old trade
+  lookup" historicalTrades weight 25, "Default 500; max 1000", needs X-MBX-APIKEY),
   https://developers.binance.com/docs/binance-spot-api-docs/rest-api/general-endpoints
   (ping 1, time 1, exchangeInfo 20) and
   https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits
@@ -18,16 +19,19 @@ Pure: data and two lookups, no I/O. Sources, per venue:
   https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api
   (klines, markPriceKlines, indexPriceKlines, premiumIndexKlines: weight "based on
   parameter LIMIT", [1,100) 1, [100,500) 2, [500,1000] 5, > 1000 10, "Default 500; max
-  1500"; aggTrades 20; fundingRate and fundingInfo weight 0, they "share 500/5min/IP rate
+  1500"; aggTrades 20; "Old Trades Lookup" historicalTrades 20, "Default 100; max 500";
+  fundingRate and fundingInfo weight 0, they "share 500/5min/IP rate
   limit"; exchangeInfo 1; REQUEST_WEIGHT 2400 per minute).
 - cm, COIN-M futures (`/dapi/v1`):
   https://developers.binance.com/docs/derivatives/coin-margined-futures/market-data/rest-api
-  (the same kline bands and limits; aggTrades 20; fundingRate weight 1, "Default 100;
+  (the same kline bands and limits; aggTrades 20; historicalTrades 20, "Default 100; max
+  500"; fundingRate weight 1, "Default 100;
   max 1000"; exchangeInfo 1; REQUEST_WEIGHT 2400 per minute).
 - us, Binance.US (`/api/v3` on api.binance.us): https://docs.binance.us/ , whose text is
   also published as github.com/binance-us/binance-us-api-docs `rest-api.md` (last
   changed 2023-09-06): ping 1, time 1, exchangeInfo 10, aggTrades 1, klines 1, limits
-  "Default 500; max 1000", REQUEST_WEIGHT 1200 per minute. Binance.com raised its spot
+  "Default 500; max 1000", historicalTrades 5 ("Default 500; max 1000"),
+  REQUEST_WEIGHT 1200 per minute. Binance.com raised its spot
   weights on 2023-08-25; Binance.US documents no such change.
 """
 
@@ -45,24 +49,26 @@ _FUTURES_KLINES = ("klines", "markPriceKlines", "indexPriceKlines", "premiumInde
 # venue -> endpoint (path below the venue's API prefix) -> weight, or weight bands by limit.
 # An endpoint missing here is not served by the fake exchange on that venue.
 WEIGHTS: dict[str, dict[str, int | tuple[Band, ...]]] = {
-    "spot": {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "aggTrades": 4},
-    "us": {"ping": 1, "time": 1, "exchangeInfo": 10, "klines": 1, "aggTrades": 1},
+    "spot": {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "aggTrades": 4,
+             "historicalTrades": 25},
+    "us": {"ping": 1, "time": 1, "exchangeInfo": 10, "klines": 1, "aggTrades": 1,
+           "historicalTrades": 5},
     "um": {
-        "ping": 1, "time": 1, "exchangeInfo": 1, "aggTrades": 20,
+        "ping": 1, "time": 1, "exchangeInfo": 1, "aggTrades": 20, "historicalTrades": 20,
         **dict.fromkeys(_FUTURES_KLINES, FUTURES_KLINE_BANDS),
         "fundingRate": 0, "fundingInfo": 0,  # paid from the funding pool below instead
     },
     "cm": {
-        "ping": 1, "time": 1, "exchangeInfo": 1, "aggTrades": 20,
+        "ping": 1, "time": 1, "exchangeInfo": 1, "aggTrades": 20, "historicalTrades": 20,
         **dict.fromkeys(_FUTURES_KLINES, FUTURES_KLINE_BANDS),
         "fundingRate": 1,
     },
 }
 
 # venue -> endpoint -> (default limit, maximum limit) of the paged endpoints.
-_SPOT_PAGES = {"klines": (500, 1000), "aggTrades": (500, 1000)}
+_SPOT_PAGES = {"klines": (500, 1000), "aggTrades": (500, 1000), "historicalTrades": (500, 1000)}
 _FUTURES_PAGES = {**dict.fromkeys(_FUTURES_KLINES, (500, 1500)), "aggTrades": (500, 1000),
-                  "fundingRate": (100, 1000)}
+                  "historicalTrades": (100, 500), "fundingRate": (100, 1000)}
 PAGE_LIMITS: dict[str, dict[str, tuple[int, int]]] = {
     "spot": _SPOT_PAGES, "us": dict(_SPOT_PAGES), "um": _FUTURES_PAGES, "cm": dict(_FUTURES_PAGES),
 }

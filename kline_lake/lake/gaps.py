@@ -106,6 +106,10 @@ def find_gaps(root: Path, key: SeriesKey, start_us: int | None = None,
             .collect()
         return agg_trade_gaps(frame["agg_id"].to_numpy(),
                               frame["transact_time"].cast(pl.Int64).to_numpy(), covered)
+    if key.dataset == "trades":  # trade ids are consecutive per symbol too
+        frame = scan_series(root, key, start_us, end_us).select("trade_id", "time").collect()
+        return agg_trade_gaps(frame["trade_id"].to_numpy(),
+                              frame["time"].cast(pl.Int64).to_numpy(), covered)
     if key.dataset not in KLINE_DATASETS:
         raise InputError(f"gaps are not defined for {key.dataset!r}")
     present = _column(root, key, "open_time", start_us, end_us)

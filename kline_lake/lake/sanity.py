@@ -99,7 +99,7 @@ def _kline_rules(table: pa.Table, dataset: str, interval: str | None) -> list[tu
 def _rules(table: pa.Table, dataset: str, interval: str | None) -> list[tuple]:
     if dataset in KLINE_DATASETS:
         return _kline_rules(table, dataset, interval)
-    if dataset == "agg_trades":
+    if dataset in ("agg_trades", "trades"):
         ok = _positive(_num(table, "price")) & _positive(_num(table, "quantity"))
         return [("price and quantity > 0 and finite", ~ok, ("price", "quantity"))]
     if dataset == "funding":
