@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "verify": "kline_lake.cli.catalog_cmd:verify",
     "query": "kline_lake.cli.catalog_cmd:query",
     "compact": "kline_lake.cli.catalog_cmd:compact",
+    "bars": "kline_lake.cli.bars_cmd:bars",
     "follow": "kline_lake.cli.follow_cmd:follow",
     "sync": "kline_lake.cli.sync_cmd:sync",
 }

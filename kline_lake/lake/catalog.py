@@ -185,6 +185,20 @@ class Lake:
         """Aggregate trades, transact_time in ``[start, end)``, sorted by agg_id."""
         return self.read(market, "agg_trades", symbol, None, start, end, lazy)
 
+    def trades(self, market: str, symbol: str, start: Any = None, end: Any = None,
+               lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Every trade of one symbol, time in ``[start, end)``."""
+        return self.read(market, "trades", symbol, None, start, end, lazy)
+
+    def bars(self, market: str, symbol: str, source: str = "trades", rule: str = "1m",
+             start: Any = None, end: Any = None) -> pl.DataFrame:
+        """Bars built from ``trades`` or ``agg_trades`` (time bars ``1m``/``10s``/``250ms``,
+        or ``tick:N``/``volume:X``/``dollar:X``) in the kline schema, read a day at a
+        time; see ``kline_lake.lake.bars``."""
+        from kline_lake.lake.bars import lake_bars
+
+        return lake_bars(self, market, symbol, source, rule, start, end)
+
     def funding(self, market: str, symbol: str, start: Any = None, end: Any = None,
                 lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
         """Funding events, funding_time in ``[start, end)``."""
