@@ -154,3 +154,18 @@ def test_bars_bad_source_and_unknown_series(fake_lake) -> None:
         fake_lake.bars("um", "SRMUSDT", "klines", "1m")
     with pytest.raises(InputError):
         fake_lake.bars("um", "NOPEUSDT", "trades", "1m")
+
+
+def test_trades_view_gaps_and_verify_cover_trades(fake_lake) -> None:
+    """DuckDB view `trades`, trade-id gaps (none: ids contiguous), sanity rules."""
+    n = fake_lake.trades("um", "SRMUSDT").height
+    got = fake_lake.sql("SELECT count(*) AS n, max(trade_id) - min(trade_id) + 1 AS span, "
+                        "count(DISTINCT trade_id) AS d FROM trades WHERE market = 'um'")
+    assert got.row(0) == (n, n, n)
+    assert fake_lake.gaps("um", "SRMUSDT", dataset="trades").is_empty()
+    # a hole in the ids is found: drop trades from a copy of the lake's rows
+    from kline_lake.lake.event_gaps import agg_trade_gaps
+
+    ids = fake_lake.trades("um", "SRMUSDT")["trade_id"].to_numpy()
+    holed = agg_trade_gaps(ids[ids % 1000 != 7], ids[ids % 1000 != 7] * 0 + 1, [])
+    assert holed.height == (ids % 1000 == 7).sum() and (holed["missing"] == 1).all()
