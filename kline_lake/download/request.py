@@ -127,6 +127,19 @@ def _start(start: str | None, days: int | None) -> int | None:
     return parse_utc_ms(start, what="--start")
 
 
+def _check_api_key(dataset: str, source: str, no_archive: bool) -> None:
+    """A key-gated dataset (trades) from REST alone needs BINANCE_API_KEY; with the
+    archive in play (--source auto) the REST part is skipped with a note instead."""
+    import os
+
+    from kline_lake.core.markets import ENV_API_KEY, KEY_GATED_DATASETS
+
+    if dataset in KEY_GATED_DATASETS and (source == "rest" or no_archive) \
+            and not os.environ.get(ENV_API_KEY, "").strip():
+        raise InputError(f"{dataset} from REST need an API key: set {ENV_API_KEY} "
+                         "(sent as X-MBX-APIKEY), or use --source archive")
+
+
 def validate_request(*, market: str, dataset: str, symbols: str | Sequence[str] | None,
                      interval: str | Sequence[str] | None = None, start: str | None = None,
                      end: str | None = None, lake: str | Path,
@@ -162,5 +175,6 @@ def validate_request(*, market: str, dataset: str, symbols: str | Sequence[str] 
         raise InputError(f"invalid --archive-url {archive_url!r}: expected http:// or https://")
     if source == "archive" and mkt.archive_prefix is None:
         raise InputError(f"market {mkt.name!r} has no archive; use --source rest or auto")
+    _check_api_key(dataset, source, mkt.archive_prefix is None)
     return DownloadRequest(mkt, dataset, names, intervals, start_ms, end_ms, root, url, source,
                            archive_url, days, quote)

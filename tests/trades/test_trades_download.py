@@ -223,3 +223,17 @@ def test_sigkill_mid_download_then_rerun_equals_clean(fx, tmp_path: Path) -> Non
     a, b = read_series(clean, key), read_series(killed, key)
     assert a.num_rows > 500_000 and a.equals(b)
     assert Lake(clean).covered("spot", "trades", "XMRUSDT") == Lake(killed).covered("spot", "trades", "XMRUSDT")
+
+
+def test_rest_only_without_key_is_one_line_exit_2(fx, tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("BINANCE_API_KEY")
+    exe = str(Path(sys.executable).with_name("kline-lake"))
+    r = subprocess.run([exe, "download", "--market", "spot", "--data", "trades", "--symbols",
+                        "XMRUSDT", "--start", "2022-06-01", "--end", "2022-06-02", "--source", "rest",
+                        "--base-url", fx.base_url, "--lake", str(tmp_path / "lake")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "BINANCE_API_KEY" in r.stderr and not (tmp_path / "lake").exists()
