@@ -1,6 +1,7 @@
 """Batch kernels for parameter sweeps: a whole grid in one compiled, parallel call.
 
-Each grid point simulates into its own scratch buffers (allocated inside the parallel
+The stops (`sl_stop`, `tp_stop`, `sl_trail` of `simulate_nb`) are scalars: one stop
+setting per call (a sweep over stop levels calls once per level). Each grid point simulates into its own scratch buffers (allocated inside the parallel
 loop, so memory stays at a few bar-length arrays per core) and reduces them with the
 same `metrics_nb` a single run uses, so a sweep row equals the single run's metrics.
 """
@@ -18,16 +19,17 @@ from backtest.records import METRICS_DT, ORDER_DT, TRADE_DT
 @njit(cache=True)
 def run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
                init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty,
-               min_notional, bars_per_year, bar_days, scratch, trades, out, k):
+               min_notional, bars_per_year, bar_days, scratch, trades, out, k, sl_stop,
+               tp_stop, sl_trail):
     """Simulate one signal array into reusable `scratch` (2, n: equity, position) and
     `trades` buffers and write its metrics to record `k` of `out`; returns the kernel
-    status."""
+    status. `sl_stop`/`tp_stop`/`sl_trail` are `simulate_nb`'s stops (NaN = off)."""
     orders = np.empty(0, dtype=ORDER_DT)
     none = np.empty(0)
     status, _, n_tr, fees_paid, funding_paid, ruin_idx = simulate_nb(
         open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
         init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty, min_notional,
-        scratch[0], scratch[1], none, none, none, orders, trades)
+        scratch[0], scratch[1], none, none, none, orders, trades, sl_stop, tp_stop, sl_trail)
     metrics_nb(scratch[0], scratch[1], trades[:n_tr], init_cash, fees_paid, funding_paid,
                bars_per_year, bar_days, ruin_idx, out, k)
     return status
@@ -43,7 +45,7 @@ def _chunk_bounds(n_items, n_chunks, k):
 def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_open,
                    fund_intra, direction, fill_close, init_cash, size_frac, leverage, fee_rate,
                    slip, mmr, qty_step, min_qty, min_notional, bars_per_year, bar_days,
-                   n_chunks):
+                   n_chunks, sl_stop, tp_stop, sl_trail):
     """Crossover grid: `lines` holds one indicator row per distinct window; grid point c
     crosses row ``fast_idx[c]`` with row ``slow_idx[c]``. The grid is split in `n_chunks`
     parallel chunks (one per thread), each reusing one set of scratch buffers.
@@ -61,14 +63,16 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
             status[c] = run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra,
                                    direction, fill_close, init_cash, size_frac, leverage,
                                    fee_rate, slip, mmr, qty_step, min_qty, min_notional,
-                                   bars_per_year, bar_days, scratch, trades, out, c)
+                                   bars_per_year, bar_days, scratch, trades, out, c,
+                                   sl_stop, tp_stop, sl_trail)
     return out, status
 
 
 @njit(cache=True, parallel=True)
 def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, direction,
                      fill_close, init_cash, size_frac, leverage, fee_rate, slip, mmr,
-                     qty_step, min_qty, min_notional, bars_per_year, bar_days, n_chunks):
+                     qty_step, min_qty, min_notional, bars_per_year, bar_days, n_chunks,
+                     sl_stop, tp_stop, sl_trail):
     """Generic grid: one precomputed int8 signal row per grid point."""
     n_combo = sigs.shape[0]
     n = close.shape[0]
@@ -82,5 +86,6 @@ def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, di
             status[c] = run_one_nb(open_, high, low, close, sigs[c], fund_at_open, fund_intra,
                                    direction, fill_close, init_cash, size_frac, leverage,
                                    fee_rate, slip, mmr, qty_step, min_qty, min_notional,
-                                   bars_per_year, bar_days, scratch, trades, out, c)
+                                   bars_per_year, bar_days, scratch, trades, out, c,
+                                   sl_stop, tp_stop, sl_trail)
     return out, status

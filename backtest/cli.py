@@ -78,6 +78,13 @@ def _common(fn: Callable) -> Callable:
                      help="Fraction of equity per entry, in (0, 1]."),
         click.option("--mmr", type=float, default=None,
                      help="Maintenance margin rate: enables isolated-margin liquidation."),
+        click.option("--sl-stop", type=float, default=None, metavar="FRACTION",
+                     help="Stop-loss as a fraction of the entry fill price, in (0, 1): "
+                          "0.02 exits a long 2% below its entry (a short 2% above)."),
+        click.option("--tp-stop", type=float, default=None, metavar="FRACTION",
+                     help="Take-profit as a fraction of the entry fill price, > 0."),
+        click.option("--sl-trail", is_flag=True, default=False,
+                     help="The stop-loss trails the best price seen since the entry."),
         click.option("--exchange-filters/--no-exchange-filters", default=True,
                      show_default=True,
                      help="Round entry quantities down to the symbol's LOT_SIZE step and "
@@ -110,6 +117,7 @@ def _settings(kw: dict[str, Any]) -> dict[str, Any]:
         "maker_fee": kw["maker_fee"], "liquidity": kw["liquidity"],
         "slippage_bps": kw["slippage_bps"], "fill": kw["fill"], "funding": kw["funding"],
         "leverage": kw["leverage"], "size": kw["size"], "maintenance_margin_rate": kw["mmr"],
+        "sl_stop": kw["sl_stop"], "tp_stop": kw["tp_stop"], "sl_trail": kw["sl_trail"],
         "exchange_filters": kw["exchange_filters"], "allow_gaps": kw["allow_gaps"],
     }
 

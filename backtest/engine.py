@@ -78,9 +78,13 @@ class Config:
     size: float = 1.0
     maintenance_margin_rate: float | None = None
     exchange_filters: ExchangeFilters = FILTERS_OFF
+    sl_stop: float | None = None
+    tp_stop: float | None = None
+    sl_trail: bool = False
 
     def __post_init__(self) -> None:
         market = get_market(self.market)
+        validate_stops(self.sl_stop, self.tp_stop, self.sl_trail)
         if self.direction not in DIRECTIONS:
             raise InputError(f"unknown direction {self.direction!r}; expected long, short or both")
         fills.validate_fill(self.fill)
@@ -102,6 +106,11 @@ class Config:
             if self.leverage != 1.0:
                 raise InputError(f"market {market.name!r} is spot: leverage must be 1")
 
+    def stop_args(self) -> tuple[float, float, bool]:
+        """``(sl_stop, tp_stop, sl_trail)`` as `simulate_nb` takes them (NaN = off)."""
+        return (np.nan if self.sl_stop is None else float(self.sl_stop),
+                np.nan if self.tp_stop is None else float(self.tp_stop), bool(self.sl_trail))
+
     def kernel_args(self) -> tuple:
         """The scalar arguments of `simulate_nb` after the arrays."""
         mmr = np.nan if self.maintenance_margin_rate is None else self.maintenance_margin_rate
@@ -111,18 +120,34 @@ class Config:
                 *self.exchange_filters.kernel_args())
 
 
+def validate_stops(sl_stop: float | None, tp_stop: float | None, sl_trail: bool) -> None:
+    """Raise InputError unless ``0 < sl_stop < 1``, ``tp_stop > 0`` (None = off) and a
+    trailing stop has a stop-loss to trail."""
+    if sl_stop is not None and not 0.0 < sl_stop < 1.0:
+        raise InputError(f"sl stop must be in (0, 1) (a fraction of the entry), got {sl_stop}")
+    if tp_stop is not None and not (np.isfinite(tp_stop) and tp_stop > 0.0):
+        raise InputError(f"tp stop must be positive (a fraction of the entry), got {tp_stop}")
+    if sl_trail and sl_stop is None:
+        raise InputError("sl trail needs an sl stop (--sl-stop) to trail")
+
+
 def make_config(market: str = "um", cash: float = 10_000.0, direction: str = "long",
                 fill: str = "next_open", fee: float | None = None,
                 maker_fee: float | None = None, liquidity: str = "taker",
                 slippage_bps: float = 0.0, funding: bool = True, leverage: float = 1.0,
-                size: float = 1.0, maintenance_margin_rate: float | None = None) -> Config:
-    """Build a Config; `fee`/`maker_fee` default to the market's base-tier rates."""
+                size: float = 1.0, maintenance_margin_rate: float | None = None,
+                sl_stop: float | None = None, tp_stop: float | None = None,
+                sl_trail: bool = False) -> Config:
+    """Build a Config; `fee`/`maker_fee` default to the market's base-tier rates;
+    `sl_stop`/`tp_stop`/`sl_trail` are the stops of `backtest.kernels.simulate_nb`."""
     for name, value in (("fee", fee), ("maker fee", maker_fee)):
         if value is not None and value < 0:
             raise InputError(f"{name} must not be negative, got {value}")
     model = FeeModel.for_market(market, fee, maker_fee, liquidity)
     return Config(market, float(cash), direction, fill, model.rate, float(slippage_bps),
-                  bool(funding), float(leverage), float(size), maintenance_margin_rate)
+                  bool(funding), float(leverage), float(size), maintenance_margin_rate,
+                  sl_stop=None if sl_stop is None else float(sl_stop),
+                  tp_stop=None if tp_stop is None else float(tp_stop), sl_trail=bool(sl_trail))
 
 
 @dataclass(frozen=True)
@@ -186,7 +211,7 @@ def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None
     status, n_ord, n_tr, _, _, ruin_idx = kernel(
         b.open, b.high, b.low, b.close, sig, data.fund_at_open, data.fund_intra,
         *config.kernel_args(), out["equity"], out["position"], out["cash"], out["cum_fees"],
-        out["cum_funding"], orders, trades)
+        out["cum_funding"], orders, trades, *config.stop_args())
     out.update(status=int(status), orders=orders[:n_ord], trades=trades[:n_tr],
                ruin_idx=int(ruin_idx))
     return out
@@ -248,7 +273,10 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
     """Backtest one strategy over ``[start, end)`` of the lake (or over `bars`).
 
     `settings` are those of `make_config`: cash, direction, fill, fee, maker_fee,
-    liquidity, slippage_bps, funding, leverage, size, maintenance_margin_rate.
+    liquidity, slippage_bps, funding, leverage, size, maintenance_margin_rate, and the
+    stops ``sl_stop`` (fraction below the entry fill for a long, above for a short),
+    ``tp_stop``, ``sl_trail`` (the stop-loss follows the best price since the entry;
+    resolution inside a bar in `backtest.kernels.simulate_nb`).
     `exchange_filters`: True applies the symbol's LOT_SIZE/MIN_NOTIONAL from the lake's
     cached exchangeInfo, False none, an `ExchangeFilters` the values given.
     The lake's coverage is checked first (`backtest.coverage`): never-fetched holes refuse

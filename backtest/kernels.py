@@ -6,13 +6,17 @@ One bar at a time, in this order (the order is part of the contract and is teste
    the position carried into the bar, so an entry filled at that open is not charged
    and an exit filled at that open is;
 2. with ``fill="next_open"`` the signal of the previous bar fills at this bar's open;
-3. isolated-margin liquidation (optional): if the bar's low (long) / high (short)
+3. the user's stops (``sl_stop``, ``tp_stop``, ``sl_trail``; optional) of a position
+   filled before this bar: the stop-loss, then the take-profit, then the trailing
+   reference moves to the bar's high (long) / low (short); resolution with worked
+   numbers in `simulate_nb`;
+4. isolated-margin liquidation (optional): if the bar's low (long) / high (short)
    reaches the liquidation price, the position closes at that price; without it, a
    position whose equity marked at the bar's close is <= 0 is a ruin: it closes at
    that close (the exchange would have liquidated it);
-4. funding events strictly inside the bar are charged on the position held then;
-5. with ``fill="close"`` this bar's signal fills at its close;
-6. equity is marked at the close: ``equity = cash + qty * close`` where cash already
+5. funding events strictly inside the bar are charged on the position held then;
+6. with ``fill="close"`` this bar's signal fills at its close;
+7. equity is marked at the close: ``equity = cash + qty * close`` where cash already
    includes every fee and funding payment (funding is kept in its own accumulator and
    subtracted last so that, for one held position, equity with funding equals equity
    without funding minus ``funding_paid`` exactly, bit for bit).
@@ -40,6 +44,10 @@ from numba import njit
 from backtest.records import (
     KIND_LIQUIDATION,
     KIND_SIGNAL,
+    KIND_SL,
+    KIND_TP,
+    KIND_TRAIL,
+    REASON_NONE,
     TRADE_CLOSED,
     TRADE_LIQUIDATED,
     TRADE_OPEN,
@@ -58,8 +66,8 @@ STATUS_BELOW_MIN = 32  # an entry was skipped: below the exchange's minimum orde
 
 # slots of the per-run state vector (a float array keeps the helpers' signatures small)
 CASH, POS, FUND, FEES, N_ORD, N_TR = 0, 1, 2, 3, 4, 5
-E_IDX, E_PX, E_FEE, T_FUND, MARGIN, STATUS, RUIN = 6, 7, 8, 9, 10, 11, 12
-N_SLOTS = 13
+E_IDX, E_PX, E_FEE, T_FUND, MARGIN, STATUS, RUIN, SL_REF = 6, 7, 8, 9, 10, 11, 12, 13
+N_SLOTS = 14
 
 
 @njit(cache=True)
@@ -98,7 +106,7 @@ def _record_order_nb(st, orders, i, side, qty, price, fee, kind):
 
 
 @njit(cache=True)
-def _record_trade_nb(st, trades, exit_idx, side, qty, exit_px, exit_fee, status):
+def _record_trade_nb(st, trades, exit_idx, side, qty, exit_px, exit_fee, status, reason):
     k = int(st[N_TR])
     if k >= trades.shape[0]:
         _flag_nb(st, STATUS_RECORDS_FULL)
@@ -117,6 +125,7 @@ def _record_trade_nb(st, trades, exit_idx, side, qty, exit_px, exit_fee, status)
     rec["funding_paid"] = st[T_FUND]
     rec["pnl"] = pnl
     rec["status"] = status
+    rec["reason"] = reason
     st[N_TR] = k + 1
 
 
@@ -142,7 +151,7 @@ def close_position_nb(st, orders, trades, i, px, fee_rate, slip, kind):
     st[POS] = 0.0
     _record_order_nb(st, orders, i, order_side, qty, adj, fee, kind)
     status = TRADE_LIQUIDATED if kind == KIND_LIQUIDATION else TRADE_CLOSED
-    _record_trade_nb(st, trades, i, side, qty, adj, fee, status)
+    _record_trade_nb(st, trades, i, side, qty, adj, fee, status, kind)
 
 
 @njit(cache=True)
@@ -227,6 +236,7 @@ def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverag
     st[E_FEE] = fee
     st[T_FUND] = 0.0
     st[MARGIN] = qty * adj / leverage
+    st[SL_REF] = adj
     _record_order_nb(st, orders, i, side, qty, adj, fee, KIND_SIGNAL)
 
 
@@ -287,6 +297,95 @@ def _apply_stop_nb(st, orders, trades, i, px, liq_on, fee_rate, leverage, lot):
 
 
 @njit(cache=True)
+def user_stop_exit_nb(pos, ref_px, entry_px, sl_stop, tp_stop, sl_trail, open_px, high_px,
+                      low_px):
+    """``(price, kind)`` at which one bar exits a position of signed `pos` through its
+    stops, or ``(NaN, -1)``: the stop-loss at ``ref_px * (1 -/+ sl_stop)`` (`ref_px` is
+    the entry fill price, or the best price seen when trailing) is looked at first, then
+    the take-profit at ``entry_px * (1 +/- tp_stop)``; a bar opening beyond a level fills
+    at its open (see `simulate_nb` for the worked numbers)."""
+    sl_kind = KIND_TRAIL if sl_trail else KIND_SL
+    if pos > 0.0:
+        if not np.isnan(sl_stop):
+            px = ref_px * (1.0 - sl_stop)
+            if open_px <= px:
+                return open_px, sl_kind
+            if low_px <= px:
+                return px, sl_kind
+        if not np.isnan(tp_stop):
+            px = entry_px * (1.0 + tp_stop)
+            if open_px >= px:
+                return open_px, KIND_TP
+            if high_px >= px:
+                return px, KIND_TP
+    else:
+        if not np.isnan(sl_stop):
+            px = ref_px * (1.0 + sl_stop)
+            if open_px >= px:
+                return open_px, sl_kind
+            if high_px >= px:
+                return px, sl_kind
+        if not np.isnan(tp_stop):
+            px = entry_px * (1.0 - tp_stop)
+            if open_px <= px:
+                return open_px, KIND_TP
+            if low_px <= px:
+                return px, KIND_TP
+    return np.nan, -1
+
+
+@njit(cache=True)
+def _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_stop,
+                   sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr):
+    """Step 3 of `simulate_nb`: exit through a stop hit in bar `i`, else move the trailing
+    reference to the bar's best price. A stop whose fill lies beyond the liquidation
+    price is left to the liquidation (the price reached that first)."""
+    pos = st[POS]
+    px, kind = user_stop_exit_nb(pos, st[SL_REF], st[E_PX], sl_stop, tp_stop, sl_trail,
+                                 open_px, high_px, low_px)
+    if kind >= 0:
+        if liq_on:
+            liq = stop_price_nb(st, mmr, True)
+            if (pos > 0.0 and px <= liq) or (pos < 0.0 and px >= liq):
+                return
+        close_position_nb(st, orders, trades, i, px, fee_rate, slip, kind)
+        if _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot):
+            _ruin_nb(st, i)
+        return
+    if sl_trail:
+        if pos > 0.0 and high_px > st[SL_REF]:
+            st[SL_REF] = high_px
+        elif pos < 0.0 and low_px < st[SL_REF]:
+            st[SL_REF] = low_px
+
+
+@njit(cache=True)
+def _bar_stops_nb(st, orders, trades, i, open_px, high_px, low_px, close_px, stops, stop_px,
+                  user_stops, sl_stop, tp_stop, sl_trail, liq_on, mmr, fee_rate, slip,
+                  leverage, lot):
+    """Steps 3 and 4 of `simulate_nb` for the open position in bar `i`; returns the
+    liquidation/ruin price to keep for the next bar (NaN = to compute)."""
+    if user_stops and st[E_IDX] < i:
+        _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_stop,
+                       sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr)
+        if st[POS] == 0.0:
+            return np.nan
+    if not stops:
+        return stop_px
+    pos = st[POS]
+    if np.isnan(stop_px):
+        stop_px = stop_price_nb(st, mmr, liq_on)
+    if liq_on:
+        hit = low_px <= stop_px if pos > 0.0 else high_px >= stop_px
+    else:
+        hit = close_px <= stop_px if pos > 0.0 else close_px >= stop_px
+    if hit:
+        _apply_stop_nb(st, orders, trades, i, stop_px if liq_on else close_px, liq_on,
+                       fee_rate, leverage, lot)
+    return stop_px
+
+
+@njit(cache=True)
 def _charge_funding_nb(st, rate_x_mark):
     charge = st[POS] * rate_x_mark
     st[FUND] += charge
@@ -297,7 +396,7 @@ def _charge_funding_nb(st, rate_x_mark):
 def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
                 init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty,
                 min_notional, equity_out, pos_out, cash_out, fees_out, fund_out, orders,
-                trades):
+                trades, sl_stop=np.nan, tp_stop=np.nan, sl_trail=False):
     """Simulate one strategy; fills the *_out arrays and the record buffers.
 
     Returns ``(status, n_orders, n_trades, fees_paid, funding_paid, ruin_idx)``. `mmr`
@@ -309,9 +408,33 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     `backtest.funding.align_funding`). An `orders` buffer with zero rows disables order
     recording (used by sweeps).
 
+    Stops (step 3; `sl_stop`/`tp_stop` NaN = off, fractions of the entry fill price,
+    i.e. after slippage): a long filled at 100 with ``sl_stop=0.02, tp_stop=0.05`` has
+    its stop-loss at 98 and its take-profit at 105, a short at 102 and 95. They are
+    looked at from the bar after the fill (the fill's own bar is neither checked nor
+    used by the trailing stop), before liquidation and the bar's own signal:
+
+    - a bar opening beyond a level exits at the open (a gap): open 97 -> exit at 97,
+      open 106 -> exit at 106;
+    - else a bar whose range reaches the level exits at the level: open 99, low 97.5
+      -> exit at 98; open 101, high 106 -> exit at 105;
+    - a bar reaching both (open 100, low 97, high 106) exits at the stop-loss, 98: the
+      path inside a bar is unknown, so the conservative order is assumed;
+    - the exit is an order like any other: slippage moves it against the trader (98
+      with 10 bps sells at 97.902) and pays the fee rate; its order kind and its
+      trade's ``reason`` are ``KIND_SL``, ``KIND_TP`` or ``KIND_TRAIL``;
+    - ``sl_trail``: the stop-loss follows the best price seen since the fill, updated
+      from each bar's high (long) / low (short) *after* that bar's check; long at 100,
+      ``sl_stop=0.1``: bar high 120 (low 101) -> no exit, stop moves to 108; next bar
+      open 115, low 107 -> exit at 108 (``KIND_TRAIL``); the take-profit stays
+      anchored at the entry;
+    - an exit signal filled at this bar's open (step 2) comes before the stops;
+    - a stop whose fill lies beyond the liquidation price (step 4) is not taken: the
+      liquidation came first on the way there.
+
     Ruin: when the account is flat after a close or a liquidation with no equity left
     or too little to place the exchange's minimum order, or when equity marked at a
-    bar's close is <= 0 with a position open (step 3; closed there as a liquidation),
+    bar's close is <= 0 with a position open (step 4; closed there as a liquidation),
     trading stops for good; ``ruin_idx`` is that bar (-1 if never). The close check is
     skipped while it cannot trigger (an unlevered long that has paid no funding), which
     keeps the common loop as fast as without it.
@@ -330,29 +453,24 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     # position is an unlevered long (then only funding could drain it: watched once paid)
     stops = liq_on or not (direction == LONG and leverage * size_frac <= 1.0)
     stop_px = np.nan  # of the open position; NaN = to compute (after a fill or funding)
+    user_stops = not (np.isnan(sl_stop) and np.isnan(tp_stop))
+    watch = stops or user_stops  # steps 3-4 can act: one test per bar when neither can
     # hot loop: helpers are only called on bars where something happens
     for i in range(n):
         if st[POS] != 0.0 and fund_at_open[i] != 0.0:
             _charge_funding_nb(st, fund_at_open[i])
-            stops, stop_px = True, np.nan
+            stops, watch, stop_px = True, True, np.nan
         if not fill_close and i > 0 and sig[i - 1] != 0 and st[RUIN] < 0.0:
             apply_signal_nb(st, orders, trades, i, sig[i - 1], open_[i], direction, fee_rate,
                             slip, size_frac, leverage, lot)
             stop_px = np.nan
-        pos = st[POS]
-        if stops and pos != 0.0:
-            if np.isnan(stop_px):
-                stop_px = stop_price_nb(st, mmr, liq_on)
-            if liq_on:
-                hit = low[i] <= stop_px if pos > 0.0 else high[i] >= stop_px
-            else:
-                hit = close[i] <= stop_px if pos > 0.0 else close[i] >= stop_px
-            if hit:
-                _apply_stop_nb(st, orders, trades, i, stop_px if liq_on else close[i], liq_on,
-                               fee_rate, leverage, lot)
+        if watch and st[POS] != 0.0:
+            stop_px = _bar_stops_nb(st, orders, trades, i, open_[i], high[i], low[i], close[i],
+                                    stops, stop_px, user_stops, sl_stop, tp_stop, sl_trail,
+                                    liq_on, mmr, fee_rate, slip, leverage, lot)
         if st[POS] != 0.0 and fund_intra[i] != 0.0:
             _charge_funding_nb(st, fund_intra[i])
-            stops, stop_px = True, np.nan
+            stops, watch, stop_px = True, True, np.nan
         if fill_close and sig[i] != 0 and st[RUIN] < 0.0:
             apply_signal_nb(st, orders, trades, i, sig[i], close[i], direction, fee_rate,
                             slip, size_frac, leverage, lot)
@@ -367,7 +485,8 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
             fund_out[i] = fund
     if st[POS] != 0.0 and n > 0:
         side = 1 if st[POS] > 0.0 else -1
-        _record_trade_nb(st, trades, n - 1, side, abs(st[POS]), close[n - 1], 0.0, TRADE_OPEN)
+        _record_trade_nb(st, trades, n - 1, side, abs(st[POS]), close[n - 1], 0.0, TRADE_OPEN,
+                         REASON_NONE)
     return int(st[STATUS]), int(st[N_ORD]), int(st[N_TR]), st[FEES], st[FUND], int(st[RUIN])
 
 

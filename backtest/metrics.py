@@ -17,6 +17,8 @@ gives ``bars_per_year = 365 / bar_days``. Definitions (worked numbers in the tes
   loss; inf without losses) and ``expectancy`` (mean net PnL per trade, quote currency)
   use closed (and liquidated) trades only. PnL is net of fees and funding.
 - ``exposure``: the fraction of bars that end with a non-zero position.
+- ``n_sl_exits``/``n_tp_exits``/``n_trail_exits``: trades closed by the stop-loss, the
+  take-profit and the trailing stop-loss (``TRADE_DT["reason"]``; see `simulate_nb`).
 - ``ruined``/``ruin_idx``: the account was ruined at that bar and stopped trading (see
   `backtest.kernels.simulate_nb`); a ruined run has no ``sharpe``, ``sortino`` or
   ``calmar`` (NaN): the returns of an account that is gone are no risk-adjusted
@@ -32,7 +34,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest.records import METRICS_DT, TRADE_DT, TRADE_OPEN, empty_metrics
+from backtest.records import (
+    KIND_SL,
+    KIND_TP,
+    KIND_TRAIL,
+    METRICS_DT,
+    TRADE_DT,
+    TRADE_OPEN,
+    empty_metrics,
+)
 
 DAYS_PER_YEAR = 365.0
 
@@ -218,6 +228,21 @@ def _closed_trade_stats_nb(trades):
     return trade_stats_nb(pnl, closed)
 
 
+@njit(cache=True)
+def exit_counts_nb(trades):
+    """(stop-loss, take-profit, trailing-stop) exits among `trades` (by ``reason``)."""
+    n_sl = n_tp = n_trail = 0
+    for k in range(trades.shape[0]):
+        r = trades[k]["reason"]
+        if r == KIND_SL:
+            n_sl += 1
+        elif r == KIND_TP:
+            n_tp += 1
+        elif r == KIND_TRAIL:
+            n_trail += 1
+    return n_sl, n_tp, n_trail
+
+
 @njit(cache=True, error_model="numpy")
 def exposure_nb(position):
     n = position.shape[0]
@@ -252,6 +277,7 @@ def metrics_nb(equity, position, trades, init_cash, fees_paid, funding_paid, bar
     m["exposure"] = exposure_nb(position)
     m["fees_paid"] = fees_paid
     m["funding_paid"] = funding_paid
+    m["n_sl_exits"], m["n_tp_exits"], m["n_trail_exits"] = exit_counts_nb(trades)
     m["ruined"] = ruin_idx >= 0
     m["ruin_idx"] = ruin_idx
     if ruin_idx >= 0:  # no risk-adjusted ratio for an account that is gone

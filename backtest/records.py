@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# order kinds (`ORDER_DT["kind"]`)
-KIND_SIGNAL, KIND_LIQUIDATION = 0, 1
+# order kinds (`ORDER_DT["kind"]`), also a closed trade's exit reason (`TRADE_DT["reason"]`):
+# a strategy signal, a liquidation/ruin, a stop-loss, a take-profit, a trailing stop-loss
+KIND_SIGNAL, KIND_LIQUIDATION, KIND_SL, KIND_TP, KIND_TRAIL = 0, 1, 2, 3, 4
+KIND_NAMES = {KIND_SIGNAL: "signal", KIND_LIQUIDATION: "liquidation", KIND_SL: "sl",
+              KIND_TP: "tp", KIND_TRAIL: "trail"}
+REASON_NONE = -1  # `TRADE_DT["reason"]` of a trade still open
 # trade states (`TRADE_DT["status"]`)
 TRADE_CLOSED, TRADE_OPEN, TRADE_LIQUIDATED = 0, 1, 2
 
@@ -24,7 +28,7 @@ ORDER_DT = np.dtype([
     ("qty", np.float64),  # base units, always positive
     ("price", np.float64),  # fill price after slippage
     ("fee", np.float64),  # quote currency
-    ("kind", np.int64),  # KIND_SIGNAL or KIND_LIQUIDATION
+    ("kind", np.int64),  # KIND_SIGNAL, KIND_LIQUIDATION, KIND_SL, KIND_TP or KIND_TRAIL
 ])
 
 TRADE_DT = np.dtype([
@@ -39,6 +43,7 @@ TRADE_DT = np.dtype([
     ("funding_paid", np.float64),  # positive = paid, negative = received
     ("pnl", np.float64),  # net of fees and funding
     ("status", np.int64),  # TRADE_CLOSED, TRADE_OPEN or TRADE_LIQUIDATED
+    ("reason", np.int64),  # the exit order's KIND_* (REASON_NONE while open)
 ])
 
 # One run's metrics, in the order reports list them (definitions in `backtest.metrics`).
@@ -58,6 +63,9 @@ METRICS_DT = np.dtype([
     ("exposure", np.float64),
     ("fees_paid", np.float64),
     ("funding_paid", np.float64),
+    ("n_sl_exits", np.int64),  # trades closed by the stop-loss (`sl_stop`, not trailing)
+    ("n_tp_exits", np.int64),  # trades closed by the take-profit (`tp_stop`)
+    ("n_trail_exits", np.int64),  # trades closed by the trailing stop-loss
     ("ruined", np.bool_),  # trading stopped: equity gone or below the minimum order
     ("ruin_idx", np.int64),  # bar index of the ruin, -1 if none
 ])

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from backtest.records import (
-    KIND_LIQUIDATION,
+    KIND_NAMES,
     ORDER_DT,
     TRADE_CLOSED,
     TRADE_DT,
@@ -76,6 +76,7 @@ def trades_frame(trades: np.ndarray, open_time_us: np.ndarray) -> pl.DataFrame:
         "return": pnl / (qty * entry_px) if t.shape[0] else pnl,
         "status": pl.Series([_TRADE_STATUS[int(s)] for s in t["status"]], dtype=pl.String),
         "liquidated": t["status"] == TRADE_LIQUIDATED,
+        "reason": pl.Series([KIND_NAMES.get(int(r)) for r in t["reason"]], dtype=pl.String),
     })
 
 
@@ -90,7 +91,7 @@ def orders_frame(orders: np.ndarray, open_time_us: np.ndarray) -> pl.DataFrame:
         "qty": o["qty"],
         "price": o["price"],
         "fee": o["fee"],
-        "kind": np.where(o["kind"] == KIND_LIQUIDATION, "liquidation", "signal"),
+        "kind": pl.Series([KIND_NAMES[int(k)] for k in o["kind"]], dtype=pl.String),
     })
 
 

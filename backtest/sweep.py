@@ -113,7 +113,7 @@ def _run_cross(strat: Strategy, data: MarketData, points: list[dict], config: Co
     metrics, _ = _kernel(sweep_cross_nb, jit)(
         b.open, b.high, b.low, b.close, lines, fast_idx, slow_idx, data.fund_at_open,
         data.fund_intra, *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
-        _n_chunks(len(points)))
+        _n_chunks(len(points)), *config.stop_args())
     return metrics
 
 
@@ -131,7 +131,7 @@ def _run_signals(strat: Strategy, data: MarketData, points: list[dict], config: 
         metrics, _ = _kernel(sweep_signals_nb, jit)(
             b.open, b.high, b.low, b.close, sigs, data.fund_at_open, data.fund_intra,
             *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
-            _n_chunks(len(chunk)))
+            _n_chunks(len(chunk)), *config.stop_args())
         out.append(metrics)
     return np.concatenate(out)
 

@@ -54,6 +54,12 @@ def test_simulate_fills_named_records_by_hand():
 
 def test_metric_record_fields_are_the_reported_metrics():
     assert METRICS_DT["n_trades"] == np.int64  # counts stay integers in every record
+    # the exits per stop reason (issue 14), after the funding paid, before the ruin
+    names = list(METRICS_DT.names)
+    exits = ["n_sl_exits", "n_tp_exits", "n_trail_exits"]
+    assert names[names.index("funding_paid") + 1:names.index("ruined")] == exits
+    assert all(METRICS_DT[name] == np.int64 for name in exits)
+    assert TRADE_DT["reason"] == np.int64
     bars = make_bars(600, seed=3)
     run = backtest.run("sma_cross", {"fast": 5, "slow": 20}, bars=bars, funding=False)
     grid = backtest.sweep("sma_cross", {"fast": [5], "slow": [20]}, bars=bars, funding=False)
@@ -63,6 +69,7 @@ def test_metric_record_fields_are_the_reported_metrics():
     for name in METRIC_NAMES:
         assert row[name] == pytest.approx(run.metrics[name], rel=1e-12, nan_ok=True), name
     assert isinstance(run.metrics["n_trades"], int)
+    assert isinstance(run.metrics["n_sl_exits"], int) and run.metrics["n_sl_exits"] == 0
 
 
 def test_a_float_matrix_is_not_a_trade_record_array():

@@ -62,7 +62,8 @@ def _unchunked_need(strategy: str, grid: dict, bars) -> int:
 def test_estimate_is_bars_times_combinations_times_bytes_by_hand():
     # 2 swept params, 1000 combinations, 500 bars, 2 threads, 30 crossover windows
     plan = MemoryPlan(1000, 500, 2, 2, 30, 8 * 8 * 500, Budget(None, "test"))
-    assert RESULT_BYTES_2_PARAMS == 129 + 16 + 152 + 8
+    # + 3 int64 exit counts per record and 3 more metric columns (the stops of issue 14)
+    assert RESULT_BYTES_2_PARAMS == (129 + 24) + 16 + (152 + 24) + 8
     assert plan.results_bytes == 1000 * RESULT_BYTES_2_PARAMS
     per_thread = 16 * 500 + TRADE_DT.itemsize * 501 + 500
     assert plan.fixed_bytes == (2 * per_thread + STRATEGY_TEMP_ARRAYS * 8 * 500
@@ -87,7 +88,7 @@ def test_results_that_cannot_fit_are_refused_with_the_grid_size():
         check_results_fit(grid, Budget(need - 1, "test budget"))
     text = str(exc.value)
     assert "100,000,000 combinations (fast 10,000 x slow 10,000)" in text
-    assert "28.4 GiB" in text and "(305 bytes each)" in text and "test budget" in text
+    assert "32.9 GiB" in text and "(353 bytes each)" in text and "test budget" in text
     check_results_fit(grid, Budget(need, "test budget"))  # exactly enough: no error
 
 
@@ -153,7 +154,7 @@ def test_cli_refuses_a_grid_whose_results_cannot_fit_before_loading(tmp_path, ca
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "4,000,000 combinations (fast 2,000 x slow 2,000)" in err
-    assert "1.1 GiB" in err and "95.4 MiB" in err  # 4e6 x 305 bytes; the budget
+    assert "1.3 GiB" in err and "95.4 MiB" in err  # 4e6 x 353 bytes; the budget
 
 
 def test_cli_refuses_when_one_combination_at_a_time_does_not_fit(lake, capsys):
