@@ -16,7 +16,7 @@ import click
 
 from backtest.metrics import METRIC_NAMES
 from backtest.outputs import STDOUT, check_outputs, to_stdout, write_output
-from backtest.params import parse_params, single_values
+from backtest.params import parse_param, parse_params, single_values
 from backtest.portfolio.cli import portfolio_cmd
 from backtest.results import LOWER_IS_BETTER
 from backtest.strategies import REGISTRY
@@ -78,11 +78,13 @@ def _common(fn: Callable) -> Callable:
                      help="Fraction of equity per entry, in (0, 1]."),
         click.option("--mmr", type=float, default=None,
                      help="Maintenance margin rate: enables isolated-margin liquidation."),
-        click.option("--sl-stop", type=float, default=None, metavar="FRACTION",
+        click.option("--sl-stop", default=None, metavar="FRACTION",
                      help="Stop-loss as a fraction of the entry fill price, in (0, 1): "
-                          "0.02 exits a long 2% below its entry (a short 2% above)."),
-        click.option("--tp-stop", type=float, default=None, metavar="FRACTION",
-                     help="Take-profit as a fraction of the entry fill price, > 0."),
+                          "0.02 exits a long 2% below its entry (a short 2% above). "
+                          "Sweep: also START:STOP:STEP (stop exclusive) or A,B,C."),
+        click.option("--tp-stop", default=None, metavar="FRACTION",
+                     help="Take-profit as a fraction of the entry fill price, > 0 (sweep: "
+                          "levels as for --sl-stop)."),
         click.option("--sl-trail", is_flag=True, default=False,
                      help="The stop-loss trails the best price seen since the entry."),
         click.option("--exchange-filters/--no-exchange-filters", default=True,
@@ -109,6 +111,15 @@ def _common(fn: Callable) -> Callable:
     return fn
 
 
+def _stop_option(text: str | None, name: str) -> float | list | None:
+    """``0.02`` -> 0.02; ``0.01:0.05:0.01`` or ``0.01,0.02`` -> the levels (for sweep)."""
+    if text is None:
+        return None
+    values = parse_param(f"{name}={text}")[1]
+    return float(values[0]) if len(values) == 1 and not any(c in text for c in ":,") \
+        else [float(v) for v in values]
+
+
 def _settings(kw: dict[str, Any]) -> dict[str, Any]:
     return {
         "lake": kw["lake"], "market": kw["market"], "symbol": kw["symbol"],
@@ -117,7 +128,8 @@ def _settings(kw: dict[str, Any]) -> dict[str, Any]:
         "maker_fee": kw["maker_fee"], "liquidity": kw["liquidity"],
         "slippage_bps": kw["slippage_bps"], "fill": kw["fill"], "funding": kw["funding"],
         "leverage": kw["leverage"], "size": kw["size"], "maintenance_margin_rate": kw["mmr"],
-        "sl_stop": kw["sl_stop"], "tp_stop": kw["tp_stop"], "sl_trail": kw["sl_trail"],
+        "sl_stop": _stop_option(kw["sl_stop"], "sl_stop"),
+        "tp_stop": _stop_option(kw["tp_stop"], "tp_stop"), "sl_trail": kw["sl_trail"],
         "exchange_filters": kw["exchange_filters"], "allow_gaps": kw["allow_gaps"],
     }
 

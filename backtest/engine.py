@@ -140,6 +140,9 @@ def make_config(market: str = "um", cash: float = 10_000.0, direction: str = "lo
                 sl_trail: bool = False) -> Config:
     """Build a Config; `fee`/`maker_fee` default to the market's base-tier rates;
     `sl_stop`/`tp_stop`/`sl_trail` are the stops of `backtest.kernels.simulate_nb`."""
+    for name, stop in (("sl stop", sl_stop), ("tp stop", tp_stop)):
+        if stop is not None and not isinstance(stop, int | float | np.number):
+            raise InputError(f"{name} takes one value here (several levels: backtest sweep)")
     for name, value in (("fee", fee), ("maker fee", maker_fee)):
         if value is not None and value < 0:
             raise InputError(f"{name} must not be negative, got {value}")

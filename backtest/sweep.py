@@ -339,7 +339,15 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
     (`backtest.distributed`; identical rows; workers read the lake themselves, bars
     given in memory are copied to each worker once); `progress` shows its dashboard
     link and a bar of finished chunks on stderr.
+    `sl_stop`/`tp_stop` given as several levels (a list) sweep them too: the grid runs
+    once per level combination through the same batched kernel (stops are one scalar
+    setting per kernel call) and the rows gain ``sl_stop``/``tp_stop`` columns.
     """
+    levels = stop_levels(settings)
+    if levels:
+        data_kw = {k: v for k, v in locals().items()
+                   if k not in ("strategy", "params", "settings", "levels")}
+        return _sweep_stop_levels(strategy, params, levels, data_kw, settings)
     config = make_config(market=bars.market if bars is not None else market, **settings)
     strat = get_strategy(strategy)
     grid = {k: list(v) if isinstance(v, Sequence | np.ndarray | range) else [v]
@@ -380,6 +388,36 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
                      "(column ruined; no Sharpe/Sortino/Calmar for them)")
     return SweepResult(done.frame, strat.name, list(grid), cfg, done.skipped, notes,
                        n_skipped=done.n_skipped)
+
+
+STOP_LEVEL_NAMES = ("sl_stop", "tp_stop")
+
+
+def stop_levels(settings: Mapping[str, Any]) -> dict[str, list[float]]:
+    """The stop settings given as several levels (name -> levels); {} if none."""
+    return {k: [float(v) for v in settings[k]] for k in STOP_LEVEL_NAMES
+            if isinstance(settings.get(k), Sequence | np.ndarray | range)}
+
+
+def _sweep_stop_levels(strategy: Any, params: Any, levels: dict[str, list[float]],
+                       data_kw: dict[str, Any], settings: dict[str, Any]) -> SweepResult:
+    """`sweep` once per combination of stop levels; rows concatenated, level by level."""
+    if any(not v for v in levels.values()):
+        raise InputError("a swept stop needs at least one level")
+    parts, frames = [], []
+    for combo in grid_product(levels):
+        part = sweep(strategy, params, **data_kw, **(settings | combo))
+        parts.append(part)
+        frames.append(part.grid.with_columns(**{k: pl.lit(v, pl.Float64)
+                                                for k, v in combo.items()}))
+    first = parts[0]
+    names = first.param_names + list(levels)
+    frame = pl.concat(frames).select(names + [c for c in first.grid.columns if c not in names])
+    config = first.config | dict(levels) | {
+        "grid_shape": first.config["grid_shape"] | {k: len(v) for k, v in levels.items()}}
+    notes = list(dict.fromkeys(n for p in parts for n in p.warnings))
+    return SweepResult(frame, first.strategy, names, config, first.skipped, notes,
+                       n_skipped=first.n_skipped)
 
 
 def _lake_source(lake: str | Path | None, config: Config, symbol: str, interval: str,

@@ -181,3 +181,32 @@ def test_cli_run_with_stops_counts_exits(lake, tmp_path):
     assert data["n_trail_exits"] == ours.metrics["n_trail_exits"] > 0
     assert data["n_tp_exits"] == ours.metrics["n_tp_exits"]
     assert data["final_equity"] == pytest.approx(ours.metrics["final_equity"], rel=1e-12)
+
+
+def test_sweep_over_stop_levels_equals_single_runs_per_level():
+    bars = make_bars(1200, seed=12)
+    kw = dict(bars=bars, fee=0.0005, funding=False, exchange_filters=False)
+    res = backtest.sweep("sma_cross", {"fast": [5, 10], "slow": [30]}, sl_stop=[0.01, 0.02],
+                         tp_stop=[0.03], sl_trail=True, **kw)
+    frame = res.to_frame()
+    assert frame.columns[:4] == ["fast", "slow", "sl_stop", "tp_stop"]
+    assert frame.height == 4 and res.config["grid_shape"]["sl_stop"] == 2
+    assert sorted(set(frame["sl_stop"].to_list())) == [0.01, 0.02]
+    for row in frame.iter_rows(named=True):
+        one = backtest.run("sma_cross", {"fast": row["fast"], "slow": row["slow"]},
+                           sl_stop=row["sl_stop"], tp_stop=row["tp_stop"], sl_trail=True, **kw)
+        for name in ("final_equity", "n_trades", "n_trail_exits", "n_tp_exits"):
+            assert row[name] == pytest.approx(one.metrics[name], rel=1e-12)
+    assert frame["n_trail_exits"].min() > 0
+
+
+def test_cli_sweep_over_stop_levels(lake, tmp_path):
+    root, bars = lake
+    out = tmp_path / "sweep.json"
+    assert _cli(root, bars, "sweep", "--param", "fast=5", "--param", "slow=20,40",
+                "--no-funding", "--no-exchange-filters", "--sl-stop", "0.01:0.04:0.01",
+                "--json", str(out)) == 0
+    rows = json.loads(out.read_text())  # one object per combination and level
+    levels = sorted((r["slow"], r["sl_stop"]) for r in rows)
+    assert levels == [(s, pytest.approx(v)) for s in (20, 40) for v in (0.01, 0.02, 0.03)]
+    assert _cli(root, bars, "run", "--sl-stop", "0.01:0.04:0.01") == 2
