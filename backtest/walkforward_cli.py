@@ -46,26 +46,30 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def echo_summary(result: Any) -> None:
-    """Per-fold lines, then the stitched out-of-sample metrics, the DSR and the PBO."""
-    click.echo(f"{len(result.folds)} folds, objective {result.objective}:")
-    click.echo("  ".join(["fold", "train", "test", "params", "is_sharpe",
+def echo_summary(result: Any, err: bool = False) -> None:
+    """Per-fold lines, then the stitched out-of-sample metrics, the DSR and the PBO (on
+    stderr when `err`: an output goes to standard output)."""
+    def say(text: str) -> None:
+        click.echo(text, err=err)
+
+    say(f"{len(result.folds)} folds, objective {result.objective}:")
+    say("  ".join(["fold", "train", "test", "params", "is_sharpe",
                           *(f"oos_{m}" for m in FOLD_METRICS)]))
     for k, fold in enumerate(result.folds):
         params = ",".join(f"{n}={v}" for n, v in fold.params.items())
         oos = fold.out_of_sample or {}
-        click.echo("  ".join([str(k), f"{fold.train[0]}/{fold.train[1]}",
+        say("  ".join([str(k), f"{fold.train[0]}/{fold.train[1]}",
                               f"{fold.test[0]}/{fold.test[1]}", params,
                               _fmt(fold.in_sample.get("sharpe")),
                               *(_fmt(oos.get(m)) for m in FOLD_METRICS)]))
-    click.echo("out of sample (stitched):")
+    say("out of sample (stitched):")
     for name in OVERALL_METRICS:
-        click.echo(f"{name:>17}: {_fmt(result.out_of_sample.get(name))}")
+        say(f"{name:>17}: {_fmt(result.out_of_sample.get(name))}")
     dsr = result.deflated_sharpe
-    click.echo(f"  deflated sharpe: {_fmt(dsr['dsr'])} (best of {dsr['n_trials']} over the "
+    say(f"  deflated sharpe: {_fmt(dsr['dsr'])} (best of {dsr['n_trials']} over the "
                f"full sample: {dsr['params']})")
     pbo = result.pbo
-    click.echo(f"              pbo: {_fmt(pbo['pbo']) if pbo else '-'}")
+    say(f"              pbo: {_fmt(pbo['pbo']) if pbo else '-'}")
     for note in result.warnings:
         click.echo(f"note: {note}", err=True)
 
@@ -80,8 +84,10 @@ def walk_forward_command(base: click.Command,
 
     def callback(train: str, test: str, anchored: bool, objective: str, pbo_blocks: int,
                  **kw: Any) -> None:
+        from backtest.outputs import check_outputs, to_stdout, write_output
         from backtest.walkforward import walk_forward
 
+        check_outputs(kw.get("json_path"), kw.get("report_path"))
         try:
             result = walk_forward(kw["strategy"], parse_params(kw["param"]), train=train,
                                   test=test, anchored=anchored, objective=objective,
@@ -90,17 +96,27 @@ def walk_forward_command(base: click.Command,
             raise
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        echo_summary(result)
+        echo_summary(result, err=to_stdout(kw.get("json_path"), kw.get("report_path")))
         if kw.get("json_path"):
-            result.to_json(kw["json_path"])
+            where = write_output(kw["json_path"], result.to_json(), "--json")
+            click.echo(f"json: {where}", err=True)
         if kw.get("report_path"):
-            from backtest.report.walkforward import write_walk_forward_report
+            from backtest.report.walkforward import (
+                walk_forward_report_html,
+                write_walk_forward_report,
+            )
 
-            click.echo(f"report: {write_walk_forward_report(result, kw['report_path'])}",
-                       err=True)
+            if kw["report_path"] == "-":
+                write_output("-", walk_forward_report_html(result), "--report")
+            else:
+                click.echo(f"report: {write_walk_forward_report(result, kw['report_path'])}",
+                           err=True)
 
     return click.Command(
         "walk-forward", callback=callback, params=[*shared, *OWN_OPTIONS],
         help="Walk-forward optimisation: sweep --param on each training window, trade the "
              "best on the next test window, stitch the test windows; with the Deflated "
-             "Sharpe Ratio and the PBO of the full-sample sweep.")
+             "Sharpe Ratio and the PBO of the full-sample sweep.\n\n\b\nExample:\n"
+             "  backtest walk-forward --lake ./data --symbol BTCUSDT --interval 1h \\\n"
+             "      --start 2022-01-01 --end 2025-01-01 --param fast=5:50:5 \\\n"
+             "      --param slow=50:300:25 --train 180d --test 30d --json wf.json")

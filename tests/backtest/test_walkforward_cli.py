@@ -66,3 +66,15 @@ def test_bad_input_is_one_line_and_exit_2(lake, capsys, extra, message):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("backtest: error:") and message in err
+
+
+def test_outputs_checked_before_the_run_and_dash_is_stdout(lake, tmp_path, capsys) -> None:
+    """--json into a folder is one line before any work; --json - is clean JSON on stdout."""
+    argv = [*BASE, "--lake", str(lake), "--train", "60d", "--test", "20d"]
+    assert _exit_code([*argv, "--json", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a directory" in err[0]
+    assert _exit_code([*argv, "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert list(json.loads(captured.out)) == ["folds", "out_of_sample", "deflated_sharpe", "pbo"]
+    assert "folds, objective sharpe" in captured.err
