@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "backtest"))  # bt_helpers: lake writing for tests
+sys.path.insert(0, str(ROOT))  # tests.support.backtest: the tests' lake writing
 
 
 def build_lake(root: Path, n_symbols: int, n_bars: int) -> list[str]:
-    from bt_helpers import make_bars, write_klines
+    from tests.support.backtest import make_bars, write_klines
 
     symbols = [f"S{k:02d}USDT" for k in range(n_symbols)]
     for k, sym in enumerate(symbols):
@@ -44,9 +44,8 @@ def build_lake(root: Path, n_symbols: int, n_bars: int) -> list[str]:
 
 def sweep_all(root: Path, symbols: list[str], grid: dict, n_bars: int,
               dask: str | None) -> tuple[float, list]:
-    from bt_helpers import iso, make_bars
-
     import backtest
+    from tests.support.backtest import iso, make_bars
 
     b = make_bars(n_bars)
     kw = dict(lake=root, interval="1h", start=iso(b.open_time_us[0]),

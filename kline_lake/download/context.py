@@ -92,7 +92,13 @@ class RunContext:
             try:
                 await asyncio.shield(done)
             except asyncio.CancelledError:
-                await asyncio.wait([done])  # the thread cannot be stopped: let it land
+                # the thread cannot be stopped: let it land, however many times the run is
+                # cancelled meanwhile (Ctrl-C cancels the task, asyncio.run's shutdown again)
+                while not done.done():
+                    try:
+                        await asyncio.wait([done])
+                    except asyncio.CancelledError:
+                        continue
                 if not done.cancelled() and done.exception() is None:
                     self._count(table)
                 raise

@@ -1,4 +1,4 @@
-"""Fixtures for archive tests (helpers live in archive_helpers.py)."""
+"""Fixtures for archive tests (helpers live in tests/support/archive.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 
 import pytest
-from archive_helpers import ArchiveServer, handler_for
+
+from tests.support.archive import ArchiveServer, handler_for
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from archive_helpers import REAL_DIR, kline_csv
 
 from kline_lake.archive import manifest as archive_manifest
 from kline_lake.archive.csv import parse_archive_csv
@@ -28,6 +27,7 @@ from kline_lake.core.markets import SPOT, UM
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import ChecksumError
 from kline_lake.lake.writer import LakeWriter
+from tests.support.archive import REAL_DIR, kline_csv
 
 KEY = SeriesKey("spot", "klines", "BTCUSDT", "1m")
 DIR = "data/spot/daily/klines/BTCUSDT/1m"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from archive_helpers import REAL_DIR
 
 from kline_lake.archive.checksum import parse_checksum
 from kline_lake.archive.csv import parse_archive_csv
@@ -19,6 +18,7 @@ from kline_lake.archive.fetch import (
     fetch_checksum,
 )
 from kline_lake.errors import ChecksumError, TransientError
+from tests.support.archive import REAL_DIR
 
 FAST = FetchPolicy(backoff_base_s=0.0)
 PATH = "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2020-01-01.zip"

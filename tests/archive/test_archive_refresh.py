@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
-from archive_helpers import kline_csv
 
 from kline_lake.archive import manifest as archive_manifest
 from kline_lake.archive.csv import parse_archive_csv
@@ -21,6 +20,7 @@ from kline_lake.archive.refresh import refresh_archive, replace_range
 from kline_lake.core.markets import SPOT
 from kline_lake.core.series import SeriesKey
 from kline_lake.lake.writer import LakeWriter
+from tests.support.archive import kline_csv
 
 KEY = SeriesKey("spot", "klines", "ETHUSDT", "1h")
 DIR = "data/spot/daily/klines/ETHUSDT/1h"

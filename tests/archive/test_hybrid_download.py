@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from archive_helpers import ArchiveServer
 
 from kline_lake.archive.hybrid import HybridProgress, kline_holes_ms
 from kline_lake.download.orchestrate import run_download
 from kline_lake.download.request import validate_request
 from kline_lake.fake_exchange import FakeExchange
+from tests.support.archive import ArchiveServer
 
 NOW_MS = int(datetime(2024, 3, 5, 12, 0, tzinfo=UTC).timestamp() * 1000)
 DAY_MS = 86_400_000

@@ -6,7 +6,6 @@ import io
 import zipfile
 
 import pytest
-from archive_helpers import make_zip
 
 from kline_lake.archive import zip_safety
 from kline_lake.archive.zip_safety import (
@@ -15,6 +14,7 @@ from kline_lake.archive.zip_safety import (
     extract_single_csv,
     raw_inflater,
 )
+from tests.support.archive import make_zip
 
 
 @pytest.fixture(params=["isal", "stdlib"])

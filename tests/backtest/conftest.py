@@ -1,4 +1,4 @@
-"""Fixtures for the backtester tests (helpers live in bt_helpers.py)."""
+"""Fixtures for the backtester tests (helpers live in tests/support/backtest.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bt_helpers import make_bars, write_funding, write_klines
 
 from backtest.data import Bars
+from tests.support.backtest import make_bars, write_funding, write_klines
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-from bt_helpers import iso, make_bars, write_klines
 
 from backtest.cli import main
+from tests.support.backtest import iso, make_bars, write_klines
 
 
 def _args(root: Path, bars, *extra: str) -> list[str]:

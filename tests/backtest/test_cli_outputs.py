@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bt_helpers import iso
 
 from backtest.cli import main
+from tests.support.backtest import iso
 
 
 def _args(root: Path, bars, *extra: str) -> list[str]:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bt_helpers import iso, make_bars
 
 import backtest
 from backtest.cli import main
@@ -33,6 +32,7 @@ from backtest.sweep_memory import (
     resolve_budget,
 )
 from kline_lake.errors import InputError
+from tests.support.backtest import iso, make_bars
 
 N_METRICS = len(METRICS_DT.names)
 # per combination: its metric record, its 2 parameters, its frame row, a column in transit

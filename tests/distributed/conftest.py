@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "backtest"))  # bt_helpers
-
-from bt_helpers import make_bars, write_funding, write_klines  # noqa: E402
-from dd_helpers import new_cluster  # noqa: E402
+from tests.support.backtest import make_bars, write_funding, write_klines
+from tests.support.distributed import new_cluster
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 
 import pytest
-from bt_helpers import iso
 
 from backtest.cli import main
+from tests.support.backtest import iso
 
 
 def _run(argv: list[str]) -> int:

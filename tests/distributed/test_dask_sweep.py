@@ -9,14 +9,14 @@ import threading
 import time
 
 import pytest
-from bt_helpers import iso, make_bars
-from dd_helpers import new_cluster
 
 import backtest
 from backtest.engine import load_market_data
 from backtest.strategies import get_strategy
 from backtest.sweep import plan_memory
 from backtest.sweep_memory import Budget
+from tests.support.backtest import iso, make_bars
+from tests.support.distributed import new_cluster
 
 GRIDS = [
     ("sma_cross", {"fast": [3, 5, 8, 13, 40], "slow": [10, 20, 35, 60]}),  # 5 invalid

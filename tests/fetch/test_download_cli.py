@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fetch_helpers import KLINE_LAKE, NOW_MS, assert_same_lake, cli, download
 
 from kline_lake.fake_exchange import FakeExchange
+from tests.support.fetch import KLINE_LAKE, NOW_MS, assert_same_lake, cli, download
 
 
 @pytest.fixture(scope="module")

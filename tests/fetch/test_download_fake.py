@@ -7,7 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fetch_helpers import (
+
+from kline_lake.core.series import SeriesKey
+from kline_lake.core.timeutil import ms_to_us, parse_utc_ms
+from kline_lake.fake_exchange import FakeExchange
+from kline_lake.fake_exchange import universe as uni
+from tests.support.fetch import (
     NOW_MS,
     assert_same_lake,
     covered,
@@ -17,11 +22,6 @@ from fetch_helpers import (
     server_funding,
     server_klines,
 )
-
-from kline_lake.core.series import SeriesKey
-from kline_lake.core.timeutil import ms_to_us, parse_utc_ms
-from kline_lake.fake_exchange import FakeExchange
-from kline_lake.fake_exchange import universe as uni
 
 MIN_MS = 60_000
 HOUR_MS = 3_600_000

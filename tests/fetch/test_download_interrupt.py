@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from fetch_helpers import KLINE_LAKE, NOW_MS, cli
 
 from kline_lake.fake_exchange import FakeExchange
+from tests.support.fetch import KLINE_LAKE, NOW_MS, cli
 
 # 2 symbols x 60 days of 3m klines over REST: ~116 pages of weight 2 on a budget of 40
 # per second, so the run lasts several seconds and the signal lands mid-run.

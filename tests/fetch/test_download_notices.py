@@ -9,7 +9,6 @@ import io
 from pathlib import Path
 
 import httpx
-from fetch_helpers import NOW_MS, cli, read_series, server_klines
 
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import parse_utc_ms
@@ -17,6 +16,7 @@ from kline_lake.download.orchestrate import run_download
 from kline_lake.download.progress import NullProgress, TqdmProgress
 from kline_lake.download.request import validate_request
 from kline_lake.fake_exchange import FakeExchange, universe
+from tests.support.fetch import NOW_MS, cli, read_series, server_klines
 
 
 def _run(fx: FakeExchange, lake: Path, progress, **kw):

@@ -11,7 +11,6 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
-from fetch_helpers import NOW_MS, cli, read_series, server_klines
 
 from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.core.series import SeriesKey
@@ -19,6 +18,7 @@ from kline_lake.core.timeutil import parse_utc_ms
 from kline_lake.download.select import select_symbols
 from kline_lake.errors import InputError
 from kline_lake.fake_exchange import FakeExchange
+from tests.support.fetch import NOW_MS, cli, read_series, server_klines
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fetch_helpers import NOW_MS, cli, download, read_series, server_klines
 
 from kline_lake.core.markets import ENV_BASE_URL, SPOT, UM, US, resolve_base_url
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import ms_to_us, parse_utc_ms
 from kline_lake.fake_exchange import FakeExchange
 from kline_lake.fake_exchange import universe as uni
+from tests.support.fetch import NOW_MS, cli, download, read_series, server_klines
 
 START, END = "2019-09-01", "2020-07-01"
 

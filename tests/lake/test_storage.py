@@ -13,8 +13,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import storage_helpers
 
+import tests.support.storage as storage_helpers
 from kline_lake.errors import InputError, LakeError
 from kline_lake.lake.storage import LocalStorage, StorageLock, open_storage
 

@@ -7,15 +7,15 @@ import uuid
 
 import polars as pl
 import pytest
-import storage_helpers
-from lake_helpers import JAN_2024_MS
 
+import tests.support.storage as storage_helpers
 from kline_lake import Lake
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
 from kline_lake.lake.storage import open_storage
 from kline_lake.lake.synthetic import synthetic_funding, synthetic_klines
 from kline_lake.lake.writer import LakeWriter
+from tests.support.lake import JAN_2024_MS
 
 s3_server, s3_env, bucket = (storage_helpers.s3_server, storage_helpers.s3_env,
                               storage_helpers.bucket)  # fixtures

@@ -4,9 +4,8 @@ changed objects copied, readers see the same lake, one writer at a time."""
 from __future__ import annotations
 
 import pytest
-import storage_helpers
-from lake_helpers import JAN_2024_MS
 
+import tests.support.storage as storage_helpers
 from kline_lake import Lake
 from kline_lake.cli import main
 from kline_lake.core.series import SeriesKey
@@ -15,6 +14,7 @@ from kline_lake.lake.storage import StorageLock, open_storage
 from kline_lake.lake.sync import MANIFEST_KEY, sync_lake
 from kline_lake.lake.synthetic import synthetic_klines
 from kline_lake.lake.writer import LakeWriter
+from tests.support.lake import JAN_2024_MS
 
 s3_server, s3_env, bucket = (storage_helpers.s3_server, storage_helpers.s3_env,
                               storage_helpers.bucket)  # fixtures

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from report_helpers import make_run, make_sweep
+
+from tests.support.report import make_run, make_sweep
 
 
 @pytest.fixture(scope="session")
