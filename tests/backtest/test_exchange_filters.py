@@ -216,30 +216,25 @@ def test_filters_are_read_from_the_lake_or_the_result_says_why_not(tmp_path):
     assert res.config["exchange_filters"]["source"] == "off"
 
 
-# Filter entries as recorded in ../shared/real_data/exchange_info (USD-M 2024-10-20,
-# spot 2021-12-17) and, for NOTIONAL, the shape the spot docs give since 2023.
-REAL_UM_ETH = {"symbol": "ETHUSDT", "filters": [
-    {"filterType": "PRICE_FILTER", "tickSize": "0.01", "minPrice": "39.86", "maxPrice": "306177"},
-    {"maxQty": "10000", "filterType": "LOT_SIZE", "minQty": "0.001", "stepSize": "0.001"},
-    {"filterType": "MARKET_LOT_SIZE", "maxQty": "2000", "minQty": "0.001", "stepSize": "0.001"},
-    {"notional": "20", "filterType": "MIN_NOTIONAL"}]}
-REAL_SPOT_ETH = {"symbol": "ETHUSDT", "filters": [
-    {"filterType": "LOT_SIZE", "minQty": "0.00010000", "maxQty": "9000.00000000",
-     "stepSize": "0.00010000"},
-    {"filterType": "MIN_NOTIONAL", "minNotional": "10.00000000", "applyToMarket": True,
-     "avgPriceMins": 5},
-    {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "1517.79571715",
-     "stepSize": "0.00000000"}]}
+# The real entries come from the vendored exchangeInfo files (USD-M 2024-10-20, spot
+# 2021-12-17); NOTIONAL has the shape the spot docs give since 2023.
+def _real_symbol(real_data, name: str, symbol: str) -> dict:
+    info = json.loads((real_data / "exchange_info" / name).read_text())
+    return next(s for s in info["symbols"] if s["symbol"] == symbol)
+
+
 SPOT_NOTIONAL = {"symbol": "XUSDT", "filters": [
     {"filterType": "LOT_SIZE", "minQty": "0.10000000", "maxQty": "9000.0", "stepSize": "0.1"},
     {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": False,
      "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5}]}
 
 
-def test_symbol_filters_parse_real_exchange_info_entries():
-    info = {"symbols": [REAL_UM_ETH]}
+def test_symbol_filters_parse_real_exchange_info_entries(real_data):
+    um_eth = _real_symbol(real_data, "usdm_exchangeInfo_2024-10-20.json", "ETHUSDT")
+    spot_eth = _real_symbol(real_data, "spot_exchangeInfo_2021-12-17_body.json", "ETHUSDT")
+    info = {"symbols": [um_eth]}
     assert symbol_filters(info, "ETHUSDT", "um") == ExchangeFilters(0.001, 0.001, 20.0, "um")
-    assert symbol_filters({"symbols": [REAL_SPOT_ETH]}, "ETHUSDT") == ExchangeFilters(
+    assert symbol_filters({"symbols": [spot_eth]}, "ETHUSDT") == ExchangeFilters(
         0.0001, 0.0001, 10.0, "exchangeInfo")
     # a minimum that does not apply to market orders is not a minimum for our fills
     assert symbol_filters({"symbols": [SPOT_NOTIONAL]}, "XUSDT").min_notional == 0.0
