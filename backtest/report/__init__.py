@@ -24,15 +24,15 @@ Decisions (the issue was silent):
 
 from __future__ import annotations
 
-import html
 import os
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from backtest.report import figures, tables
 from backtest.report.downsample import MAX_PLOT_POINTS, m4_indices, thin_markers
 from backtest.report.html import page, section, warnings_block
-from backtest.results import RunResult, SweepResult, json_safe
+from backtest.results import LOWER_IS_BETTER, RunResult, SweepResult, json_safe
 from kline_lake.errors import InputError
 from kline_lake.lake.atomic import atomic_write_bytes
 
@@ -82,17 +82,17 @@ def sweep_report_html(sweep: SweepResult, metric: str = "sharpe", x: str | None 
     if grid.height == 0:
         raise ValueError("the sweep has no valid combination: nothing to report")
     fig = figures.sweep_figure(sweep, metric, x, y)
-    maximize = metric not in figures.LOWER_IS_BETTER
+    maximize = metric not in LOWER_IS_BETTER
     cfg = sweep.config
     title = (f"{sweep.strategy} sweep on {cfg.get('symbol', '?')} {cfg.get('interval', '')} "
              f"({cfg.get('market', '?')})")
     subtitle = (f"{grid.height:,} combinations of {', '.join(sweep.param_names)}, "
-                f"{len(sweep.skipped):,} skipped as invalid; {cfg.get('n_bars', '?')} bars")
+                f"{sweep.n_skipped or 0:,} skipped as invalid; {cfg.get('n_bars', '?')} bars")
     skipped = ""
     if sweep.skipped:
         reasons = sorted({str(s.get("reason", "")) for s in sweep.skipped})
         skipped = section("Skipped combinations", "<ul>" + "".join(
-            f"<li>{html.escape(r)}</li>" for r in reasons[:20]) + "</ul>")
+            f"<li>{escape(r)}</li>" for r in reasons[:20]) + "</ul>")
     sections = [
         "{figure:fig-sweep}",
         section("Best combinations", tables.best_rows_table(grid, metric, maximize, n_best),

@@ -13,11 +13,9 @@ import plotly.graph_objects as go
 import polars as pl
 
 from backtest.report.downsample import MAX_MARKERS, MAX_PLOT_POINTS, m4_indices, thin_markers
-from backtest.results import RunResult, SweepResult
+from backtest.results import LOWER_IS_BETTER, RunResult, SweepResult
 
 TEMPLATE = "plotly_white"
-LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration", "fees_paid",
-                             "funding_paid"})
 MAX_LABELLED_CELLS = 400  # heatmaps up to 20 x 20 print each cell's value
 GREEN, RED, GREY, BLUE, ORANGE = "#2ca02c", "#d62728", "#555555", "#1f77b4", "#ff7f0e"
 

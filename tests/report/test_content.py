@@ -18,8 +18,7 @@ from backtest.report import (
     write_run_report,
     write_sweep_report,
 )
-from backtest.report.figures import LOWER_IS_BETTER
-from backtest.results import RunResult
+from backtest.results import LOWER_IS_BETTER, RunResult, SweepResult
 from tests.support.report import (
     MINUTE_US,
     decode,
@@ -208,13 +207,21 @@ def test_one_parameter_sweep_is_a_line():
     sweep = make_sweep({"fast": [5, 10, 20], "slow": [60]}, n=400)
     text = sweep_report_html(sweep, metric="total_return", x="fast", y=None)
     assert parse_report(text).figures["fig-sweep"]["data"][0]["type"] == "heatmap"
-    from backtest.results import SweepResult
-
     one = SweepResult(sweep.grid.drop("slow"), sweep.strategy, ["fast"], sweep.config)
     spec = parse_report(sweep_report_html(one, "total_return")).figures["fig-sweep"]
     line = spec["data"][0]
     assert line["type"] == "scatter" and line["x"] == ["5", "10", "20"]
     assert list(decode(line["y"])) == sweep.grid.get_column("total_return").to_list()
+
+
+def test_sweep_report_counts_every_skipped_point_not_the_kept_sample():
+    sweep = make_sweep({"fast": [5, 10], "slow": [60]}, n=400)
+    kept = [{"fast": 70, "slow": 60, "reason": "fast must be < slow"}]
+    capped = SweepResult(sweep.grid, sweep.strategy, sweep.param_names, sweep.config,
+                         skipped=kept, n_skipped=12_345)
+    text = sweep_report_html(capped, "total_return")
+    assert "12,345 skipped as invalid" in text
+    assert "<li>fast must be &lt; slow</li>" in text  # the reasons section, escaped
 
 
 def test_bad_sweep_report_arguments(sweep_result, tmp_path):
