@@ -7,7 +7,7 @@ decisions, `backtest.kernels` for the per-bar order of events.
 
 from backtest.data import Bars, FundingEvents, MarkOpens
 from backtest.engine import run
-from backtest.portfolio import portfolio as portfolio
+from backtest.multi_asset import portfolio, portfolio_sweep
 from backtest.results import RunResult, SweepResult
 from backtest.strategies import REGISTRY, Strategy
 from backtest.sweep import sweep
@@ -15,5 +15,5 @@ from backtest.walkforward import walk_forward
 
 __all__ = [
     "REGISTRY", "Bars", "FundingEvents", "MarkOpens", "RunResult", "Strategy", "SweepResult",
-    "run", "sweep", "walk_forward",
+    "portfolio", "portfolio_sweep", "run", "sweep", "walk_forward",
 ]

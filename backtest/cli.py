@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from backtest.metrics import METRIC_NAMES
+from backtest.multi_asset.cli import portfolio_cmd
 from backtest.outputs import STDOUT, check_outputs, to_stdout, write_output
 from backtest.params import parse_param, parse_params, single_values
-from backtest.portfolio.cli import portfolio_cmd
 from backtest.results import LOWER_IS_BETTER
 from backtest.strategies import REGISTRY
 from backtest.walkforward_cli import walk_forward_command

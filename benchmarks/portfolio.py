@@ -68,7 +68,7 @@ def reset_peak() -> float:
 
 def make_panel(n_bars: int, n_assets: int, seed: int = 7):
     """Seeded hourly random walks of `n_assets` perpetuals as a Panel."""
-    from backtest.portfolio.panel import panel_from_arrays
+    from backtest.multi_asset.panel import panel_from_arrays
 
     rng = np.random.default_rng(seed)
     levels = 10.0 ** rng.uniform(-1, 4, n_assets)
@@ -80,7 +80,7 @@ def make_panel(n_bars: int, n_assets: int, seed: int = 7):
 
 
 def _slice(panel, n: int):
-    from backtest.portfolio.panel import panel_from_arrays
+    from backtest.multi_asset.panel import panel_from_arrays
 
     return panel_from_arrays(list(panel.assets), panel.interval, panel.time_us[:n],
                              panel.open[:n], panel.close[:n])
@@ -90,7 +90,7 @@ def run_ours(panel) -> tuple:
     """Timed on the given weights (as vectorbt is); also timed once more computing
     them with the strategy (`with_strategy_s`)."""
     import backtest
-    from backtest.portfolio.strategies import momentum_rank
+    from backtest.multi_asset.strategies import momentum_rank
 
     def once(p, strategy):
         return backtest.portfolio(strategy, {} if callable(strategy) else PARAMS, panel=p,
@@ -123,8 +123,8 @@ def run_ours(panel) -> tuple:
 
 
 def _vbt_weights(panel):
-    from backtest.portfolio.engine import rebalance_mask
-    from backtest.portfolio.strategies import momentum_rank
+    from backtest.multi_asset.engine import rebalance_mask
+    from backtest.multi_asset.strategies import momentum_rank
 
     w = momentum_rank(panel, **PARAMS)
     w[~rebalance_mask(panel, "1d")] = np.nan

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import backtest
-from backtest.portfolio.panel import AssetInfo, panel_from_arrays
+from backtest.multi_asset.panel import AssetInfo, panel_from_arrays
 from kline_lake.errors import InputError
 from kline_lake.lake.writer import LakeWriter
 from tests.support.portfolio import write_asset

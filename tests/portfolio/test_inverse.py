@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import backtest
-from backtest.portfolio.panel import AssetInfo, load_panel, panel_from_arrays
+from backtest.multi_asset.panel import AssetInfo, load_panel, panel_from_arrays
 from kline_lake.download.orchestrate import run_download
 from kline_lake.download.request import validate_request
 from kline_lake.fake_exchange import FakeExchange

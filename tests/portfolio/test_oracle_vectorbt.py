@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import backtest
-from backtest.portfolio.panel import load_panel, panel_from_arrays
-from backtest.portfolio.strategies import PORTFOLIO_STRATEGIES
+from backtest.multi_asset.panel import load_panel, panel_from_arrays
+from backtest.multi_asset.strategies import PORTFOLIO_STRATEGIES
 from tests.support.portfolio import T0_MS, assert_matches_vbt, vbt_portfolio, write_asset
 
 N_BARS = 600

@@ -8,8 +8,8 @@ import re
 import numpy as np
 
 import backtest
-from backtest.portfolio.panel import panel_from_arrays
-from backtest.portfolio.report import portfolio_figures, write_portfolio_report
+from backtest.multi_asset.panel import panel_from_arrays
+from backtest.multi_asset.report import portfolio_figures, write_portfolio_report
 
 
 def _result(n: int = 300):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import backtest
-from backtest.portfolio.engine import rebalance_mask
-from backtest.portfolio.panel import panel_from_arrays
-from backtest.portfolio.strategies import (
+from backtest.multi_asset.engine import rebalance_mask
+from backtest.multi_asset.panel import panel_from_arrays
+from backtest.multi_asset.strategies import (
     basis,
     equal_weight,
     funding_carry,
@@ -104,7 +104,7 @@ def test_leverage_two_long_short_worked_numbers():
 
 
 def test_portfolio_sweep_rows_equal_single_runs():
-    from backtest.portfolio.sweep import portfolio_sweep
+    from backtest.multi_asset.sweep import portfolio_sweep
 
     rng = np.random.default_rng(9)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, (300, 4)), axis=0))

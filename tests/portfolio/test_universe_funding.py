@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import backtest
-from backtest.portfolio.panel import load_panel
-from backtest.portfolio.strategies import basis
+from backtest.multi_asset.panel import load_panel
+from backtest.multi_asset.strategies import basis
 from kline_lake.download.orchestrate import run_download
 from kline_lake.download.request import validate_request
 from kline_lake.fake_exchange import FakeExchange

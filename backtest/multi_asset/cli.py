@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
+from backtest.multi_asset.strategies import PORTFOLIO_STRATEGIES
 from backtest.params import parse_params, single_values
-from backtest.portfolio.strategies import PORTFOLIO_STRATEGIES
 from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.errors import InputError
 
@@ -76,8 +76,8 @@ def portfolio_cmd(**kw: Any) -> None:
           --start 2024-01-01 --end 2024-03-01 --strategy momentum_rank --param k=1 \\
           --rebalance 8h --leverage 2 --json out.json --report out.html
     """
+    from backtest.multi_asset.engine import portfolio
     from backtest.outputs import check_outputs, to_stdout, write_output
-    from backtest.portfolio.engine import portfolio
 
     check_outputs(kw["json_path"], kw["report_path"])
     say = (lambda text: click.echo(text, err=True)) \
@@ -109,7 +109,7 @@ def portfolio_cmd(**kw: Any) -> None:
         where = write_output(kw["json_path"], result.to_json(), "--json")
         click.echo(f"json: {where}", err=True)
     if kw["report_path"]:
-        from backtest.portfolio.report import portfolio_report_html, write_portfolio_report
+        from backtest.multi_asset.report import portfolio_report_html, write_portfolio_report
 
         if kw["report_path"] == "-":
             write_output("-", portfolio_report_html(result), "--report")
@@ -121,7 +121,7 @@ def _sweep(grid: dict, kw: dict[str, Any], say) -> None:
     """`--param` with several values: every combination on one loaded panel."""
     import polars as pl
 
-    from backtest.portfolio.sweep import portfolio_sweep
+    from backtest.multi_asset.sweep import portfolio_sweep
 
     try:
         frame = portfolio_sweep(kw["strategy"], grid, lake=kw["lake"], universe=kw["universe"],

@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from backtest.metrics import compute_metrics
-from backtest.portfolio.kernel import (
+from backtest.multi_asset.kernel import (
     A_FEES,
     A_FLOW,
     A_FUND,
@@ -35,8 +35,8 @@ from backtest.portfolio.kernel import (
     STATUS_RECORDS_FULL,
     STATUS_RUINED,
 )
-from backtest.portfolio.panel import Panel
-from backtest.portfolio.records import KIND_NAMES
+from backtest.multi_asset.panel import Panel
+from backtest.multi_asset.records import KIND_NAMES
 from backtest.records import TRADE_DT
 from backtest.results import json_safe
 

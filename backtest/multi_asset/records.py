@@ -22,7 +22,7 @@ ORDER_DT = np.dtype([
     ("kind", np.int64),  # KIND_REBALANCE or KIND_DELIST
 ])
 
-# per-asset totals of one run (`backtest.portfolio.results`)
+# per-asset totals of one run (`backtest.multi_asset.results`)
 ASSET_DT = np.dtype([
     ("pnl", np.float64),  # net of fees and funding, account currency
     ("fees_paid", np.float64),

@@ -13,10 +13,10 @@ from typing import Any
 
 import polars as pl
 
+from backtest.multi_asset.engine import portfolio
+from backtest.multi_asset.panel import Panel, load_panel
+from backtest.multi_asset.strategies import WeightFunc
 from backtest.params import grid_product
-from backtest.portfolio.engine import portfolio
-from backtest.portfolio.panel import Panel, load_panel
-from backtest.portfolio.strategies import WeightFunc
 from kline_lake.errors import InputError
 
 

@@ -23,7 +23,7 @@ Arrays in, arrays out, a status code instead of exceptions. One bar ``i`` at a t
    subtracted last, so a held portfolio's equity with funding equals its equity without
    funding minus ``funding_paid`` exactly.
 
-Inverse (COIN-M) contracts enter the kernel already mirrored by `backtest.portfolio.
+Inverse (COIN-M) contracts enter the kernel already mirrored by `backtest.multi_asset.
 engine`: price ``1 / p``, quantity ``-contracts * contractSize``, weight ``-w``,
 ``lot_step = contractSize``; ``inverse[a]`` makes slippage act on the real price
 (a real buy at ``p * (1 + slip)`` is a mirrored sell at ``(1 / p) / (1 + slip)``).
@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest.portfolio.records import KIND_DELIST, KIND_REBALANCE
+from backtest.multi_asset.records import KIND_DELIST, KIND_REBALANCE
 
 STATUS_OK = 0
 STATUS_BAD_INPUT = 8  # array shapes disagree
@@ -181,7 +181,7 @@ def simulate_portfolio_nb(open_, close, tradable, weights, rebalance, fund_at_op
                           leverage, threshold, equity_out, cash_out, gross_out, net_out,
                           fees_out, fund_out, pos_out, acc, orders):
     """Simulate one portfolio; fills the *_out arrays (fees and funding cumulative),
-    `orders` (a `backtest.portfolio.records.ORDER_DT` buffer).
+    `orders` (a `backtest.multi_asset.records.ORDER_DT` buffer).
 
     `weights[t]` is used only where `rebalance[t]`; a NaN weight leaves the asset as it
     is. `fee_rate`, `inverse` and `lot_step` are per asset. Returns ``(status, n_orders)``.

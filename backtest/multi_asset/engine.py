@@ -36,11 +36,11 @@ import numpy as np
 from backtest import fills
 from backtest.engine import use_jit
 from backtest.fees import FeeModel
-from backtest.portfolio.kernel import N_ACC, order_capacity, simulate_portfolio_nb
-from backtest.portfolio.panel import SPOT_MARKETS, Panel, load_panel
-from backtest.portfolio.records import empty_orders
-from backtest.portfolio.results import PortfolioResult, build_result
-from backtest.portfolio.strategies import WeightFunc, get_weight_func, resolve_params
+from backtest.multi_asset.kernel import N_ACC, order_capacity, simulate_portfolio_nb
+from backtest.multi_asset.panel import SPOT_MARKETS, Panel, load_panel
+from backtest.multi_asset.records import empty_orders
+from backtest.multi_asset.results import PortfolioResult, build_result
+from backtest.multi_asset.strategies import WeightFunc, get_weight_func, resolve_params
 from kline_lake.errors import InputError
 
 _PERIOD = re.compile(r"^(\d+)([mhdw])$")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from backtest.portfolio.panel import Panel
+from backtest.multi_asset.panel import Panel
 from kline_lake.errors import InputError
 
 WeightFunc = Callable[..., np.ndarray]

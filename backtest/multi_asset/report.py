@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from backtest.portfolio.results import PortfolioResult
+from backtest.multi_asset.results import PortfolioResult
 from backtest.report import tables
 from backtest.report.figures import TEMPLATE
 from backtest.report.html import page, section, warnings_block
