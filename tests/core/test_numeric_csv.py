@@ -437,3 +437,41 @@ def test_int_bounds_and_bool_spellings() -> None:
         [INT, BOOL])
     assert ints.tolist() == [10**18 - 1, -(10**18) + 1, 0, 0, 7]
     assert bools.tolist() == [True, False, True, False, True]
+
+
+# ---- the eight-bytes-at-a-time digit runs ---------------------------------------------------
+
+@pytest.mark.parametrize("tail", ["", "\n", ",1\n"], ids=["no-newline", "newline", "more-fields"])
+def test_digit_runs_of_every_length_at_every_distance_from_the_end(tail: str) -> None:
+    """Integer parts of 1..18 digits and fractions of 0..23 decimals (runs shorter than,
+    equal to and longer than the 8-byte word), each followed by a field end, the buffer's
+    end or junk: every value is Python's int/float of the same text, every junk field is
+    refused. Fields sit at every offset before the end, so the word loads and the
+    byte-at-a-time tail both run."""
+    rng = np.random.default_rng(5)
+    for n_int in range(1, 19):
+        for n_frac in range(24):
+            digits = "".join(str(d) for d in rng.integers(0, 10, n_int + n_frac))
+            text = digits[:n_int] + ("." + digits[n_int:] if n_frac else "")
+            kinds = [FLOAT, INT] if tail == ",1\n" else [FLOAT]
+            for pad in range(3):
+                data = f"{text}{tail}".encode()
+                rows = (b"1.5" + (b",1" if len(kinds) == 2 else b"") + b"\n") * pad
+                got = read_numeric_csv(rows + data, kinds)[0]
+                assert got[-1] == float(text), (text, tail, pad)
+            junk = f"{text}x{tail}".encode()
+            with pytest.raises(InputError, match="column 1"):
+                read_numeric_csv(junk, kinds)
+        field = "".join(str(d) for d in rng.integers(1, 10, n_int))
+        got = read_numeric_csv(f"{field}{tail}".encode(), [INT, INT] if tail == ",1\n" else [INT])[0]
+        assert got.tolist() == [int(field)]
+
+
+def test_digit_runs_across_word_boundaries_in_a_long_row() -> None:
+    """A row of many fields of lengths 1..17 (so every field starts at a different offset
+    within an 8-byte word) parses to the same values as pyarrow's reader."""
+    fields = [("1" * n) + "." + ("2" * (n % 9)) if n % 9 else "3" * n for n in range(1, 18)]
+    row = ",".join(fields) + "\n"
+    kinds = [FLOAT] * len(fields)
+    data = (row * 40).encode()
+    _ncsv_assert_same(read_numeric_csv(data, kinds), _ncsv_pyarrow(data, kinds), kinds)
