@@ -22,6 +22,7 @@ import re
 import numpy as np
 import pyarrow as pa
 
+from kline_lake.archive.extra_csv import EXTRA_CSV_DATASETS, parse_extra_csv
 from kline_lake.archive.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
 from kline_lake.core import schemas
 from kline_lake.core.schemas import klines_table, ts_column
@@ -89,6 +90,8 @@ def _read_csv(data: bytes, dataset: str) -> dict[str, np.ndarray]:
 
 def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
     """Parse one archive CSV (already unzipped) into the dataset's lake schema."""
+    if dataset in EXTRA_CSV_DATASETS:  # book_ticker, metrics, book_depth
+        return parse_extra_csv(data, dataset)
     if dataset not in _CSV_COLUMNS:
         raise InputError(f"unknown dataset {dataset!r}")
     if _NON_SPACE.search(data) is None:  # blank: as `not data.strip()`, without the copy

@@ -52,6 +52,7 @@ from kline_lake.core.schemas import TIME_COLUMNS, TS
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import KlineLakeError, NotInArchive
 from kline_lake.exchange.request_stats import RequestStats
+from kline_lake.lake.layout import DAILY_FILE_DATASETS
 from kline_lake.lake.writer import LakeWriter
 
 DEFAULT_CONCURRENCY = 8
@@ -143,7 +144,7 @@ def group_for_commit(pieces: list[PlanPiece], dataset: str) -> list[list[PlanPie
     """Archive pieces grouped into commits, in time order: one per calendar month (the
     lake's month partition file), or one per file for agg_trades (the lake keeps a file
     per day there, and a day of trades is already large)."""
-    if dataset in ("agg_trades", "trades"):
+    if dataset in DAILY_FILE_DATASETS:  # agg_trades, trades, book_ticker
         return [[p] for p in sorted(pieces)]
     groups: dict[str, list[PlanPiece]] = {}
     for piece in sorted(pieces):

@@ -111,6 +111,11 @@ def archive_frequencies(market: Market, dataset: str) -> tuple[str, ...]:
         return (MONTHLY,)
     if dataset in ("agg_trades", "trades"):  # trades: the same reasoning, ~10x the rows
         return (DAILY,)
+    if dataset in ("book_ticker", "metrics", "book_depth"):
+        # metrics and bookDepth are published daily only; bookTicker has monthly files too,
+        # but a month of best-bid/ask updates is the size of a month of trades: daily, as
+        # aggTrades (and the lake keeps a file per day of book_ticker)
+        return (DAILY,)
     return (MONTHLY, DAILY)
 
 

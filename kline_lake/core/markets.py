@@ -29,10 +29,19 @@ DATASETS: tuple[str, ...] = (
     "index_klines",
     "premium_klines",
     "trades",
+    "book_ticker",
+    "metrics",
+    "book_depth",
 )
 KLINE_DATASETS: frozenset[str] = frozenset({"klines", "mark_klines", "index_klines", "premium_klines"})
 PRICE_KLINE_DATASETS: frozenset[str] = frozenset({"mark_klines", "index_klines", "premium_klines"})
-FUTURES_ONLY_DATASETS: frozenset[str] = frozenset({"funding", *PRICE_KLINE_DATASETS})
+# book_ticker, metrics, book_depth: published for USD-M and COIN-M only (archive folders
+# bookTicker, metrics, bookDepth below data/futures/{um,cm}/; https://github.com/binance/binance-public-data)
+MARKET_EXTRA_DATASETS: frozenset[str] = frozenset({"book_ticker", "metrics", "book_depth"})
+FUTURES_ONLY_DATASETS: frozenset[str] = frozenset({"funding", *PRICE_KLINE_DATASETS,
+                                                   *MARKET_EXTRA_DATASETS})
+# Datasets the exchange has no REST history for: the archive is their only source.
+ARCHIVE_ONLY_DATASETS: frozenset[str] = frozenset({"book_ticker", "book_depth"})
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 ENV_BASE_URL = "KLINE_LAKE_BASE_URL"  # overrides every market at once
@@ -120,6 +129,9 @@ ARCHIVE_NAMES: dict[str, str] = {
     "index_klines": "indexPriceKlines",
     "premium_klines": "premiumIndexKlines",
     "trades": "trades",
+    "book_ticker": "bookTicker",
+    "metrics": "metrics",
+    "book_depth": "bookDepth",
 }
 
 # Datasets whose REST endpoint needs an API key header (`X-MBX-APIKEY`), read from this

@@ -92,6 +92,61 @@ FUNDING = pa.schema(
     ]
 )
 
+# Best bid/ask updates, USD-M and COIN-M archive `bookTicker` files
+# (`update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,transaction_time,event_time`,
+# times in ms; https://github.com/binance/binance-public-data, the futures
+# `<symbol>@bookTicker` stream fields u,b,B,a,A,T,E:
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Individual-Symbol-Book-Ticker-Streams).
+# No REST history exists. Key `update_id`, partitioned by `transaction_time`.
+BOOK_TICKER = pa.schema(
+    [
+        pa.field("update_id", pa.int64(), nullable=False),
+        pa.field("best_bid_price", pa.float64(), nullable=False),
+        pa.field("best_bid_qty", pa.float64(), nullable=False),
+        pa.field("best_ask_price", pa.float64(), nullable=False),
+        pa.field("best_ask_qty", pa.float64(), nullable=False),
+        pa.field("transaction_time", TS, nullable=False),
+        pa.field("event_time", TS, nullable=False),
+    ]
+)
+
+# 5-minute open interest and long/short ratios, archive `metrics` files
+# (`create_time,symbol,sum_open_interest,sum_open_interest_value,
+# count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,
+# sum_taker_long_short_vol_ratio`, create_time as text `YYYY-MM-DD HH:MM:SS` UTC). The
+# archive's column names are kept; their REST sources (USD-M `/futures/data/...`,
+# `kline_lake.download.rest_metrics`): openInterestHist sumOpenInterest/sumOpenInterestValue,
+# topLongShortAccountRatio, topLongShortPositionRatio, globalLongShortAccountRatio
+# (`longShortRatio` of each) and takerlongshortRatio (`buySellRatio`). The ratios may be
+# empty in a file (null).
+METRICS = pa.schema(
+    [
+        pa.field("create_time", TS, nullable=False),
+        pa.field("sum_open_interest", pa.float64(), nullable=True),
+        pa.field("sum_open_interest_value", pa.float64(), nullable=True),
+        pa.field("count_toptrader_long_short_ratio", pa.float64(), nullable=True),
+        pa.field("sum_toptrader_long_short_ratio", pa.float64(), nullable=True),
+        pa.field("count_long_short_ratio", pa.float64(), nullable=True),
+        pa.field("sum_taker_long_short_vol_ratio", pa.float64(), nullable=True),
+    ]
+)
+
+# Depth at +-1..5 % of the mid, archive `bookDepth` files (`timestamp,percentage,depth,notional`,
+# timestamp as text at second resolution; negative percentage = bid side, positive = ask;
+# depth and notional cumulative from the mid out to that band). The key is the pair
+# (timestamp, percentage), held in one int64 column `depth_key` (see `book_depth_key`) so
+# that every part of the lake that keys rows on one column (merge, sort, verify) works
+# unchanged.
+BOOK_DEPTH = pa.schema(
+    [
+        pa.field("depth_key", pa.int64(), nullable=False),
+        pa.field("timestamp", TS, nullable=False),
+        pa.field("percentage", pa.float64(), nullable=False),
+        pa.field("depth", pa.float64(), nullable=False),
+        pa.field("notional", pa.float64(), nullable=False),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "klines": KLINES,
     "mark_klines": PRICE_KLINES,
@@ -100,6 +155,9 @@ SCHEMAS: dict[str, pa.Schema] = {
     "agg_trades": AGG_TRADES,
     "trades": TRADES,
     "funding": FUNDING,
+    "book_ticker": BOOK_TICKER,
+    "metrics": METRICS,
+    "book_depth": BOOK_DEPTH,
 }
 
 # The unique, sorted key of each dataset; also the column that picks the year/month partition.
@@ -111,6 +169,9 @@ KEYS: dict[str, str] = {
     "agg_trades": "agg_id",
     "trades": "trade_id",
     "funding": "funding_time",
+    "book_ticker": "update_id",
+    "metrics": "create_time",
+    "book_depth": "depth_key",  # (timestamp, percentage): see book_depth_key
 }
 TIME_COLUMNS: dict[str, str] = {
     "klines": "open_time",
@@ -120,6 +181,9 @@ TIME_COLUMNS: dict[str, str] = {
     "agg_trades": "transact_time",
     "trades": "time",
     "funding": "funding_time",
+    "book_ticker": "transaction_time",
+    "metrics": "create_time",
+    "book_depth": "timestamp",
 }
 
 
@@ -198,3 +262,27 @@ def klines_table(cols: dict[str, Any], dataset: str) -> pa.Table:
         for name in ("volume", "quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume"):
             out[name] = cols[name]
     return conform(pa.table(out), dataset)
+
+
+# book_depth_key: (timestamp in ms) * 10_000 + (percentage in hundredths + 5_000), so the
+# key sorts by time, then by band, and both parts can be read back. Holds any band within
+# +-49.99 % at 0.01 % steps, and times to the year 2262.
+_DEPTH_PCT_SCALE = 100
+_DEPTH_PCT_OFFSET = 5_000
+_DEPTH_SLOTS = 10_000
+
+
+def book_depth_key(timestamp_us: np.ndarray, percentage: np.ndarray) -> np.ndarray:
+    """The `depth_key` of book_depth rows (see BOOK_DEPTH). InputError for a time that is
+    not a whole millisecond or a band outside +-49.99 % or off the 0.01 % grid."""
+    ts = np.asarray(timestamp_us, dtype=np.int64)
+    pct = np.asarray(percentage, dtype=np.float64)
+    hundredths = np.rint(pct * _DEPTH_PCT_SCALE)
+    bad = ~np.isfinite(pct) | (np.abs(hundredths) >= _DEPTH_PCT_OFFSET) \
+        | (np.abs(hundredths - pct * _DEPTH_PCT_SCALE) > 1e-6)
+    if bad.any():
+        raise InputError(f"book_depth: percentage {pct[bad][0]!r} is not a band within "
+                         f"+-49.99 % at 0.01 % steps")
+    if (ts % 1000).any():
+        raise InputError("book_depth: timestamps must be whole milliseconds")
+    return (ts // 1000) * _DEPTH_SLOTS + hundredths.astype(np.int64) + _DEPTH_PCT_OFFSET

@@ -7,6 +7,9 @@ Paths (below `/data/`), as https://github.com/binance/binance-public-data docume
   trades the aggTrades aggregate, `fake_exchange.trades`), and the same under futures;
 - `futures/{um,cm}/{daily,monthly}/{klines,markPriceKlines,indexPriceKlines,premiumIndexKlines}/...`
   and `aggTrades` as above; `futures/{um,cm}/monthly/fundingRate/SYMBOL/SYMBOL-fundingRate-YYYY-MM.zip`.
+- `futures/{um,cm}/{daily,monthly}/bookTicker/...`, `futures/{um,cm}/daily/metrics/...` and
+  `futures/{um,cm}/daily/bookDepth/...` (`SYMBOL-bookTicker-YYYY-MM[-DD].zip` etc.), from
+  `fake_exchange.market_extras` (see `extras_files` for their CSV text).
 - Each `.zip` has a `.zip.CHECKSUM` beside it: `<sha256 hex>  <zip name>` (no trailing
   newline, like the real files).
 
@@ -47,14 +50,13 @@ from datetime import UTC, datetime
 import numpy as np
 
 from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms, next_open_ms
-from kline_lake.fake_exchange import series
+from kline_lake.fake_exchange import extras_files, series, trade_files
 from kline_lake.fake_exchange import trades as trade_stream
+from kline_lake.fake_exchange.extras_files import EXTRA_ARCHIVE_DATASETS
 from kline_lake.fake_exchange.rest import (
     PRICE_KLINE_KINDS,
     SyntheticSource,
-    display_decimals,
     fmt_units,
-    trade_quote_strings,
 )
 from kline_lake.fake_exchange.universe import SymbolSpec
 
@@ -114,6 +116,10 @@ def parse_archive_path(path: str) -> ArchiveKey | None:
             return None
         prefix = f"{symbol}-{interval}-"
         api_interval = ARCHIVE_INTERVALS[interval]
+    elif dataset in EXTRA_ARCHIVE_DATASETS and interval is None:
+        if market == "spot" or period not in EXTRA_ARCHIVE_DATASETS[dataset]:
+            return None
+        prefix = f"{symbol}-{dataset}-"
     elif dataset in ("aggTrades", "trades", "fundingRate") and interval is None:
         if dataset == "fundingRate" and (market == "spot" or period != "monthly"):
             return None
@@ -251,13 +257,18 @@ class SyntheticArchive:
         segs = [(a, b) for a, b in path.segments(None) if a * 1000 < key.end_ms and b * 1000 > key.start_ms]
         if not segs:
             return None
-        if key.dataset == "aggTrades":
-            lines = self._agg_lines(spec, key, segs, us)
-            return _csv(lines, AGG_HEADER if header_ok else None) if lines else None
-        if key.dataset == "trades":
-            lines = self._trade_lines(spec, key, segs, us)
+        if key.dataset in EXTRA_ARCHIVE_DATASETS:  # bookTicker, metrics, bookDepth
+            return extras_files.archive_csv(spec, path, key.dataset, key.start_ms, key.end_ms,
+                                            header_ok)
+        if key.dataset in ("aggTrades", "trades"):
+            cols = self._agg_columns(spec, key, segs)
+            if cols is None:
+                return None
+            if key.dataset == "aggTrades":
+                return trade_files.agg_trades_csv(spec, cols, us, AGG_HEADER if header_ok else None)
             header = CM_TRADES_HEADER if spec.contract_size else TRADES_HEADER
-            return _csv(lines, header if header_ok else None) if lines else None
+            return trade_files.trades_csv(spec, trade_stream.expand(cols, path.lot), us,
+                                          header if header_ok else None)
         times = series.funding_times_s(path, key.start_ms, key.end_ms - 1, 10**6, key.end_ms)
         if not len(times):
             return None
@@ -293,43 +304,3 @@ class SyntheticArchive:
             return None
         times = secs * 1000 + path.trade_offset_ms(secs)
         return series.trades_for_seconds(path, secs, times, path.segments(None))
-
-    def _trade_lines(self, spec: SymbolSpec, key: ArchiveKey, segs: list[tuple[int, int]],
-                     us: bool) -> list[str]:
-        """Rows `id,price,qty,quote_qty,time,is_buyer_maker[,is_best_match]` (spot has the
-        7th column and, like its aggTrades, Python-style True/False)."""
-        aggs = self._agg_columns(spec, key, segs)
-        if aggs is None:
-            return []
-        cols = trade_stream.expand(aggs)
-        pd_, qd, _ = display_decimals(spec)
-        prices = fmt_units(cols["p"], spec.price_decimals, pd_)
-        qtys = fmt_units(cols["q"], spec.qty_decimals, qd)
-        quotes = trade_quote_strings(spec, cols["p"], cols["q"])
-        t_out = (cols["T"] * 1000 if us else cols["T"]).tolist()
-        spot = spec.market == "spot"
-        flags = np.where(cols["m"], "True" if spot else "true", "False" if spot else "false").tolist()
-        tail = ",True" if spot else ""
-        return [f"{tid},{prices[i]},{qtys[i]},{quotes[i]},{t_out[i]},{flags[i]}{tail}"
-                for i, tid in enumerate(cols["id"].tolist())]
-
-    def _agg_lines(self, spec: SymbolSpec, key: ArchiveKey, segs: list[tuple[int, int]], us: bool) -> list[str]:
-        path = self.source.synthetic.path(spec)
-        start_s, end_s = key.start_ms // 1000, key.end_ms // 1000
-        secs = series.seconds_forward(segs, start_s, end_s - start_s)
-        secs = secs[secs < end_s]
-        if not len(secs):
-            return []
-        times = secs * 1000 + path.trade_offset_ms(secs)
-        cols = series.trades_for_seconds(path, secs, times, path.segments(None))
-        pd_, qd, _ = display_decimals(spec)
-        prices = fmt_units(cols["p"], spec.price_decimals, pd_)
-        qtys = fmt_units(cols["q"], spec.qty_decimals, qd)
-        t_out = (cols["T"] * 1000 if us else cols["T"]).tolist()
-        spot = spec.market == "spot"
-        flags = np.where(cols["m"], "True" if spot else "true", "False" if spot else "false").tolist()
-        tail = ",True" if spot else ""
-        return [
-            f"{a},{prices[i]},{qtys[i]},{f},{la},{t_out[i]},{flags[i]}{tail}"
-            for i, (a, f, la) in enumerate(zip(cols["a"].tolist(), cols["f"].tolist(), cols["l"].tolist(), strict=True))
-        ]

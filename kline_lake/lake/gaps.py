@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from kline_lake.core.markets import KLINE_DATASETS
+from kline_lake.core.schemas import TIME_COLUMNS
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
 from kline_lake.lake import coverage, layout
@@ -39,6 +40,7 @@ from kline_lake.lake.grid import (
     slot_ends,
     split_by_coverage,
 )
+from kline_lake.lake.market_gaps import METRICS_INTERVAL, QUIET_US, silence_gaps
 from kline_lake.lake.scan import scan_series
 
 GAPS_SCHEMA = {
@@ -110,6 +112,12 @@ def find_gaps(root: Path, key: SeriesKey, start_us: int | None = None,
         frame = scan_series(root, key, start_us, end_us).select("trade_id", "time").collect()
         return agg_trade_gaps(frame["trade_id"].to_numpy(),
                               frame["time"].cast(pl.Int64).to_numpy(), covered)
+    if key.dataset == "metrics":  # the 5-minute grid (see market_gaps)
+        present = _column(root, key, "create_time", start_us, end_us)
+        return gaps_frame(kline_gaps(present, covered, METRICS_INTERVAL, start_us, end_us))
+    if key.dataset in QUIET_US:  # book_ticker, book_depth: silences (see market_gaps)
+        times = _column(root, key, TIME_COLUMNS[key.dataset], start_us, end_us)
+        return gaps_frame(silence_gaps(times, covered, QUIET_US[key.dataset], start_us, end_us))
     if key.dataset not in KLINE_DATASETS:
         raise InputError(f"gaps are not defined for {key.dataset!r}")
     present = _column(root, key, "open_time", start_us, end_us)

@@ -105,6 +105,15 @@ def _rules(table: pa.Table, dataset: str, interval: str | None) -> list[tuple]:
     if dataset == "funding":
         return [("funding rate finite", ~np.isfinite(_num(table, "funding_rate")),
                  ("funding_rate",))]
+    if dataset == "book_ticker":
+        bid, ask = _num(table, "best_bid_price"), _num(table, "best_ask_price")
+        ok = _positive(bid) & _positive(ask)
+        return [("best bid and ask > 0 and finite", ~ok, ("best_bid_price", "best_ask_price")),
+                ("best bid <= best ask", ok & (bid > ask), ("best_bid_price", "best_ask_price"))]
+    if dataset == "book_depth":
+        depth, notional = _num(table, "depth"), _num(table, "notional")
+        ok = np.isfinite(depth) & np.isfinite(notional) & (depth >= 0) & (notional >= 0)
+        return [("depth and notional >= 0 and finite", ~ok, ("depth", "notional"))]
     return []
 
 

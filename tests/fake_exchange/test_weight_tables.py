@@ -27,8 +27,8 @@ SYMBOL = {"spot": "BTCUSDT", "um": "BTCUSDT", "cm": "BTCUSD_PERP", "us": "BTCUSD
 
 def client_endpoints(market: markets.Market) -> list[str]:
     """Every REST endpoint a download on `market` calls."""
-    datasets = [d for d in markets.DATASETS
-                if not (d in markets.FUTURES_ONLY_DATASETS and not market.is_futures)]
+    datasets = [d for d in markets.DATASETS if d in markets.ENDPOINTS  # (REST below the API prefix)
+                and not (d in markets.FUTURES_ONLY_DATASETS and not market.is_futures)]
     return ["exchangeInfo", "time", *(markets.ENDPOINTS[d] for d in datasets)]
 
 
@@ -77,7 +77,8 @@ def test_best_page_limit_is_optimal_under_the_fake_table(market: str) -> None:
     the larger page); a free endpoint (weight 0) takes the largest page."""
     mkt = markets.get_market(market)
     for dataset in markets.DATASETS:
-        if dataset in markets.FUTURES_ONLY_DATASETS and not mkt.is_futures:
+        if (dataset in markets.FUTURES_ONLY_DATASETS and not mkt.is_futures) \
+                or dataset not in markets.ENDPOINTS:
             continue
         endpoint = markets.ENDPOINTS[dataset]
         _, maximum = fake_weights.page_limits(market, endpoint)
