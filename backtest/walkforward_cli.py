@@ -10,7 +10,10 @@ command when it is registered, so the two never drift apart) plus its own. It is
 by `walk_forward_command` from the sweep command and the CLI's option -> keyword
 mapping, so this module does not import `backtest.cli` (which registers it). Bad input
 (windows longer than the range, fewer than two folds, an unknown objective, a duration
-that does not parse) is an InputError: one line, exit 2.
+that does not parse, a stop level outside its range, a bad --dask address) is an
+InputError: one line, exit 2. ``--sl-stop``/``--tp-stop`` given as levels
+(``0.01:0.05:0.01`` or ``0.01,0.02``) are chosen per fold like parameters; ``--dask``
+runs the sweeps on a Dask cluster.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from kline_lake.errors import InputError
 
 SWEEP_ONLY = frozenset({"sort_by", "top", "memory_budget", "dask_address"})  # not here
 FOLD_METRICS = ("total_return", "sharpe", "max_drawdown", "n_trades")
+STOP_EXITS = ("n_sl_exits", "n_tp_exits", "n_trail_exits")
 OVERALL_METRICS = ("final_equity", "total_return", "cagr", "sharpe", "max_drawdown",
-                   "n_trades", "fees_paid", "in_sample_sharpe", "sharpe_gap")
+                   "n_trades", *STOP_EXITS, "fees_paid", "in_sample_sharpe", "sharpe_gap")
 
 OWN_OPTIONS = [
     click.Option(["--train"], required=True, help="Training window, e.g. 180d, 12h, 2w."),
@@ -37,6 +41,11 @@ OWN_OPTIONS = [
                  help="What a training window maximises: sharpe, total_return or calmar."),
     click.Option(["--pbo-blocks", "pbo_blocks"], type=int, default=16, show_default=True,
                  help="Blocks (even) of the CSCV split behind the PBO."),
+    click.Option(["--dask", "wf_dask"], metavar="local:N|ADDRESS", default=None,
+                 help="Run the training sweeps and the full-sample runs on Dask: local:N "
+                      "starts N worker processes, tcp://HOST:8786 uses a running "
+                      "scheduler (its workers must see the lake at the same path). "
+                      "Identical results; prints the dashboard link."),
 ]
 
 
@@ -46,22 +55,28 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _has_stops(result: Any) -> bool:
+    cfg = result.config
+    return cfg.get("sl_stop") is not None or cfg.get("tp_stop") is not None
+
+
 def echo_summary(result: Any, err: bool = False) -> None:
     """Per-fold lines, then the stitched out-of-sample metrics, the DSR and the PBO (on
     stderr when `err`: an output goes to standard output)."""
     def say(text: str) -> None:
         click.echo(text, err=err)
 
+    fold_metrics = FOLD_METRICS + (STOP_EXITS if _has_stops(result) else ())
     say(f"{len(result.folds)} folds, objective {result.objective}:")
     say("  ".join(["fold", "train", "test", "params", "is_sharpe",
-                          *(f"oos_{m}" for m in FOLD_METRICS)]))
+                   *(f"oos_{m}" for m in fold_metrics)]))
     for k, fold in enumerate(result.folds):
         params = ",".join(f"{n}={v}" for n, v in fold.params.items())
         oos = fold.out_of_sample or {}
         say("  ".join([str(k), f"{fold.train[0]}/{fold.train[1]}",
-                              f"{fold.test[0]}/{fold.test[1]}", params,
-                              _fmt(fold.in_sample.get("sharpe")),
-                              *(_fmt(oos.get(m)) for m in FOLD_METRICS)]))
+                       f"{fold.test[0]}/{fold.test[1]}", params,
+                       _fmt(fold.in_sample.get("sharpe")),
+                       *(_fmt(oos.get(m)) for m in fold_metrics)]))
     say("out of sample (stitched):")
     for name in OVERALL_METRICS:
         say(f"{name:>17}: {_fmt(result.out_of_sample.get(name))}")
@@ -83,7 +98,7 @@ def walk_forward_command(base: click.Command,
     shared = [p for p in base.params if p.name not in SWEEP_ONLY]
 
     def callback(train: str, test: str, anchored: bool, objective: str, pbo_blocks: int,
-                 **kw: Any) -> None:
+                 wf_dask: str | None, **kw: Any) -> None:
         from backtest.outputs import check_outputs, to_stdout, write_output
         from backtest.walkforward import walk_forward
 
@@ -91,7 +106,7 @@ def walk_forward_command(base: click.Command,
         try:
             result = walk_forward(kw["strategy"], parse_params(kw["param"]), train=train,
                                   test=test, anchored=anchored, objective=objective,
-                                  n_blocks=pbo_blocks, **settings_of(kw))
+                                  n_blocks=pbo_blocks, dask=wf_dask, **settings_of(kw))
         except InputError:
             raise
         except ValueError as exc:

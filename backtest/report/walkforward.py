@@ -4,8 +4,10 @@
 equity against the in-sample best (the combination that is best over the whole range,
 i.e. what hindsight would have picked, rebased to the same capital at the first test
 bar), with the fold boundaries marked; the parameters chosen per fold (one step chart
-per parameter); the out-of-sample metrics, the Deflated Sharpe Ratio and the PBO; a
-table of the folds; the settings. A path ending in ``.json`` gets the result's JSON.
+per parameter, stop levels included when they are swept); the out-of-sample metrics
+(exits per reason among them), the Deflated Sharpe Ratio and the PBO; a table of the
+folds with their out-of-sample stop-loss, take-profit and trailing-stop exits; the
+settings. A path ending in ``.json`` gets the result's JSON.
 Curves longer than 20,000 bars are thinned with the M4 rule, as in the run report.
 """
 
@@ -28,7 +30,9 @@ from backtest.walkforward import WalkForwardResult
 
 FOLD_COLUMNS = (("in_sample", "sharpe"), ("in_sample", "total_return"),
                 ("out_of_sample", "total_return"), ("out_of_sample", "sharpe"),
-                ("out_of_sample", "max_drawdown"), ("out_of_sample", "n_trades"))
+                ("out_of_sample", "max_drawdown"), ("out_of_sample", "n_trades"),
+                ("out_of_sample", "n_sl_exits"), ("out_of_sample", "n_tp_exits"),
+                ("out_of_sample", "n_trail_exits"))
 
 
 def _iso_ms(text: str) -> float:

@@ -17,7 +17,8 @@ def test_benchmark_quick_smoke(tmp_path):
     out = tmp_path / "sweep.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--quick", "--bars", "4000",
-         "--json", str(out)], capture_output=True, text=True, timeout=280, cwd=ROOT)
+         "--part", "plain", "--json", str(out)],
+        capture_output=True, text=True, timeout=280, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(out.read_text())
     assert summary["n_bars"] == 4000 and summary["n_combinations"] == 25
