@@ -171,7 +171,16 @@ def simulate(panel: Panel, w: np.ndarray, rebal: np.ndarray, *, cash: float,
     return out
 
 
-def _check_settings(cash: float, leverage: float, fill: str, threshold: float) -> None:
+def without_funding(panel: Panel, funding: bool) -> Panel:
+    """`panel` itself, or (``funding=False``) a copy whose funding charges are 0."""
+    if funding:
+        return panel
+    zeros = np.zeros_like(panel.fund_at_open)
+    return replace(panel, fund_at_open=zeros, fund_intra=zeros.copy())
+
+
+def check_settings(cash: float, leverage: float, fill: str, threshold: float) -> None:
+    """InputError for a fill, cash, leverage or threshold out of range."""
     fills.validate_fill(fill)
     if not (np.isfinite(cash) and cash > 0):
         raise InputError(f"cash must be positive, got {cash}")
@@ -198,7 +207,7 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
     lake's coverage is checked per asset as in `backtest.run`: never-fetched holes refuse
     (CoverageError, exit 2) unless ``allow_gaps=True``, which runs and says so.
     """
-    _check_settings(cash, leverage, fill, threshold)
+    check_settings(cash, leverage, fill, threshold)
     slip = fills.slippage_fraction(slippage_bps)
     name, func = get_weight_func(strategy)
     resolved = resolve_params(func, dict(params or {}))
@@ -207,9 +216,7 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
             raise InputError("give lake, universe, start and end (or panel=...)")
         panel = load_panel(lake, universe, interval, start, end, funding=funding,
                            allow_gaps=allow_gaps)
-    if not funding:
-        zeros = np.zeros_like(panel.fund_at_open)
-        panel = replace(panel, fund_at_open=zeros, fund_intra=zeros.copy())
+    panel = without_funding(panel, funding)
     inverse = account_kind(panel) == "inverse"
     rebal = rebalance_mask(panel, rebalance)
     w = check_weights(panel, func(panel, **resolved), leverage, rebal)

@@ -57,7 +57,11 @@ def _flag_nb(st, flag):
 
 @njit(cache=True)
 def _record_nb(st, orders, i, a, side, qty, price, fee, kind):
+    """Write one order; an empty `orders` buffer only counts them (a sweep's runs)."""
     k = int(st[N_ORD])
+    if orders.shape[0] == 0:
+        st[N_ORD] = k + 1
+        return
     if k >= orders.shape[0]:
         _flag_nb(st, STATUS_RECORDS_FULL)
         return
@@ -161,12 +165,13 @@ def _charge_funding_nb(st, acc, pos, fund_row):
 
 
 @njit(cache=True)
-def _mark_nb(st, pos, last_px, close_row, has_bar_row):
-    """(equity, gross, net) at the close; updates the last known price."""
+def _mark_nb(st, pos, last_px, close_row):
+    """(equity, gross, net) at the close; updates the last known price (an asset
+    without a bar, NaN close, keeps its last one)."""
     holdings = 0.0
     gross = 0.0
     for a in range(pos.shape[0]):
-        if has_bar_row[a]:
+        if not np.isnan(close_row[a]):
             last_px[a] = close_row[a]
         if pos[a] != 0.0:
             v = pos[a] * last_px[a]
@@ -187,38 +192,79 @@ def simulate_portfolio_nb(open_, close, tradable, weights, rebalance, fund_at_op
     is. `fee_rate`, `inverse` and `lot_step` are per asset. Returns ``(status, n_orders)``.
     """
     n, m = close.shape
-    if (open_.shape != (n, m) or tradable.shape != (n, m) or weights.shape != (n, m)
-            or fund_at_open.shape != (n, m) or fund_intra.shape != (n, m)
-            or rebalance.shape[0] != n or pos_out.shape != (n, m) or acc.shape != (m, N_ACC)
-            or fee_rate.shape[0] != m or inverse.shape[0] != m or lot_step.shape[0] != m):
+    if (weights.shape != (n, m) or rebalance.shape[0] != n or pos_out.shape != (n, m)
+            or cash_out.shape[0] != n or net_out.shape[0] != n or fees_out.shape[0] != n
+            or fund_out.shape[0] != n):
         return STATUS_BAD_INPUT, 0
+    row_of = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        if rebalance[i]:
+            row_of[i] = i
+    return run_portfolio_nb(open_, close, tradable, weights, row_of, fund_at_open, fund_intra,
+                            delist_idx, inverse, lot_step, fill_close, init_cash, fee_rate,
+                            slip, leverage, threshold, equity_out, gross_out, cash_out,
+                            net_out, fees_out, fund_out, pos_out, acc, orders)
+
+
+@njit(cache=True)
+def _inputs_ok_nb(open_, close, tradable, w_rows, row_of, fund_at_open, fund_intra,
+                  delist_idx, inverse, lot_step, fee_rate, equity_out, gross_out, acc):
+    n, m = close.shape
+    if (open_.shape != (n, m) or tradable.shape != (n, m) or w_rows.shape[1] != m
+            or fund_at_open.shape != (n, m) or fund_intra.shape != (n, m)
+            or row_of.shape[0] != n or delist_idx.shape[0] != m or acc.shape != (m, N_ACC)
+            or fee_rate.shape[0] != m or inverse.shape[0] != m or lot_step.shape[0] != m
+            or equity_out.shape[0] != n or gross_out.shape[0] != n):
+        return False
+    return bool(np.all(row_of < w_rows.shape[0]))
+
+
+@njit(cache=True)
+def run_portfolio_nb(open_, close, tradable, w_rows, row_of, fund_at_open, fund_intra,
+                     delist_idx, inverse, lot_step, fill_close, init_cash, fee_rate, slip,
+                     leverage, threshold, equity_out, gross_out, cash_out, net_out, fees_out,
+                     fund_out, pos_out, acc, orders):
+    """The simulation itself (see the module docstring), with the target weights stored
+    compactly: bar ``t`` is a rebalance bar when ``row_of[t] >= 0`` and then uses the
+    weights ``w_rows[row_of[t]]``. `equity_out` and `gross_out` are always written;
+    `cash_out`, `net_out`, `fees_out`, `fund_out`, `pos_out` only when `pos_out` has
+    rows (a sweep passes empty ones, and an empty `orders` buffer to count orders
+    only). Returns ``(status, n_orders)``."""
+    n, m = close.shape
+    if not _inputs_ok_nb(open_, close, tradable, w_rows, row_of, fund_at_open, fund_intra,
+                         delist_idx, inverse, lot_step, fee_rate, equity_out, gross_out, acc):
+        return STATUS_BAD_INPUT, 0
+    full = pos_out.shape[0] > 0
     st = np.zeros(N_SLOTS)
     st[CASH] = init_cash
     pos = np.zeros(m)
     last_px = np.full(m, np.nan)
-    has_bar = ~np.isnan(close)
     for i in range(n):
         _charge_funding_nb(st, acc, pos, fund_at_open[i])
-        if not fill_close and i > 0 and rebalance[i - 1] and int(st[STATUS]) & STATUS_RUINED == 0:
-            rebalance_nb(st, acc, pos, last_px, orders, i, open_[i], tradable[i], weights[i - 1],
-                         inverse, lot_step, fee_rate, slip, leverage, threshold)
+        if (not fill_close and i > 0 and row_of[i - 1] >= 0
+                and int(st[STATUS]) & STATUS_RUINED == 0):
+            rebalance_nb(st, acc, pos, last_px, orders, i, open_[i], tradable[i],
+                         w_rows[row_of[i - 1]], inverse, lot_step, fee_rate, slip, leverage,
+                         threshold)
         _charge_funding_nb(st, acc, pos, fund_intra[i])
-        if fill_close and rebalance[i] and int(st[STATUS]) & STATUS_RUINED == 0:
-            rebalance_nb(st, acc, pos, last_px, orders, i, close[i], tradable[i], weights[i],
-                         inverse, lot_step, fee_rate, slip, leverage, threshold)
+        if fill_close and row_of[i] >= 0 and int(st[STATUS]) & STATUS_RUINED == 0:
+            rebalance_nb(st, acc, pos, last_px, orders, i, close[i], tradable[i],
+                         w_rows[row_of[i]], inverse, lot_step, fee_rate, slip, leverage,
+                         threshold)
         for a in range(m):
             if delist_idx[a] == i and pos[a] != 0.0:
                 trade_nb(st, acc, pos, orders, i, a, -pos[a], close[i, a], fee_rate[a], slip,
                          inverse[a], 0.0, np.nan, KIND_DELIST)
                 pos[a] = 0.0  # exactly flat (no rounding residue)
-        equity, gross, net = _mark_nb(st, pos, last_px, close[i], has_bar[i])
+        equity, gross, net = _mark_nb(st, pos, last_px, close[i])
         equity_out[i] = equity
-        cash_out[i] = st[CASH] - st[FUND]
         gross_out[i] = gross
-        net_out[i] = net
-        fees_out[i] = st[FEES]
-        fund_out[i] = st[FUND]
-        pos_out[i] = pos
+        if full:
+            cash_out[i] = st[CASH] - st[FUND]
+            net_out[i] = net
+            fees_out[i] = st[FEES]
+            fund_out[i] = st[FUND]
+            pos_out[i] = pos
     return int(st[STATUS]), int(st[N_ORD])
 
 

@@ -56,9 +56,17 @@ def _trailing_return(close: np.ndarray, lookback: int) -> np.ndarray:
 
 def _pick(key: np.ndarray, eligible: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the k columns with the smallest `key` among `eligible` (ties: lower
-    column first) and whether the row had k of them."""
+    column first) and whether the row had k of them (the columns of a row without k
+    are unspecified: callers discard that row)."""
     masked = np.where(eligible, key, np.inf)
-    order = np.argsort(masked, axis=1, kind="stable")[:, :k]
+    n = masked.shape[0]
+    rows = np.arange(n)
+    order = np.empty((n, k), dtype=np.intp)
+    for j in range(k):  # k argmin passes (first minimum = lower column) beat a full sort
+        col = np.argmin(masked, axis=1) if masked.shape[1] else np.zeros(n, np.intp)
+        order[:, j] = col
+        if masked.shape[1]:
+            masked[rows, col] = np.inf
     return order, eligible.sum(axis=1) >= k
 
 

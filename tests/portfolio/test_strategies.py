@@ -118,3 +118,18 @@ def test_portfolio_sweep_rows_equal_single_runs():
         assert row["final_equity"] == one.metrics["final_equity"]
         assert row["turnover"] == one.metrics["turnover"]
     assert frame["final_equity"].n_unique() > 1
+
+
+def test_rank_pick_equals_a_stable_argsort_where_a_row_has_k_candidates():
+    from backtest.multi_asset.strategies import _pick
+
+    rng = np.random.default_rng(3)
+    key = rng.integers(0, 4, (400, 12)).astype(float)  # many ties: lower column first
+    key[rng.random(key.shape) < 0.1] *= -0.0
+    eligible = rng.random((400, 12)) < 0.6
+    for k in (1, 2, 3, 5):
+        got, valid = _pick(key, eligible, k)
+        ref = np.argsort(np.where(eligible, key, np.inf), axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(valid, eligible.sum(axis=1) >= k)
+        assert valid.any()
+        np.testing.assert_array_equal(got[valid], ref[valid])
