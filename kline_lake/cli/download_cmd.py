@@ -55,10 +55,20 @@ _INTERVALS = ", ".join(f"{iv} (spot only)" if iv == "1s" else iv for iv in ALL_I
                    "summary line to stdout).")
 @click.option("--batch-rows", type=Integer(1), default=None, hidden=True,
               help="Rows per lake commit (default 100000).")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+              help="Shard the series (one symbol per task) across Dask workers: local:N "
+                   "(a LocalCluster of N processes) or a scheduler, tcp://HOST:8786. Each "
+                   "worker has its own client, rate limiter and weight budget; the lake "
+                   "must be at the same path for every worker.")
+@click.option("--ledger-dir", default=None, metavar="DIR",
+              help="Weight-ledger directory of this run (and its Dask workers): processes "
+                   "that share one directory share one IP's weight budget (default "
+                   "$KLINE_LAKE_STATE_DIR, else ~/.cache/kline-lake: one per machine).")
 def download(market: str, dataset: str, symbols: str | None, quote: str | None,
              interval: str | None, start: str | None, days: int | None, end: str | None,
              lake: str, base_url: str | None, source: str, archive_url: str | None,
-             quiet: bool, batch_rows: int | None) -> None:
+             quiet: bool, batch_rows: int | None, dask_address: str | None,
+             ledger_dir: str | None) -> None:
     """Download klines, aggregate trades or funding into the Parquet lake.
 
     Only what the lake does not cover yet is fetched; the exchange's weight budget is
@@ -74,6 +84,8 @@ def download(market: str, dataset: str, symbols: str | None, quote: str | None,
       kline-lake download --market spot --data klines --symbols 'BTC*' --quote USDT \\
           --interval 1h --days 30
       kline-lake download --market um --data funding --quote USDT --start 2023-01-01
+      kline-lake download --market um --data klines --quote USDT --start 2024-01-01 \\
+          --dask local:4
     """
     from kline_lake.download.orchestrate import run_download
     from kline_lake.download.progress import NullProgress, RunTotals, summary_line
@@ -83,6 +95,17 @@ def download(market: str, dataset: str, symbols: str | None, quote: str | None,
                                interval=interval, start=start, end=end, lake=lake,
                                base_url=base_url, source=source, archive_url=archive_url,
                                days=days, quote=quote)
+    if ledger_dir is not None:
+        import os
+
+        os.environ["KLINE_LAKE_STATE_DIR"] = ledger_dir  # this process's ledger too
+    if dask_address is not None:
+        from kline_lake.download.distributed import run_distributed_download
+
+        totals = run_distributed_download(request, dask_address, show_progress=not quiet,
+                                          ledger_dir=ledger_dir)
+        click.echo(summary_line(totals))
+        return
     # --quiet hides the bars, not the notes (a wait, a clamped range): those go to stderr
     progress = NullProgress(stream=sys.stderr) if quiet else get_source(source).progress()
     kwargs = {} if batch_rows is None else {"batch_rows": batch_rows}
