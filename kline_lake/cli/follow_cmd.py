@@ -61,11 +61,7 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
 
     mkt = get_market(market)
     validate_stream_dataset(mkt, data)
-    if data != "klines":
-        raise InputError(f"follow --data {data} is not supported yet; use --data klines")
-    interval = validate_interval(interval, mkt.name)
-    if interval == "1M":
-        raise InputError("follow does not support --interval 1M")
+    interval = validate_interval(interval, mkt.name)  # used by --data klines only
     names = tuple(validate_symbol(s.strip().upper()) for s in symbols.split(",") if s.strip())
     if not names:
         raise InputError("--symbols: give at least one symbol (or ALL)")
@@ -87,7 +83,7 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
         base_url=resolve_base_url(mkt, base_url), ws_url=resolve_ws_url(mkt, ws_url, base_url),
         duration_s=parse_duration_s(duration), flush_s=_positive("--flush-seconds", flush_seconds),
         silence_s=_positive("--silence-seconds", silence_seconds), max_streams_per_connection=per_conn,
-        start_ms=start_ms,
+        start_ms=start_ms, dataset=data,
     )
 
 
@@ -108,8 +104,11 @@ def _status_loop(follower, stop: threading.Event) -> None:
 
 @click.command("follow")
 @click.option("--market", required=True, help="spot, um (USD-M), cm (COIN-M) or us (Binance.US).")
-@click.option("--data", default="klines", show_default=True, help="Stream dataset (klines).")
-@click.option("--interval", default="1m", show_default=True, help="Kline interval.")
+@click.option("--data", default="klines", show_default=True,
+              help="Stream dataset: klines, agg_trades, or mark_price (um/cm; recorded from the "
+                   "stream only: the exchange keeps no history of it).")
+@click.option("--interval", default="1m", show_default=True,
+              help="Kline interval (--data klines), 1s..1M; 1M is the calendar month.")
 @click.option("--symbols", required=True, help="Comma-separated symbols, or ALL (every TRADING symbol).")
 @click.option("--lake", default="./data", show_default=True, help="Lake root directory.")
 @click.option("--base-url", default=None, help="REST base URL for every market (env KLINE_LAKE_BASE_URL).")
@@ -148,6 +147,6 @@ def follow(market: str, data: str, interval: str, symbols: str, lake: str, base_
         totals = follower.run(stop)
     finally:
         status_stop.set()
-    click.echo(f"followed {len(follower.symbols)} series: {totals.committed_rows} klines committed from "
+    click.echo(f"followed {len(follower.symbols)} series: {totals.committed_rows} {request.dataset} rows committed from "
                f"streams, {totals.reconnects} reconnects, {totals.backfills} backfills, "
                f"{totals.messages} messages")

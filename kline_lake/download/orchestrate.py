@@ -15,8 +15,9 @@ per series before fetching (`missing_ms`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -129,11 +130,15 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
                        batch_rows: int = DEFAULT_BATCH_ROWS,
                        series_concurrency: int = DEFAULT_SERIES_CONCURRENCY,
                        max_in_flight: int | None = None,
-                       totals: RunTotals | None = None) -> RunTotals:
+                       totals: RunTotals | None = None,
+                       session: Session | None = None) -> RunTotals:
     """Download every series of `request` into the lake; returns the run's counters.
 
     `totals`, when given, is filled in place, also when the run fails or is cancelled
-    (Ctrl-C): it then counts exactly what was committed.
+    (Ctrl-C): it then counts exactly what was committed. `session`, when given (a
+    long-lived caller such as the follower), is used and left open: its HTTP pool and
+    weight limiter are shared with the caller's other requests, and the request counters
+    in `totals` are then the session client's running totals.
     """
     clock = clock or SystemClock()
     progress = progress or NullProgress()
@@ -141,7 +146,8 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
     started = time.monotonic()
     fetch = source_fetcher(request.source)
     kwargs = {} if max_in_flight is None else {"max_in_flight": max_in_flight}
-    async with Session(transport=transport, clock=clock, retry=retry, **kwargs) as session:
+    async with _session_scope(session, transport=transport, clock=clock, retry=retry,
+                              **kwargs) as session:
         prepared = await prepare(request, session, clock, progress)
         client = prepared.client
         writer = LakeWriter(request.lake)  # validation passed: from here the lake is written
@@ -166,6 +172,16 @@ async def run_download(request: DownloadRequest, *, progress: DownloadProgress |
             progress.close()
             _fill_totals(totals, client, tasks, time.monotonic() - started)
     return totals
+
+
+@contextlib.asynccontextmanager
+async def _session_scope(session: Session | None, **kwargs) -> AsyncIterator[Session]:
+    """`session` as is (left open), or a new one closed on exit."""
+    if session is not None:
+        yield session
+        return
+    async with Session(**kwargs) as own:
+        yield own
 
 
 def missing_ms(writer: LakeWriter, task: SeriesTask) -> list[Range]:

@@ -31,6 +31,7 @@ from kline_lake.fake_exchange.params import TimeRange
 
 _NAME_RE = re.compile(r"([a-z0-9_]{1,40})@(kline_([0-9]+[smhdwM])|aggTrade)")
 CHUNK_KLINES = 500
+AGG_PAGE = 1000
 MAX_STREAM_NAME = 64
 
 
@@ -158,11 +159,19 @@ class AggTradeFeed:
         self.from_ms = now_ms
 
     def poll(self, now_ms: int, send_open: bool) -> list[dict[str, Any]]:
+        """Every trade with a time in [last poll, now), in id order: the same objects the
+        REST `/aggTrades` answer holds (paged here by 1000 so none is skipped)."""
         if self.spec is None or now_ms <= self.from_ms:
             return []
         # Futures reject aggTrades windows of an hour or more: stay below it.
         start = max(self.from_ms, now_ms - 3_599_000)
-        rows = self.source.agg_trades(self.spec, None, TimeRange(start, now_ms - 1), 1000, now_ms)
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self.source.agg_trades(self.spec, None, TimeRange(start, now_ms - 1), AGG_PAGE, now_ms)
+            rows += page
+            if len(page) < AGG_PAGE:
+                break
+            start = int(page[-1]["T"]) + 1
         self.from_ms = now_ms
         spot = self.spec.market in ("spot", "us")
         return [agg_trade_payload(self.name.symbol, r, now_ms, spot) for r in rows]

@@ -1,20 +1,23 @@
 """The follower behind `kline-lake follow`: catch up, subscribe, commit, backfill holes.
 
+What is the same for every dataset lives here; what a dataset's rows, holes and
+coverage mean lives in its track (`kline_track` for closed klines, `trade_track` for
+aggregate trades, `recorder_track` for datasets the exchange keeps no history of, such
+as `mark_price`).
+
 1. One follower per series: a lock file per series next to the writer's lock
    (`<series lock>.follow`), held for the follower's life; a second follower is refused.
-2. Catch up: the normal download path (`run_download`, source `auto`) from where each
-   series' coverage ends (with no coverage: from its first stored row, or, in an empty
-   series, the server's now), to now.
+2. Catch up (the track): the normal download path (`run_download`, source `auto`) from
+   where each series' coverage ends to now; a recorder dataset has nothing to catch up.
 3. Streams: combined streams split across connections within the per-connection limit
-   (`streams.split_streams`), one thread per connection.
-4. Every `flush_s`: closed klines received so far are committed (`LakeWriter.commit`)
-   in one atomic batch per series, and coverage is extended only over what is contiguous
-   with what the lake already covers. Duplicates and out-of-order messages change
-   nothing (rows are keyed by open time; coverage grows only over a contiguous run).
-5. A hole (a kline missing before later ones for `hole_grace_s`), a reconnect (after a
-   drop, the 24 h cut, or silence past `silence_s`) mark the series for backfill: the
-   hole is downloaded over REST by the same download path (its client follows the
-   exchange's weight headers) before coverage is extended over stream rows again.
+   (`streams.split_streams`), one thread per connection; each message is parsed on its
+   connection's thread and tagged with the connection's serial number.
+4. Every `flush_s`: what the track buffered is committed (`LakeWriter.commit`) in one
+   atomic batch per series, coverage extended only over what the track can prove
+   complete. Duplicates and out-of-order messages change nothing.
+5. Holes (a missing kline or agg id for `hole_grace_s`) and reconnects (after a drop, the
+   24 h cut, or silence past `silence_s`) are backfilled over REST by the track, through
+   the follower's one REST session (`rest_side.RestSide`: one client, one weight limiter).
    Reconnects wait with exponential backoff and jitter (`kline_lake.exchange.retry`).
 6. Stop (`stop` event: SIGINT/SIGTERM in the CLI, or `duration_s`): flush and return.
    After a SIGKILL at most the unflushed batch is lost; the next start's catch-up
@@ -23,7 +26,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import queue
 import random
 import threading
@@ -32,29 +35,32 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from kline_lake.core.intervals import INTERVAL_MS, floor_open_ms
 from kline_lake.core.markets import Market
+from kline_lake.core.schemas import TIME_COLUMNS
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import ms_to_us, us_to_ms_ceil
-from kline_lake.download.orchestrate import run_download
 from kline_lake.download.progress import RunTotals
 from kline_lake.download.request import DownloadRequest
-from kline_lake.download.rest_rows import parse_rest_klines
-from kline_lake.errors import InputError, KlineLakeError, LakeError, StreamError
+from kline_lake.errors import InputError, LakeError, StreamError
 from kline_lake.exchange import exchange_info as xinfo
-from kline_lake.exchange.client import Session
+from kline_lake.exchange.request_stats import RequestStats
 from kline_lake.exchange.retry import RetryPolicy, backoff_delay_s
 from kline_lake.lake import layout
 from kline_lake.lake.lock import FileLock
 from kline_lake.lake.scan import scan_series
 from kline_lake.lake.writer import LakeWriter
 from kline_lake.live import streams
-from kline_lake.live.streams import ClosedKline, Connector
+from kline_lake.live.kline_track import KlineTrack
+from kline_lake.live.rest_side import RestSide
+from kline_lake.live.state import SeriesState
+from kline_lake.live.streams import Connector
+from kline_lake.live.trade_track import AggTradeTrack
 
-FOLLOW_DATASETS = ("klines",)
+FOLLOW_DATASETS = ("klines", "agg_trades")
 COMMIT_WORKERS = 8
 RECONNECT_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay_s=0.2, max_delay_s=30.0, jitter=0.5)
 
@@ -75,53 +81,31 @@ class FollowRequest:
     hole_grace_s: float = 2.0
     max_streams_per_connection: int | None = None
     dataset: str = "klines"
-    start_ms: int | None = None  # None: where each series' coverage ends (see _catch_up)
+    start_ms: int | None = None  # None: where each series' coverage ends (see the tracks)
     check_symbols: bool = True  # refuse symbols the market does not list (exchangeInfo)
-
-
-@dataclass
-class SeriesState:
-    """What the follower knows of one series."""
-
-    key: SeriesKey
-    symbol: str
-    covered_ms: int  # coverage is complete up to here (exclusive)
-    buffer: dict[int, tuple] = field(default_factory=dict)  # closed, not yet committed
-    uncovered: set[int] = field(default_factory=set)  # committed beyond a hole
-    hole_since: float | None = None
-    needs_backfill: bool = False
-    last_closed_ms: int | None = None
-    received: int = 0
-    reconnects: int = 0
 
 
 @dataclass
 class FollowTotals:
     messages: int = 0
-    closed_klines: int = 0
+    closed_klines: int = 0  # dataset items received: closed klines, trades, updates
     committed_rows: int = 0
     commits: int = 0
     reconnects: int = 0
     backfills: int = 0
-    downloads: list[RunTotals] = field(default_factory=list)  # catch-up and backfills
+    downloads: list[RunTotals] = field(default_factory=list)  # catch-up and backfill downloads
     lags_s: list[float] = field(default_factory=list)  # receive -> commit, real seconds
     send_delays_ms: list[int] = field(default_factory=list)  # kline close -> event time, exchange ms
+    rest: RequestStats = field(default_factory=RequestStats)  # every REST request of the follower
 
     @property
     def rate_limited_429(self) -> int:
-        """429s met by the follower's downloads (counted by their clients' RequestStats)."""
-        return sum(t.rate_limited_429 for t in self.downloads)
+        """429s met by the follower's REST requests (its one client's RequestStats)."""
+        return self.rest.rate_limited_429
 
     @property
     def banned_418(self) -> int:
-        return sum(t.banned_418 for t in self.downloads)
-
-
-def _download_request(req: FollowRequest, symbols: tuple[str, ...], start_ms: int) -> DownloadRequest:
-    """The download of `symbols` from `start_ms` to the server's now, source auto."""
-    return DownloadRequest(market=req.market, dataset="klines", symbols=symbols,
-                           intervals=(req.interval,), start_ms=start_ms, end_ms=None,
-                           lake=req.lake, base_url=req.base_url, source="auto")
+        return self.rest.banned_418
 
 
 def _ensure_fd_room(needed: int) -> None:
@@ -134,6 +118,13 @@ def _ensure_fd_room(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def make_track(follower: Follower) -> Any:
+    """The track of the follower's dataset."""
+    if follower.req.dataset == "agg_trades":
+        return AggTradeTrack(follower)
+    return KlineTrack(follower)
+
+
 class Follower:
     """Follows `request`'s series until `stop` is set or the duration ends."""
 
@@ -141,18 +132,22 @@ class Follower:
                  log: Callable[[str], None] = lambda _line: None, seed: int | None = None) -> None:
         if request.dataset not in FOLLOW_DATASETS:
             raise InputError(f"follow supports --data {', '.join(FOLLOW_DATASETS)}, not {request.dataset!r}")
+        streams.validate_stream_dataset(request.market, request.dataset)
         self.req = request
         self.connector = connector
         self.log = log
         self.totals = FollowTotals()
-        self.interval_ms = INTERVAL_MS[request.interval]
         self.writer = LakeWriter(request.lake)
         self.series: dict[str, SeriesState] = {}
+        self.rest = RestSide(request.market, request.base_url)
+        self.totals.rest = self.rest.stats
+        self.track = make_track(self)
         self._events: queue.Queue = queue.Queue()
         self._stop_conns = threading.Event()
         self._threads: list[threading.Thread] = []
         self._open: set = set()  # live connections, closed from here on stop to end their recv
         self._open_lock = threading.Lock()
+        self._conn_serials = itertools.count()
         self._server_now_ms = 0  # the latest event time seen: the exchange's clock
         self._rng = random.Random(seed)
         self._executor: ThreadPoolExecutor | None = None
@@ -167,71 +162,78 @@ class Follower:
 
     def run(self, stop: threading.Event) -> FollowTotals:
         """Follow until `stop` is set (or `duration_s` passes); flushes before returning."""
-        now_ms = asyncio.run(self._exchange_check())  # validates; writes nothing
-        locks = self._acquire_locks()
         try:
-            self._catch_up(now_ms)
-            self._start_connections()
-            deadline = None if self.req.duration_s is None else time.monotonic() + self.req.duration_s
-            next_flush = time.monotonic() + self.req.flush_s
-            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                self._drain(timeout_s=min(0.05, self.req.flush_s))
-                if time.monotonic() >= next_flush:
-                    self._flush()
-                    self._backfill_due()
-                    next_flush = time.monotonic() + self.req.flush_s
-        finally:
-            self._stop_conns.set()
-            with self._open_lock:
-                live = list(self._open)
-            for conn in live:
-                conn.close()
-            for t in self._threads:
-                t.join(timeout=5)
-            self._drain(timeout_s=0)
+            now_ms = self.rest.run(self._exchange_check())  # validates; writes nothing
+            self._server_now_ms = now_ms
+            locks = self._acquire_locks()
             try:
-                self._flush()
-                self._backfill_holes_at_stop()
+                self.track.catch_up(now_ms)
+                self._follow(stop)
             finally:
-                if self._executor is not None:
-                    self._executor.shutdown()
-                for lock in locks:
-                    lock.release()
+                self._stop_connections()
+                try:
+                    self.flush()
+                    self.track.backfill_at_stop()
+                finally:
+                    if self._executor is not None:
+                        self._executor.shutdown()
+                    for lock in locks:
+                        lock.release()
+        finally:
+            self.rest.close()
         return self.totals
 
-    def _key(self, symbol: str) -> SeriesKey:
-        return SeriesKey(self.req.market.name, "klines", symbol, self.req.interval)
+    def _follow(self, stop: threading.Event) -> None:
+        self._start_connections()
+        deadline = None if self.req.duration_s is None else time.monotonic() + self.req.duration_s
+        next_flush = time.monotonic() + self.req.flush_s
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            self._drain(timeout_s=min(0.05, self.req.flush_s))
+            if time.monotonic() >= next_flush:
+                self.flush()
+                self.track.backfill_due()
+                next_flush = time.monotonic() + self.req.flush_s
+
+    def _stop_connections(self) -> None:
+        self._stop_conns.set()
+        with self._open_lock:
+            live = list(self._open)
+        for conn in live:
+            conn.close()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._drain(timeout_s=0)
 
     def _acquire_locks(self) -> list[FileLock]:
         _ensure_fd_room(len(self.symbols) + 256)  # one open lock file per series
         held: list[FileLock] = []
         for symbol in self.symbols:
-            path = layout.lock_path(self.writer.root, self._key(symbol))
+            key = self.track.key(symbol)
+            path = layout.lock_path(self.writer.root, key)
             lock = FileLock(path.with_name(path.name + ".follow"), timeout_s=0)
             try:
                 lock.acquire()
             except LakeError:
                 for h in held:
                     h.release()
-                raise LakeError(f"another follower is already following {self._key(symbol).slug} "
+                raise LakeError(f"another follower is already following {key.slug} "
                                 f"in {self.writer.root} (lock {lock.path})") from None
             held.append(lock)
         return held
 
-    # ---- REST: catch-up and backfill ---------------------------------------------------
+    # ---- REST and lake helpers shared by the tracks -----------------------------------
 
     async def _exchange_check(self) -> int:
-        """Through the exchange client (its weight limiter): the symbols exist on the
+        """Through the follower's client (its weight limiter): the symbols exist on the
         market (exchangeInfo, unless `check_symbols` is off), and the exchange's clock."""
-        async with Session() as session:
-            client = session.client(self.req.market, self.req.base_url)
-            if self.req.check_symbols:
-                info = await xinfo.fetch_exchange_info(client)
-                # ["ALL"]: every TRADING symbol of the market
-                self.symbols = tuple(s.symbol for s in xinfo.resolve_symbols(info, list(self.req.symbols)))
-            return await xinfo.server_time_ms(client)
+        client = self.rest.client
+        if self.req.check_symbols:
+            info = await xinfo.fetch_exchange_info(client)
+            # ["ALL"]: every TRADING symbol of the market
+            self.symbols = tuple(s.symbol for s in xinfo.resolve_symbols(info, list(self.req.symbols)))
+        return await xinfo.server_time_ms(client)
 
-    def _coverage_end_ms(self, key: SeriesKey, from_ms: int | None) -> int | None:
+    def coverage_end_ms(self, key: SeriesKey, from_ms: int | None) -> int | None:
         """End of the coverage range that reaches `from_ms` (None: of the last range)."""
         ranges = self.writer.covered(key)
         if not ranges:
@@ -244,64 +246,33 @@ class Follower:
                 return us_to_ms_ceil(b)
         return from_ms
 
-    def _first_row_ms(self, key: SeriesKey) -> int | None:
-        frame = scan_series(self.writer.root, key).select(pl.col("open_time").min().cast(pl.Int64)).collect()
+    def first_row_ms(self, key: SeriesKey) -> int | None:
+        """Time of the series' first stored row (rows a killed follower committed past a
+        hole, with no coverage record yet), or None."""
+        col = TIME_COLUMNS[key.dataset]
+        frame = scan_series(self.writer.root, key).select(pl.col(col).min().cast(pl.Int64)).collect()
         value = frame.item() if frame.height else None
         return None if value is None else us_to_ms_ceil(int(value))
 
-    def _catch_up(self, now_ms: int) -> None:
-        self._server_now_ms = now_ms
-        floor_now = floor_open_ms(now_ms, self.req.interval)
-        for symbol in self.symbols:
-            end = self._coverage_end_ms(self._key(symbol), None)
-            if end is None:  # rows a killed follower committed past a hole: cover them too
-                end = self._first_row_ms(self._key(symbol))
-            if self.req.start_ms is not None:
-                end = self.req.start_ms
-            start = floor_now if end is None else min(end, floor_now)
-            self.series[symbol] = SeriesState(self._key(symbol), symbol, start)
-        starts = [s.covered_ms for s in self.series.values() if s.covered_ms < floor_now]
-        if starts:
-            self._download([s for s in self.series.values() if s.covered_ms < floor_now], "catch-up")
-
-    def _download(self, states: list[SeriesState], why: str) -> None:
-        start_ms = min(s.covered_ms for s in states)
-        request = _download_request(self.req, tuple(s.symbol for s in states), start_ms)
-        totals = asyncio.run(run_download(request))  # callers make sure a kline closed since start_ms
+    def download(self, symbols: tuple[str, ...], start_ms: int, why: str) -> RunTotals:
+        """The normal download path (source auto) of `symbols` from `start_ms` to the
+        server's now, through the follower's session."""
+        request = DownloadRequest(
+            market=self.req.market, dataset=self.req.dataset, symbols=symbols,
+            intervals=(self.req.interval,) if self.req.dataset == "klines" else (),
+            start_ms=start_ms, end_ms=None, lake=self.req.lake, base_url=self.req.base_url,
+            source="auto")
+        before = (self.rest.stats.requests, self.rest.stats.weight)
+        totals = self.rest.download(request)
         self.totals.downloads.append(totals)
-        for s in states:
-            end = self._coverage_end_ms(s.key, s.covered_ms)
-            s.covered_ms = max(s.covered_ms, end or s.covered_ms)
-            s.needs_backfill, s.hole_since = False, None
-            s.uncovered = {o for o in s.uncovered if o >= s.covered_ms}
-        self.log(f"{why}: {', '.join(s.symbol for s in states)} downloaded from {start_ms} "
-                 f"({totals.requests} requests, weight {totals.weight})")
-
-    def _backfill_due(self) -> None:
-        due = [s for s in self.series.values()
-               if s.needs_backfill and s.covered_ms + self.interval_ms <= self._server_now_ms]
-        for s in self.series.values():  # nothing has closed since: no hole to fill
-            if s.needs_backfill and s not in due:
-                s.needs_backfill = False
-        if not due:
-            return
-        self.totals.backfills += 1
-        try:
-            self._download(due, "backfill")
-        except KlineLakeError as exc:  # the REST side failed for now: retry at the next flush
-            self.log(f"backfill failed, will retry: {exc}")
-        self._flush()
-
-    def _backfill_holes_at_stop(self) -> None:
-        """A hole known at a graceful stop is filled now rather than at the next start."""
-        for s in self.series.values():
-            s.needs_backfill = s.needs_backfill or bool(s.uncovered)
-        self._backfill_due()
+        self.log(f"{why}: {', '.join(symbols)} downloaded from {start_ms} "
+                 f"({self.rest.stats.requests - before[0]} requests, weight {self.rest.stats.weight - before[1]})")
+        return totals
 
     # ---- streams -----------------------------------------------------------------------
 
     def _start_connections(self) -> None:
-        names = {streams.stream_name("klines", s, self.req.interval): s for s in self.symbols}
+        names = {self.track.stream_name(s): s for s in self.symbols}
         chunks = streams.split_streams(list(names), self.req.market.name, self.req.max_streams_per_connection)
         for i, chunk in enumerate(chunks):
             symbols = [names[n] for n in chunk]
@@ -328,7 +299,7 @@ class Follower:
                 return
             self._events.put(("connected", symbols, not first))
             first, attempt = False, 0
-            reason = self._read(conn)
+            reason = self._read(conn, next(self._conn_serials))
             with self._open_lock:
                 self._open.discard(conn)
             conn.close()
@@ -341,8 +312,9 @@ class Follower:
     def _sleep_backoff(self, attempt: int) -> None:
         self._stop_conns.wait(backoff_delay_s(attempt, RECONNECT_POLICY, self._rng.random()))
 
-    def _read(self, conn: streams.Connection) -> str:
+    def _read(self, conn: streams.Connection, serial: int) -> str:
         """Read until the connection ends; returns why it ended."""
+        parse = streams.PARSERS[self.req.dataset]
         while not self._stop_conns.is_set():
             try:
                 text = conn.recv(timeout=self.req.silence_s)
@@ -352,10 +324,10 @@ class Follower:
                 return str(exc)
             try:
                 _stream, event = streams.parse_message(text)
-                kline = streams.closed_kline(event)
+                item = parse(event)
             except ValueError as exc:
                 return str(exc)
-            self._events.put(("msg", streams.event_time_ms(event), kline, time.monotonic()))
+            self._events.put(("msg", streams.event_time_ms(event), item, time.monotonic(), serial))
         return "stopped"
 
     def _drain(self, timeout_s: float) -> None:
@@ -373,46 +345,33 @@ class Follower:
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         if kind == "msg":
-            _, event_ms, kline, recv_t = item
+            _, event_ms, parsed, recv_t, serial = item
             self.totals.messages += 1
             if event_ms is not None:
                 self._server_now_ms = max(self._server_now_ms, event_ms)
-            if kline is not None:
-                self._on_closed(kline, recv_t)
+            if parsed is not None and parsed.symbol in self.series:
+                self.totals.closed_klines += 1
+                self.track.on_item(self.series[parsed.symbol], parsed, recv_t, serial)
         elif kind == "connected":
             _, symbols, is_reconnect = item
-            for sym in symbols:  # what closed while not connected comes over REST
-                self.series[sym].needs_backfill = True
             if is_reconnect:
                 self.totals.reconnects += 1
                 for sym in symbols:
                     self.series[sym].reconnects += 1
-                self.log(f"reconnected ({len(symbols)} series): backfilling over REST")
+            self.track.on_connected(symbols, is_reconnect)
         elif kind == "log":
             self.log(item[1])
 
-    def _on_closed(self, kline: ClosedKline, recv_t: float) -> None:
-        state = self.series.get(kline.symbol)
-        if state is None:
-            return
-        self.totals.closed_klines += 1
-        self.totals.send_delays_ms.append(kline.event_ms - int(kline.row[6]) - 1)
-        state.received += 1
-        if kline.open_ms + self.interval_ms <= state.covered_ms or kline.open_ms in state.uncovered:
-            return  # a duplicate of what the lake holds
-        state.buffer[kline.open_ms] = (kline.row, recv_t)
-        state.last_closed_ms = max(state.last_closed_ms or 0, kline.open_ms)
-
     # ---- commit ------------------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Commit every series with new rows; series are independent files and locks, so
         their commits run side by side (their fsync waits overlap)."""
-        work = [s for s in self.series.values() if s.buffer or s.uncovered]
+        work = [s for s in self.series.values() if s.buffer or s.uncovered or s.seen]
         if len(work) <= 1:
-            results = [self._flush_one(s) for s in work]
+            results = [self.track.flush_one(s) for s in work]
         else:
-            results = list(self._pool().map(self._flush_one, work))
+            results = list(self._pool().map(self.track.flush_one, work))
         for rows, lags in results:
             if rows is not None:
                 self.totals.commits += 1
@@ -424,30 +383,13 @@ class Follower:
             self._executor = ThreadPoolExecutor(max_workers=COMMIT_WORKERS, thread_name_prefix="follow-commit")
         return self._executor
 
-    def _flush_one(self, state: SeriesState) -> tuple[int | None, list[float]]:
-        """Commit one series' batch; (rows committed or None if no commit, lags)."""
-        start = state.covered_ms
-        cur = start
-        opens = sorted(set(state.buffer) | state.uncovered)
-        for o in opens:
-            if o <= cur:
-                cur = max(cur, o + self.interval_ms)
-        covered = [(ms_to_us(start), ms_to_us(cur))] if cur > start else []
-        rows = [state.buffer[o][0] for o in sorted(state.buffer)]
-        result: tuple[int | None, list[float]] = (None, [])
-        if rows or covered:
-            self.writer.commit(state.key, parse_rest_klines(rows, "klines"), covered)
-            done = time.monotonic()
-            result = (len(rows), [done - recv_t for _, recv_t in state.buffer.values()])
-        state.uncovered = {o for o in (state.uncovered | set(state.buffer)) if o >= cur}
-        state.buffer.clear()
-        state.covered_ms = cur
+    def note_hole(self, state: SeriesState, what: str) -> None:
+        """After a flush: a hole that stays open for `hole_grace_s` is backfilled."""
         if state.uncovered:
             now = time.monotonic()
             state.hole_since = state.hole_since or now
             if now - state.hole_since >= self.req.hole_grace_s and not state.needs_backfill:
                 state.needs_backfill = True
-                self.log(f"{state.symbol}: hole at {state.covered_ms}: backfilling over REST")
+                self.log(f"{state.symbol}: hole at {what}: backfilling over REST")
         else:
             state.hole_since = None
-        return result

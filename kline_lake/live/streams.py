@@ -3,7 +3,9 @@
 Exchange rules (spot and Binance.US: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams ;
 USD-M: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams ;
 COIN-M: https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams):
-- stream names are lower-case: `<symbol>@kline_<interval>`, `<symbol>@aggTrade`;
+- stream names are lower-case: `<symbol>@kline_<interval>`, `<symbol>@aggTrade`, and on
+  USD-M/COIN-M only `<symbol>@markPrice@1s` (event `markPriceUpdate`: `p` mark price,
+  `i` index price, `P` estimated settle price, `r` funding rate, `T` next funding time);
 - combined streams at `/stream?streams=<a>/<b>` wrap each event as `{"stream", "data"}`;
 - at most 1024 streams per spot connection, 200 per futures connection;
 - at most 5 incoming messages per second per spot connection, 10 on futures (PING, PONG
@@ -27,16 +29,22 @@ from kline_lake.core.markets import Market
 from kline_lake.errors import InputError, StreamError
 
 STREAM_DATASETS = ("klines", "agg_trades")
+FUTURES_STREAM_DATASETS = frozenset({"mark_price"})  # markPrice streams: USD-M and COIN-M only
 MAX_STREAMS = {"spot": 1024, "us": 1024, "um": 200, "cm": 200}
 MAX_MESSAGES_PER_S = {"spot": 5, "us": 5, "um": 10, "cm": 10}
 MAX_CONNECTS_PER_5MIN = 300
 
 
+def stream_datasets(market: Market) -> tuple[str, ...]:
+    """The datasets `market` has streams for."""
+    return tuple(d for d in STREAM_DATASETS if market.is_futures or d not in FUTURES_STREAM_DATASETS)
+
+
 def validate_stream_dataset(market: Market, dataset: str) -> str:
     """`dataset` if the market streams it, else InputError."""
-    if dataset not in STREAM_DATASETS:
+    if dataset not in stream_datasets(market):
         raise InputError(f"no stream for dataset {dataset!r} on market {market.name!r}; "
-                         f"follow supports {', '.join(STREAM_DATASETS)}")
+                         f"follow supports {', '.join(stream_datasets(market))} there")
     return dataset
 
 
@@ -46,6 +54,8 @@ def stream_name(dataset: str, symbol: str, interval: str | None = None) -> str:
         return f"{symbol.lower()}@kline_{interval}"
     if dataset == "agg_trades":
         return f"{symbol.lower()}@aggTrade"
+    if dataset == "mark_price":
+        return f"{symbol.lower()}@markPrice@1s"
     raise InputError(f"no stream for dataset {dataset!r}")
 
 
@@ -97,6 +107,59 @@ def closed_kline(event: dict[str, Any]) -> ClosedKline | None:
         return ClosedKline(str(k["s"]), int(k["t"]), row, int(event["E"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed kline event: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class AggTrade:
+    """An aggregate trade from a stream: its id, time and a REST-shaped object
+    (`a p q f l T m`, plus `M` on spot)."""
+
+    symbol: str
+    agg_id: int
+    time_ms: int
+    row: dict[str, Any]
+
+
+def agg_trade(event: dict[str, Any]) -> AggTrade | None:
+    """The aggregate trade an `aggTrade` event carries, or None for another event;
+    ValueError when malformed."""
+    if event.get("e") != "aggTrade":
+        return None
+    try:
+        row = {k: event[k] for k in ("a", "p", "q", "f", "l", "T", "m")}
+        if "M" in event:
+            row["M"] = event["M"]
+        return AggTrade(str(event["s"]), int(row["a"]), int(row["T"]), row)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed aggTrade event: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One update of a recorder dataset (no history on the exchange): its key time and
+    a row of the dataset's columns (see `kline_lake.core.schemas`)."""
+
+    symbol: str
+    key_ms: int
+    row: dict[str, Any]
+
+
+def mark_price_update(event: dict[str, Any]) -> Recorded | None:
+    """The `markPriceUpdate` event as a `mark_price` row, or None for another event."""
+    if event.get("e") != "markPriceUpdate":
+        return None
+    try:
+        event_ms = int(event["E"])
+        row = {"event_time": event_ms, "mark_price": float(event["p"]), "index_price": float(event["i"]),
+               "estimated_settle_price": float(event["P"]), "funding_rate": float(event["r"]),
+               "next_funding_time": int(event["T"])}
+        return Recorded(str(event["s"]), event_ms, row)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed markPriceUpdate event: {exc!r}") from None
+
+
+PARSERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "klines": closed_kline, "agg_trades": agg_trade, "mark_price": mark_price_update}
 
 
 def event_time_ms(event: dict[str, Any]) -> int | None:
