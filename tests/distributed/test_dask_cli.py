@@ -55,6 +55,7 @@ def test_bad_dask_address_is_one_line_and_exit_2(lake, capsys, address, message)
     assert err.count("\n") == 1
 
 
-def test_walk_forward_does_not_offer_dask(capsys):
+def test_walk_forward_offers_dask(capsys):
+    # issue 15: walk-forward takes --dask too (tests/distributed/test_dask_walkforward.py)
     assert _run(["walk-forward", "--help"]) == 0
-    assert "--dask" not in capsys.readouterr().out
+    assert "--dask local:N|ADDRESS" in capsys.readouterr().out

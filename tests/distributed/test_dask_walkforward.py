@@ -5,7 +5,10 @@ scattered."""
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
+import pytest
 
 import backtest
 from tests.support.backtest import iso, make_bars
@@ -49,3 +52,34 @@ def test_bars_in_memory_are_scattered_and_equal(cluster):
                                    progress=False, **kw)
     _same(remote, local)
     assert np.isfinite(local.deflated_sharpe["dsr"]) and len(local.folds) == 2
+
+
+def _cli(argv: list[str]) -> int:
+    from backtest.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return exc.value.code
+
+
+def test_cli_dask_writes_the_same_json_and_an_unreachable_scheduler_exits_2(
+        cluster, lake, tmp_path, capsys):
+    root, b = lake
+    argv = ["walk-forward", "--lake", str(root), "--symbol", "BTCUSDT", "--interval", "1h",
+            "--start", iso(b.open_time_us[0]), "--end", iso(b.open_time_us[-1] + 1),
+            "--no-exchange-filters", "--param", "fast=4,8", "--param", "slow=24,48",
+            "--sl-stop", "0.01,0.02", "--train", "40d", "--test", "20d", "--pbo-blocks", "4"]
+    plain, dist = tmp_path / "plain.json", tmp_path / "dask.json"
+    assert _cli([*argv, "--json", str(plain)]) == 0
+    capsys.readouterr()
+    assert _cli([*argv, "--json", str(dist), "--dask", cluster.scheduler_address]) == 0
+    assert dist.read_text() == plain.read_text()
+    assert f"note: ran on Dask ({cluster.scheduler_address}, 2 workers)" in \
+        capsys.readouterr().err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert _cli([*argv, "--dask", f"tcp://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("backtest: error: cannot reach the Dask scheduler at tcp://127.0.0.1:")
