@@ -12,7 +12,8 @@ part and counts what it skipped.
 
 Commits go through the run's ``ctx.commit`` (serialized, counted), and the summary gets
 per-source counters in ``totals.extra``: archive files, archive kB, rows from the
-archive, rows from REST, files not in the archive.
+archive, rows from REST, files not in the archive. Funding under ``auto`` is the
+exception: REST first, the archive as the fallback (:func:`fetch_funding_auto`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from kline_lake.download.context import RunContext, SeriesTask
 from kline_lake.download.progress import MAX_SYMBOL_BARS, RunTotals, TqdmProgress
 from kline_lake.download.request import DownloadRequest
 from kline_lake.download.rest_source import clamp_to_listing, fetch_series_rest
+from kline_lake.errors import BannedError, BinanceAPIError, TransientError
 
 
 def kline_holes_ms(open_ms: np.ndarray, interval: str, covered_ms: Sequence[Range]) -> list[Range]:
@@ -198,11 +200,39 @@ async def _fetch_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range])
         ctx.totals.rows_written += mine.rows_written
         ctx.totals.commits += mine.commits
         _bump(ctx.totals, "rows from REST", mine.rows_written)
+        for name, n in mine.extra.items():  # e.g. ranges the REST source skipped
+            _bump(ctx.totals, name, n)
 
 
 async def fetch_series_auto(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range]) -> None:
-    """``--source auto``: archive first, the rest from REST."""
+    """``--source auto``: archive first, the rest from REST; funding REST first (see
+    :func:`fetch_funding_auto`)."""
+    if task.key.dataset == "funding":
+        await fetch_funding_auto(ctx, task, ranges_ms)
+        return
     await fetch_series_hybrid(ctx, task, ranges_ms, "auto")
+
+
+async def fetch_funding_auto(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range]) -> None:
+    """Funding under ``--source auto``: REST first, the archive as the fallback.
+
+    A decision the data forces: REST ``fundingRate`` pages hold 1000 settlements (a year
+    of 8h funding per request, out of its own 500-per-5-minutes pool) and carry
+    ``markPrice``, which the backtester's funding cash flow uses; the archive's monthly
+    ``fundingRate`` files lack it (null) and cost a file per month. When REST fails
+    (the retry budget spent on 5xx or timeouts, an API error, an IP ban), the parts of the
+    ranges it did not commit come from the archive, with one line saying so.
+    """
+    try:
+        await _fetch_rest(ctx, task, ranges_ms)
+    except (TransientError, BinanceAPIError, BannedError) as exc:
+        left = [(a // US_PER_MS, b // US_PER_MS) for lo, hi in ranges_ms
+                for a, b in ctx.writer.missing(task.key, lo * US_PER_MS, hi * US_PER_MS)]
+        ctx.progress.note(f"{task.label}: funding from REST failed ({exc}); "
+                          f"{len(left)} range(s) from the archive instead (no markPrice there)")
+        _bump(ctx.totals, "funding ranges from archive (REST failed)", len(left))
+        if left:
+            await fetch_series_hybrid(ctx, task, left, "archive")
 
 
 async def fetch_series_archive(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range]) -> None:

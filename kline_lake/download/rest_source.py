@@ -13,11 +13,12 @@ from typing import Any
 from kline_lake.core import ranges as rg
 from kline_lake.core.aio import gather_or_cancel
 from kline_lake.core.intervals import INTERVAL_MS, ceil_open_ms, floor_open_ms
-from kline_lake.core.markets import ENDPOINTS, KLINE_DATASETS
+from kline_lake.core.markets import ARCHIVE_ONLY_DATASETS, ENDPOINTS, KLINE_DATASETS
 from kline_lake.core.ranges import Range
 from kline_lake.core.timeutil import MS_PER_DAY, MS_PER_HOUR, format_us, ms_to_us
 from kline_lake.download import pages as pg
 from kline_lake.download.context import RunContext, SeriesTask
+from kline_lake.download.rest_metrics import fetch_metrics_rest
 from kline_lake.download.rest_rows import (
     parse_rest_agg_trades,
     parse_rest_funding,
@@ -43,9 +44,22 @@ async def fetch_series_rest(ctx: RunContext, task: SeriesTask, ranges_ms: list[R
                                 _trade_chunks)
     elif dataset == "funding":
         await _fetch_funding(ctx, task, sink, ranges_ms)
+    elif dataset == "metrics":
+        await fetch_metrics_rest(ctx, task, sink, ranges_ms, _get, _parse)
+    elif dataset in ARCHIVE_ONLY_DATASETS:
+        _no_rest_history(ctx, task, ranges_ms)
     else:
         await _fetch_klines(ctx, task, sink, ranges_ms)
     await sink.flush()
+
+
+def _no_rest_history(ctx: RunContext, task: SeriesTask, ranges_ms: list[Range]) -> None:
+    """book_ticker, book_depth: the exchange publishes no REST history of them (only the
+    archive's daily files, the day after), so what the archive lacks is said and skipped."""
+    ctx.progress.note(f"{task.label}: {task.key.dataset} has no REST history (archive only); "
+                      f"{len(ranges_ms)} range(s) not in the archive yet were skipped")
+    name = "ranges skipped (not on REST)"
+    ctx.totals.extra[name] = ctx.totals.extra.get(name, 0) + len(ranges_ms)
 
 
 async def _get(ctx: RunContext, task: SeriesTask, endpoint: str, params: dict[str, Any],

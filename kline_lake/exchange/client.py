@@ -125,6 +125,10 @@ class ExchangeClient:
         self._announced_until_s = 0.0
 
     def url(self, endpoint: str) -> str:
+        """The URL of `endpoint`: below the API prefix, or an absolute path as given
+        (USD-M's `/futures/data/...` statistics live outside `/fapi/v1`)."""
+        if endpoint.startswith("/"):
+            return f"{self.base_url}{endpoint}"
         return f"{self.base_url}{self.market.api_prefix}/{endpoint}"
 
     def weight_of(self, endpoint: str, limit: int | None = None) -> int:

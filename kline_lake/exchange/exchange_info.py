@@ -17,7 +17,12 @@ from kline_lake.core.markets import Market, validate_symbol
 from kline_lake.errors import BinanceAPIError, InputError
 from kline_lake.exchange.client import ExchangeClient
 from kline_lake.exchange.rate_limiter import RateWindow, parse_rate_limits
-from kline_lake.exchange.weights import FUNDING_POOL_REQUESTS, FUNDING_POOL_WINDOW_S
+from kline_lake.exchange.weights import (
+    FUNDING_POOL_REQUESTS,
+    FUNDING_POOL_WINDOW_S,
+    FUTURES_DATA_POOL_REQUESTS,
+    FUTURES_DATA_POOL_WINDOW_S,
+)
 
 CACHE_META_KEY = "_kline_lake"
 DEFAULT_MAX_AGE_S = 3600.0
@@ -131,11 +136,14 @@ def apply_rate_limits(client: ExchangeClient, info: Mapping[str, Any]) -> None:
 
 def extra_pools(market: Market) -> list[RateWindow]:
     """Budgets exchangeInfo does not advertise: the futures fundingRate pool
-    (500 requests per 5 minutes per IP, shared with fundingInfo)."""
+    (500 requests per 5 minutes per IP, shared with fundingInfo) and the `/futures/data`
+    statistics' pool (1000 requests per 5 minutes, `download.rest_metrics`)."""
     if not market.is_futures:
         return []
     return [RateWindow("FUNDING", FUNDING_POOL_REQUESTS, float(FUNDING_POOL_WINDOW_S),
-                       counts="requests", pool="funding")]
+                       counts="requests", pool="funding"),
+            RateWindow("FUTURES_DATA", FUTURES_DATA_POOL_REQUESTS,
+                       float(FUTURES_DATA_POOL_WINDOW_S), counts="requests", pool="futures_data")]
 
 
 async def server_time_ms(client: ExchangeClient) -> int:

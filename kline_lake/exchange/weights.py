@@ -18,6 +18,10 @@ from kline_lake.core.markets import KLINE_DATASETS, Market
 # shared by /fapi/v1/fundingRate and /fapi/v1/fundingInfo.
 FUNDING_POOL_REQUESTS = 500
 FUNDING_POOL_WINDOW_S = 300
+# The USD-M /futures/data statistics (openInterestHist, the long/short ratios,
+# takerlongshortRatio): "IP rate limit 1000 requests/5min".
+FUTURES_DATA_POOL_REQUESTS = 1000
+FUTURES_DATA_POOL_WINDOW_S = 300
 
 
 def futures_kline_weight(limit: int) -> int:
@@ -44,6 +48,10 @@ def request_weight(market: Market, endpoint: str, limit: int | None = None) -> i
             return futures_kline_weight(limit if limit is not None else market.kline_default_limit)
         if endpoint in ("aggTrades", "historicalTrades"):  # "Old Trades Lookup": weight 20
             return 20
+        if endpoint.startswith("/futures/data/"):
+            # USD-M open interest / long-short statistics: "Request Weight 0", limited by
+            # their own 1000 requests per 5 minutes instead; COIN-M's pages say weight 1.
+            return 1 if market.name == "cm" else 0
         if endpoint in ("fundingRate", "fundingInfo"):
             # USD-M: counted in the separate 500/5min pool only. COIN-M docs give weight 1.
             return 1 if market.name == "cm" else 0

@@ -109,25 +109,31 @@ def depth_times_s(aggs: dict[str, np.ndarray], start_ms: int, end_ms: int) -> np
 
 def book_depth(spec: SymbolSpec, aggs: dict[str, np.ndarray], times_s: np.ndarray
                ) -> dict[str, np.ndarray]:
-    """Depth snapshots: one row per (time, band); depth in quantity units (float), notional
-    in quote (COIN-M: base asset) as float, around the book ticker's mid in force."""
+    """Depth snapshots: one row per (time, band) in DEPTH_BANDS order; `depth` cumulative
+    quantity (float, on the quantity grid) and `notional` cumulative quote value (COIN-M:
+    base asset) from the mid of the book ticker in force out to the band. The liquidity
+    between bands j-1 and j % sits at one price inside that slice of the book, so the
+    average price to every band lies between the mid and the band's price."""
     ticker = book_ticker(spec, aggs)
     idx = np.searchsorted(ticker["T"] // 1000, times_s, side="right") - 1
     mid = (ticker["bid"][idx] + ticker["ask"][idx]) / 2 / 10**spec.price_decimals
-    bands = np.asarray(DEPTH_BANDS, dtype=np.float64)
-    n, k = len(times_s), len(bands)
-    ts = np.repeat(times_s, k)
-    pct = np.tile(bands, n)
-    mids = np.repeat(mid, k)
-    per_pct = spec.daily_volume / 50 * (0.8 + 0.4 * _unit(ts * 16 + pct.astype(np.int64) + 8,
-                                                          _salt(spec, "depth")))
-    depth = np.round(per_pct * np.abs(pct), spec.qty_decimals)
-    # average price of the liquidity out to the band: 40..60 % of the way from the mid
-    frac = 0.4 + 0.2 * _unit(ts * 16 + pct.astype(np.int64) + 8, _salt(spec, "avg"))
-    avg = mids * (1 + np.sign(pct) * np.abs(pct) / 100 * frac)
-    notional = depth * spec.contract_size / avg if spec.contract_size else depth * avg
-    return {"time_s": ts, "percentage": pct.astype(np.int64), "depth": depth,
-            "notional": np.round(notional, 8)}
+    n, steps = len(times_s), np.arange(1, 6, dtype=np.int64)
+    sides = {}
+    for sign in (-1, 1):
+        keys = times_s[:, None] * 16 + (sign * steps)[None, :] + 8
+        inc = np.round(spec.daily_volume / 50 * (0.8 + 0.4 * _unit(keys, _salt(spec, "depth"))),
+                       spec.qty_decimals)
+        inc = np.maximum(inc, 10.0**-spec.qty_decimals)
+        where = (steps[None, :] - 1 + 0.2 + 0.6 * _unit(keys, _salt(spec, "at"))) / 100
+        price = mid[:, None] * (1 + sign * where)
+        value = inc * spec.contract_size / price if spec.contract_size else inc * price
+        sides[sign] = (np.cumsum(inc, axis=1), np.cumsum(value, axis=1))
+    # DEPTH_BANDS order: -5..-1 (bids, outermost first), then 1..5
+    depth = np.concatenate([sides[-1][0][:, ::-1], sides[1][0]], axis=1)
+    notional = np.concatenate([sides[-1][1][:, ::-1], sides[1][1]], axis=1)
+    return {"time_s": np.repeat(times_s, len(DEPTH_BANDS)),
+            "percentage": np.tile(np.asarray(DEPTH_BANDS, dtype=np.int64), n),
+            "depth": np.round(depth.ravel(), spec.qty_decimals), "notional": np.round(notional.ravel(), 8)}
 
 
 def metrics_times_ms(path: SymbolPath, start_ms: int, end_ms: int) -> np.ndarray:

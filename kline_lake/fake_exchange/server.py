@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kline_lake.fake_exchange import rest, weights
+from kline_lake.fake_exchange import extras_rest, rest, weights
 from kline_lake.fake_exchange.exchange_info import exchange_info
 from kline_lake.fake_exchange.faults import FaultInjector, FaultSpec, parse_faults
 from kline_lake.fake_exchange.params import ApiError, parse_query
@@ -44,7 +44,10 @@ from kline_lake.fake_exchange.ws_server import StreamHub, route, serve_stream
 
 STAT_KEYS = ("spot", "um", "cm", "us", "archive")
 VENUES = ("spot", "um", "cm", "us")
-_PREFIXES = {"/api/v3/": "spot", "/fapi/v1/": "um", "/dapi/v1/": "cm", "/us/api/v3/": "us"}
+_PREFIXES = {"/api/v3/": "spot", "/fapi/v1/": "um", "/dapi/v1/": "cm", "/us/api/v3/": "us",
+             # USD-M statistics outside /fapi/v1 (fapi.binance.com/futures/data/...); the
+             # endpoint keeps its folder ("futures/data/openInterestHist")
+             "/futures/data/": "um"}
 _5XX = {
     "500": (500, {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}),
     "503": (503, {"code": -1008, "msg": "Server is currently overloaded with other requests. Please try again in a few minutes."}),
@@ -163,6 +166,8 @@ class FakeExchange:
         self._limiters = {m: self._limiter(self.budget(m), minute_seconds) for m in VENUES}
         pool_window = weights.FUNDING_POOL_WINDOW_S * minute_seconds / 60
         self._funding_pool = self._limiter(weights.FUNDING_POOL_REQUESTS, pool_window)
+        data_window = weights.FUTURES_DATA_POOL_WINDOW_S * minute_seconds / 60
+        self._futures_data_pool = self._limiter(weights.FUTURES_DATA_POOL_REQUESTS, data_window)
         self._stats_lock = threading.Lock()
         self._stats = self._zero_stats()
         self._server: _Server | None = None
@@ -305,6 +310,8 @@ class FakeExchange:
         for prefix, name in _PREFIXES.items():
             if path.startswith(prefix):
                 endpoint = path[len(prefix):]
+                if prefix == "/futures/data/":
+                    endpoint = prefix[1:] + endpoint
                 served = name in self.venues and rest.known_endpoint(name, endpoint)
                 return (name, endpoint) if served else (None, "")
         return None, ""
@@ -345,6 +352,9 @@ class FakeExchange:
         decision = limiter.charge(client, weight)
         if decision.status == 200 and endpoint in weights.FUNDING_POOL_ENDPOINTS.get(market_name, ()):
             decision = self._funding_pool.charge(client, 1)
+        elif decision.status == 200 and endpoint in extras_rest.ENDPOINTS:
+            pooled = self._futures_data_pool.charge(client, 1)
+            decision = decision if pooled.status == 200 else pooled
         if decision.status != 200:
             data = _json(self._limit_body(decision.status, market_name))
             hdrs = {**headers(decision.used), "Retry-After": str(decision.retry_after_s)}
@@ -360,7 +370,11 @@ class FakeExchange:
         try:
             if parse_error is not None:
                 raise parse_error
-            body = rest.handle(self.source, venue, endpoint, params, now, lambda specs: self._exchange_info(venue, now, specs))
+            if endpoint in extras_rest.ENDPOINTS:
+                body = extras_rest.handle(self.source, venue, endpoint, params, now)
+            else:
+                body = rest.handle(self.source, venue, endpoint, params, now,
+                                   lambda specs: self._exchange_info(venue, now, specs))
         except ApiError as exc:
             return exc.status, _json(exc.body())
         return 200, _json(body)

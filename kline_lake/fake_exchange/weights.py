@@ -57,6 +57,11 @@ WEIGHTS: dict[str, dict[str, int | tuple[Band, ...]]] = {
         "ping": 1, "time": 1, "exchangeInfo": 1, "aggTrades": 20, "historicalTrades": 20,
         **dict.fromkeys(_FUTURES_KLINES, FUTURES_KLINE_BANDS),
         "fundingRate": 0, "fundingInfo": 0,  # paid from the funding pool below instead
+        # /futures/data statistics ("Request Weight 0"; own 1000 requests/5min pool)
+        **dict.fromkeys(("futures/data/openInterestHist", "futures/data/topLongShortAccountRatio",
+                         "futures/data/topLongShortPositionRatio",
+                         "futures/data/globalLongShortAccountRatio",
+                         "futures/data/takerlongshortRatio"), 0),
     },
     "cm": {
         "ping": 1, "time": 1, "exchangeInfo": 1, "aggTrades": 20, "historicalTrades": 20,
@@ -69,8 +74,12 @@ WEIGHTS: dict[str, dict[str, int | tuple[Band, ...]]] = {
 _SPOT_PAGES = {"klines": (500, 1000), "aggTrades": (500, 1000), "historicalTrades": (500, 1000)}
 _FUTURES_PAGES = {**dict.fromkeys(_FUTURES_KLINES, (500, 1500)), "aggTrades": (500, 1000),
                   "historicalTrades": (100, 500), "fundingRate": (100, 1000)}
+_FUTURES_DATA_PAGES = {f"futures/data/{name}": (30, 500) for name in (  # "default 30, max 500"
+    "openInterestHist", "topLongShortAccountRatio", "topLongShortPositionRatio",
+    "globalLongShortAccountRatio", "takerlongshortRatio")}
 PAGE_LIMITS: dict[str, dict[str, tuple[int, int]]] = {
-    "spot": _SPOT_PAGES, "us": dict(_SPOT_PAGES), "um": _FUTURES_PAGES, "cm": dict(_FUTURES_PAGES),
+    "spot": _SPOT_PAGES, "us": dict(_SPOT_PAGES), "um": {**_FUTURES_PAGES, **_FUTURES_DATA_PAGES},
+    "cm": dict(_FUTURES_PAGES),
 }
 
 # REQUEST_WEIGHT budget per minute, advertised in exchangeInfo `rateLimits`.
@@ -79,6 +88,9 @@ WEIGHT_PER_MINUTE: dict[str, int] = {"spot": 6000, "um": 2400, "cm": 2400, "us":
 # USD-M's separate pool: 500 requests per 5 minutes per IP, shared by these endpoints.
 FUNDING_POOL_REQUESTS = 500
 FUNDING_POOL_WINDOW_S = 300
+# USD-M /futures/data statistics: "IP rate limit 1000 requests/5min".
+FUTURES_DATA_POOL_REQUESTS = 1000
+FUTURES_DATA_POOL_WINDOW_S = 300
 FUNDING_POOL_ENDPOINTS: dict[str, frozenset[str]] = {"um": frozenset({"fundingRate", "fundingInfo"})}
 
 

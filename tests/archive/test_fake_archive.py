@@ -142,7 +142,9 @@ def test_agg_trades_spot_8_columns_and_futures_7(archive_env, tmp_path) -> None:
 def test_funding_from_monthly_archive(archive_env, tmp_path) -> None:
     fx = archive_env
     assert archive_frequencies(get_market("um"), "funding") == ("monthly",)
-    totals = download(fx, tmp_path, "auto", "um", "funding", "ETHUSDT", "2024-02-01", "2024-03-01")
+    # --source archive: under auto, funding now comes from REST first (issue 17; see
+    # tests/archive/test_extras_download.py::test_funding_auto_takes_rest_with_mark_price)
+    totals = download(fx, tmp_path, "archive", "um", "funding", "ETHUSDT", "2024-02-01", "2024-03-01")
     assert totals.extra["archive files"] == 1
     stored = lake(tmp_path, "um", "funding")
     rest_rows = httpx.get(f"{fx.base_url}/fapi/v1/fundingRate", params={
