@@ -63,6 +63,10 @@ def _fmt(value: Any) -> str:
                    "(the result says so); by default such holes refuse to run.")
 @click.option("--leverage", type=float, default=1.0, show_default=True,
               help="Maximum gross exposure as a multiple of equity.")
+@click.option("--dask", "dask_address", metavar="local:N|ADDRESS", default=None,
+              help="Run a sweep's combinations on Dask: local:N starts N worker processes, "
+                   "tcp://HOST:8786 uses a running scheduler (its workers must see the lake "
+                   "at the same path). Identical rows; a single run stays local.")
 @click.option("--json", "json_path", type=click.Path(allow_dash=True), default=None,
               help="Write the result as JSON here (- for standard output).")
 @click.option("--report", "report_path", type=click.Path(allow_dash=True),
@@ -83,9 +87,16 @@ def portfolio_cmd(**kw: Any) -> None:
     say = (lambda text: click.echo(text, err=True)) \
         if to_stdout(kw["json_path"], kw["report_path"]) else click.echo
     grid = parse_params(kw["param"])
+    if kw["dask_address"] is not None:
+        from backtest.distributed import parse_address
+
+        parse_address(kw["dask_address"])
     if any(len(v) > 1 for v in grid.values()):
         _sweep(grid, kw, say)
         return
+    if kw["dask_address"] is not None:
+        click.echo("note: --dask applies to sweeps (--param with several values); this "
+                   "single run ran locally", err=True)
     try:
         params = single_values(grid)
         result = portfolio(kw["strategy"], params, lake=kw["lake"], universe=kw["universe"],
@@ -118,7 +129,8 @@ def portfolio_cmd(**kw: Any) -> None:
 
 
 def _sweep(grid: dict, kw: dict[str, Any], say) -> None:
-    """`--param` with several values: every combination on one loaded panel."""
+    """`--param` with several values: every combination on one loaded panel, in one
+    batched kernel call (on Dask workers with --dask)."""
     import polars as pl
 
     from backtest.multi_asset.sweep import portfolio_sweep
@@ -130,7 +142,7 @@ def _sweep(grid: dict, kw: dict[str, Any], say) -> None:
                                 slippage_bps=kw["slippage_bps"], funding=kw["funding"],
                                 leverage=kw["leverage"], fill=kw["fill"],
                                 rebalance=kw["rebalance"], threshold=kw["threshold"],
-                                allow_gaps=kw["allow_gaps"])
+                                allow_gaps=kw["allow_gaps"], dask=kw["dask_address"])
     except InputError:
         raise
     except ValueError as exc:
