@@ -31,6 +31,7 @@ from kline_lake.fake_exchange.params import TimeRange
 
 _NAME_RE = re.compile(r"([a-z0-9_]{1,40})@(kline_([0-9]+[smhdwM])|aggTrade)")
 CHUNK_KLINES = 500
+MAX_CHUNK_MS = 62 * 86_400_000
 AGG_PAGE = 1000
 MAX_STREAM_NAME = 64
 
@@ -94,12 +95,17 @@ class KlineBook:
         self._chunks: set[int] = set()
         self._lock = threading.Lock()
 
+    @property
+    def _step_ms(self) -> int:
+        """Chunk length: CHUNK_KLINES klines, at most MAX_CHUNK_MS (a chunk of 500 months
+        would be 42 years of data computed for one close)."""
+        return min(INTERVAL_MS.get(self.interval, 31 * 86_400_000) * CHUNK_KLINES, MAX_CHUNK_MS)
+
     def _chunk_start(self, open_ms: int) -> int:
-        step = INTERVAL_MS.get(self.interval, 31 * 86_400_000) * CHUNK_KLINES
-        return open_ms // step * step
+        return open_ms // self._step_ms * self._step_ms
 
     def _fill(self, chunk_ms: int) -> None:
-        step = INTERVAL_MS.get(self.interval, 31 * 86_400_000) * CHUNK_KLINES
+        step = self._step_ms
         end_ms = chunk_ms + step  # exclusive
         rows = self.source.klines(self.spec, self.interval, TimeRange(chunk_ms, end_ms - 1),
                                   CHUNK_KLINES + 2, end_ms + 2 * step, "klines")
