@@ -21,6 +21,7 @@ def test_walk_forward_benchmark_quick_smoke(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(out.read_text())
     assert summary["n_bars"] == 8760 and summary["n_combinations"] == 25
+    assert summary["n_stop_levels"] == 5 and summary["n_points"] == 125
     assert summary["n_folds"] == 9  # (365 - 90) // 30
     assert summary["walk_forward_s"] > 0 and 0.0 <= summary["pbo"] <= 1.0
     assert "| bars | combinations |" in proc.stdout
