@@ -1,7 +1,14 @@
 """Batch kernels for parameter sweeps: a whole grid in one compiled, parallel call.
 
-The stops (`sl_stop`, `tp_stop`, `sl_trail` of `simulate_nb`) are scalars: one stop
-setting per call (a sweep over stop levels calls once per level). Each grid point simulates into its own scratch buffers (allocated inside the parallel
+A grid point is a strategy parameter combination *and* a stop setting: the stop levels
+``sl_stop[c]``/``tp_stop[c]`` (of `simulate_nb`; NaN = off) are per point, so a sweep
+over 400 parameter combinations x 5 stop levels is one call over 2,000 points. Points
+that differ only in their stops share their input: the crossover kernel indexes the
+same indicator rows (``fast_idx[c]``, ``slow_idx[c]``), the generic kernel the same
+signal row (``sig_idx[c]``); nothing is copied per level. ``sl_trail`` (whether the
+stop-loss trails) is one setting per call.
+
+Each grid point simulates into its own scratch buffers (allocated inside the parallel
 loop, so memory stays at a few bar-length arrays per core) and reduces them with the
 same `metrics_nb` a single run uses, so a sweep row equals the single run's metrics.
 """
@@ -47,8 +54,9 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
                    slip, mmr, qty_step, min_qty, min_notional, bars_per_year, bar_days,
                    n_chunks, sl_stop, tp_stop, sl_trail):
     """Crossover grid: `lines` holds one indicator row per distinct window; grid point c
-    crosses row ``fast_idx[c]`` with row ``slow_idx[c]``. The grid is split in `n_chunks`
-    parallel chunks (one per thread), each reusing one set of scratch buffers.
+    crosses row ``fast_idx[c]`` with row ``slow_idx[c]`` under the stops ``sl_stop[c]``,
+    ``tp_stop[c]`` (float arrays of the grid's length, NaN = off). The grid is split in
+    `n_chunks` parallel chunks (one per thread), each reusing one set of scratch buffers.
     Returns (metrics, statuses): a METRICS_DT record per grid point and its status."""
     n_combo = fast_idx.shape[0]
     n = close.shape[0]
@@ -64,17 +72,18 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
                                    direction, fill_close, init_cash, size_frac, leverage,
                                    fee_rate, slip, mmr, qty_step, min_qty, min_notional,
                                    bars_per_year, bar_days, scratch, trades, out, c,
-                                   sl_stop, tp_stop, sl_trail)
+                                   sl_stop[c], tp_stop[c], sl_trail)
     return out, status
 
 
 @njit(cache=True, parallel=True)
-def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, direction,
-                     fill_close, init_cash, size_frac, leverage, fee_rate, slip, mmr,
-                     qty_step, min_qty, min_notional, bars_per_year, bar_days, n_chunks,
+def sweep_signals_nb(open_, high, low, close, sigs, sig_idx, fund_at_open, fund_intra,
+                     direction, fill_close, init_cash, size_frac, leverage, fee_rate, slip,
+                     mmr, qty_step, min_qty, min_notional, bars_per_year, bar_days, n_chunks,
                      sl_stop, tp_stop, sl_trail):
-    """Generic grid: one precomputed int8 signal row per grid point."""
-    n_combo = sigs.shape[0]
+    """Generic grid: grid point c simulates the int8 signal row ``sigs[sig_idx[c]]``
+    under the stops ``sl_stop[c]``, ``tp_stop[c]`` (see `sweep_cross_nb`)."""
+    n_combo = sig_idx.shape[0]
     n = close.shape[0]
     out = np.empty(n_combo, dtype=METRICS_DT)
     status = np.zeros(n_combo, dtype=np.int64)
@@ -83,9 +92,9 @@ def sweep_signals_nb(open_, high, low, close, sigs, fund_at_open, fund_intra, di
         scratch = np.empty((2, n))
         trades = np.empty(n + 1, dtype=TRADE_DT)
         for c in range(lo, hi):
-            status[c] = run_one_nb(open_, high, low, close, sigs[c], fund_at_open, fund_intra,
-                                   direction, fill_close, init_cash, size_frac, leverage,
-                                   fee_rate, slip, mmr, qty_step, min_qty, min_notional,
-                                   bars_per_year, bar_days, scratch, trades, out, c,
-                                   sl_stop, tp_stop, sl_trail)
+            status[c] = run_one_nb(open_, high, low, close, sigs[sig_idx[c]], fund_at_open,
+                                   fund_intra, direction, fill_close, init_cash, size_frac,
+                                   leverage, fee_rate, slip, mmr, qty_step, min_qty,
+                                   min_notional, bars_per_year, bar_days, scratch, trades,
+                                   out, c, sl_stop[c], tp_stop[c], sl_trail)
     return out, status

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from backtest.metrics import METRIC_NAMES, bars_per_year
 from backtest.params import grid_blocks, grid_product, grid_size
 from backtest.records import METRICS_DT
 from backtest.results import SweepResult
+from backtest.stop_grid import StopGrid, first_levels, stop_grid, stop_levels
 from backtest.strategies import SignalFunc, Strategy, get_strategy
 from backtest.sweep_memory import (
     MAX_SKIPPED_KEPT,
@@ -102,23 +103,24 @@ def _kernel(fn, jit: bool):
 
 
 def _run_cross(strat: Strategy, data: MarketData, points: list[dict], config: Config,
-               jit: bool) -> np.ndarray:
+               stops: StopGrid, jit: bool) -> np.ndarray:
     b = data.bars
     windows = np.array(sorted({p["fast"] for p in points} | {p["slow"] for p in points}),
                        dtype=np.int64)
     pos = {int(w): k for k, w in enumerate(windows)}
     lines = ma_lines_nb(b.close, windows, strat.cross_line == "ema")
-    fast_idx = np.array([pos[p["fast"]] for p in points], dtype=np.int64)
-    slow_idx = np.array([pos[p["slow"]] for p in points], dtype=np.int64)
+    levels = stops.n_levels
+    fast_idx = np.tile(np.array([pos[p["fast"]] for p in points], dtype=np.int64), levels)
+    slow_idx = np.tile(np.array([pos[p["slow"]] for p in points], dtype=np.int64), levels)
     metrics, _ = _kernel(sweep_cross_nb, jit)(
         b.open, b.high, b.low, b.close, lines, fast_idx, slow_idx, data.fund_at_open,
         data.fund_intra, *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
-        _n_chunks(len(points)), *config.stop_args())
-    return metrics
+        _n_chunks(fast_idx.shape[0]), *stops.kernel_arrays(len(points)), stops.sl_trail)
+    return metrics.reshape(levels, len(points))
 
 
 def _run_signals(strat: Strategy, data: MarketData, points: list[dict], config: Config,
-                 jit: bool) -> np.ndarray:
+                 stops: StopGrid, jit: bool) -> np.ndarray:
     b = data.bars
     n = len(b)
     per_batch = max(1, SIGNAL_BATCH_BYTES // max(n, 1))
@@ -128,12 +130,13 @@ def _run_signals(strat: Strategy, data: MarketData, points: list[dict], config: 
         sigs = np.empty((len(chunk), n), dtype=np.int8)
         for k, p in enumerate(chunk):
             sigs[k] = strategy_signals(strat, b, p, config.direction)
+        sig_idx = np.tile(np.arange(len(chunk), dtype=np.int64), stops.n_levels)
         metrics, _ = _kernel(sweep_signals_nb, jit)(
-            b.open, b.high, b.low, b.close, sigs, data.fund_at_open, data.fund_intra,
-            *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
-            _n_chunks(len(chunk)), *config.stop_args())
-        out.append(metrics)
-    return np.concatenate(out)
+            b.open, b.high, b.low, b.close, sigs, sig_idx, data.fund_at_open,
+            data.fund_intra, *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
+            _n_chunks(sig_idx.shape[0]), *stops.kernel_arrays(len(chunk)), stops.sl_trail)
+        out.append(metrics.reshape(stops.n_levels, len(chunk)))
+    return np.concatenate(out, axis=1)
 
 
 def _crossover(strat: Strategy) -> bool:
@@ -141,11 +144,14 @@ def _crossover(strat: Strategy) -> bool:
 
 
 def run_grid(strat: Strategy, data: MarketData, points: list[dict], config: Config,
-             jit: bool = True) -> np.ndarray:
-    """One `backtest.records.METRICS_DT` record per resolved grid point."""
+             jit: bool = True, stops: StopGrid | None = None) -> np.ndarray:
+    """`backtest.records.METRICS_DT` records of the resolved grid points under every
+    stop level of `stops` (default: `config`'s stops), in one batch-kernel call:
+    shape ``(n_levels, len(points))``, ``[l, p]`` = point `p` under level `l`."""
+    stops = stop_grid(config) if stops is None else stops
     if _crossover(strat):
-        return _run_cross(strat, data, points, config, jit)
-    return _run_signals(strat, data, points, config, jit)
+        return _run_cross(strat, data, points, config, stops, jit)
+    return _run_signals(strat, data, points, config, stops, jit)
 
 
 def grid_frame(points: list[dict], metrics: np.ndarray, names: list[str]) -> pl.DataFrame:
@@ -160,7 +166,8 @@ def grid_frame(points: list[dict], metrics: np.ndarray, names: list[str]) -> pl.
 def plan_memory(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: MarketData,
                 budget: Budget) -> MemoryPlan:
     """The sweep's memory estimate over the loaded data and its chunk size
-    (`backtest.sweep_memory.plan_chunks`; InputError when nothing fits)."""
+    (`backtest.sweep_memory.plan_chunks`; InputError when nothing fits). Swept stop
+    levels count as grid dimensions (`grid` may hold ``sl_stop``/``tp_stop`` lists)."""
     n_windows = 0
     if _crossover(strat):
         n_windows = len({v for name in ("fast", "slow")
@@ -195,19 +202,23 @@ def _column_for(col: np.ndarray, values: list, filled: int) -> np.ndarray:
 
 
 class GridRows:
-    """The rows of a grid run, filled chunk by chunk into arrays sized for the whole grid:
-    ``np.empty`` pages that are never written (skipped points) take no memory."""
+    """The rows of a grid run, filled chunk by chunk into arrays sized for the whole grid
+    (times its stop levels): ``np.empty`` pages that are never written (skipped points)
+    take no memory. Rows come out level by level, each level's points in grid order."""
 
-    def __init__(self, names: list[str], n_points: int) -> None:
+    def __init__(self, names: list[str], n_points: int, stops: StopGrid | None = None) -> None:
         self.names = names
-        self.metrics = np.empty(n_points, dtype=METRICS_DT)
+        self.stops = stops
+        n_levels = 1 if stops is None else stops.n_levels
+        self.metrics = np.empty((n_levels, n_points), dtype=METRICS_DT)
         self.params = {name: np.empty(n_points, dtype=np.int64) for name in names}
         self.n_rows = 0
         self.n_ruined = 0
 
     def add(self, points: list[dict], metrics: np.ndarray) -> None:
+        """Record the points' metrics, ``(n_levels, len(points))`` (`run_grid`)."""
         lo, hi = self.n_rows, self.n_rows + len(points)
-        self.metrics[lo:hi] = metrics
+        self.metrics[:, lo:hi] = metrics.reshape(self.metrics.shape[0], len(points))
         for name in self.names:
             values = [p[name] for p in points]
             self.params[name] = _column_for(self.params[name], values, lo)
@@ -216,10 +227,17 @@ class GridRows:
         self.n_ruined += int(np.count_nonzero(metrics["ruined"]))
 
     def frame(self) -> pl.DataFrame:
-        """Params (by name) followed by every metric, one row per valid grid point."""
-        cols: dict[str, Any] = {name: self.params[name][:self.n_rows] for name in self.names}
+        """Params (by name), the swept stops, then every metric: one row per valid grid
+        point and stop level."""
+        n, n_levels = self.n_rows, self.metrics.shape[0]
+        cols: dict[str, Any] = {name: np.tile(self.params[name][:n], n_levels)
+                                for name in self.names}
+        if self.stops is not None:
+            for name in self.stops.levels:
+                per_level = self.stops.sl if name == "sl_stop" else self.stops.tp
+                cols[name] = pl.Series(name, np.repeat(per_level, n), pl.Float64)
         for name in METRIC_NAMES:
-            cols[name] = np.ascontiguousarray(self.metrics[name][:self.n_rows])
+            cols[name] = np.ascontiguousarray(self.metrics[name][:, :n].reshape(-1))
         return pl.DataFrame(cols)
 
 
@@ -234,16 +252,19 @@ class GridRun:
 
 
 def _block_part(strat: Strategy, data: MarketData, points: list[dict], config: Config,
-                jit: bool) -> tuple[list[dict], np.ndarray, list[dict], int]:
-    """(valid points, their metrics, kept skipped points, number skipped) of one block."""
+                jit: bool, stops: StopGrid | None = None
+                ) -> tuple[list[dict], np.ndarray, list[dict], int]:
+    """(valid points, their metrics under every stop level, kept skipped points, number
+    skipped) of one block."""
     ok, bad = resolve_points(strat, points)
-    metrics = run_grid(strat, data, ok, config, jit) if ok else np.empty(0, METRICS_DT)
+    metrics = run_grid(strat, data, ok, config, jit, stops) if ok else np.empty(0, METRICS_DT)
     return ok, metrics, bad[:MAX_SKIPPED_KEPT], len(bad)
 
 
-def collect_parts(grid: Mapping[str, Sequence[Any]], parts) -> GridRun:
+def collect_parts(grid: Mapping[str, Sequence[Any]], parts,
+                  stops: StopGrid | None = None) -> GridRun:
     """The GridRun of block results (`_block_part`) taken in grid order."""
-    rows = GridRows(list(grid), grid_size(grid))
+    rows = GridRows(list(grid), grid_size(grid), stops)
     skipped: list[dict] = []
     n_skipped = 0
     for ok, metrics, bad, n_bad in parts:
@@ -257,11 +278,13 @@ def collect_parts(grid: Mapping[str, Sequence[Any]], parts) -> GridRun:
 
 
 def run_chunks(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: MarketData,
-               config: Config, chunk_points: int, jit: bool = True) -> GridRun:
-    """Resolve and simulate the grid `chunk_points` grid points at a time, in grid order;
-    the rows equal one `run_grid` call over every valid point."""
-    return collect_parts(grid, (_block_part(strat, data, block, config, jit)
-                                for block in grid_blocks(grid, chunk_points)))
+               config: Config, chunk_points: int, jit: bool = True,
+               stops: StopGrid | None = None) -> GridRun:
+    """Resolve and simulate the grid `chunk_points` parameter points (each under every
+    stop level) at a time, in grid order; the rows equal one `run_grid` call over every
+    valid point."""
+    return collect_parts(grid, (_block_part(strat, data, block, config, jit, stops)
+                                for block in grid_blocks(grid, chunk_points)), stops)
 
 
 @dataclass(frozen=True)
@@ -288,18 +311,19 @@ def _lake_data(src: LakeSource) -> MarketData:
 
 def run_block(source: LakeSource | MarketData, strat: Strategy,
               grid: Mapping[str, Sequence[Any]], per_task: int, config: Config, jit: bool,
-              k: int) -> tuple[list[dict], np.ndarray, list[dict], int]:
+              stops: StopGrid | None, k: int) -> tuple[list[dict], np.ndarray, list[dict], int]:
     """One Dask task: grid points ``k * per_task`` onwards through the batch kernel."""
     from backtest.distributed import grid_slice
 
     data = _lake_data(source) if isinstance(source, LakeSource) else source
     points = grid_slice(grid, k * per_task, (k + 1) * per_task)
-    return _block_part(strat, data, points, config, jit)
+    return _block_part(strat, data, points, config, jit, stops)
 
 
 def run_chunks_dask(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: MarketData,
                     config: Config, chunk_points: int, jit: bool, address: str,
-                    source: LakeSource | None, progress: bool = True) -> tuple[GridRun, str]:
+                    source: LakeSource | None, progress: bool = True,
+                    stops: StopGrid | None = None) -> tuple[GridRun, str]:
     """`run_chunks` on a Dask cluster (`backtest.distributed`): identical rows, and a
     note saying where and in how many tasks it ran."""
     from backtest import distributed
@@ -311,10 +335,10 @@ def run_chunks_dask(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: Ma
         n_tasks = -(-n_points // per)
         src = source if source is not None else distributed.scatter(client, data)
         parts = distributed.map_blocks(client, run_block, n_tasks,
-                                       (src, strat, grid, per, config, jit), progress)
+                                       (src, strat, grid, per, config, jit, stops), progress)
     note = (f"ran on Dask ({address}, {workers} workers) in {n_tasks} chunks of up to "
             f"{per:,} combinations")
-    return collect_parts(grid, parts), note
+    return collect_parts(grid, parts, stops), note
 
 
 def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
@@ -339,16 +363,16 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
     (`backtest.distributed`; identical rows; workers read the lake themselves, bars
     given in memory are copied to each worker once); `progress` shows its dashboard
     link and a bar of finished chunks on stderr.
-    `sl_stop`/`tp_stop` given as several levels (a list) sweep them too: the grid runs
-    once per level combination through the same batched kernel (stops are one scalar
-    setting per kernel call) and the rows gain ``sl_stop``/``tp_stop`` columns.
+    `sl_stop`/`tp_stop` given as several levels (a list) sweep them too, as grid
+    dimensions of the same batched kernel call (`backtest.stop_grid`: data loaded once,
+    points of one parameter combination share its signal row; ``sl_trail`` is one
+    setting): the rows gain ``sl_stop``/``tp_stop`` columns after the parameters and
+    come level by level (first stop slowest), each level's rows in grid order.
     """
     levels = stop_levels(settings)
-    if levels:
-        data_kw = {k: v for k, v in locals().items()
-                   if k not in ("strategy", "params", "settings", "levels")}
-        return _sweep_stop_levels(strategy, params, levels, data_kw, settings)
-    config = make_config(market=bars.market if bars is not None else market, **settings)
+    config = make_config(market=bars.market if bars is not None else market,
+                         **first_levels(settings, levels))
+    stops = stop_grid(config, levels)
     strat = get_strategy(strategy)
     grid = {k: list(v) if isinstance(v, Sequence | np.ndarray | range) else [v]
             for k, v in (params or {}).items()}
@@ -358,66 +382,43 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
 
         parse_address(dask)  # a bad address fails before any data is loaded
     budget = resolve_budget(memory_budget)
-    check_results_fit(grid, budget)
+    check_results_fit(grid | levels, budget)
     data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
                             funding_events=funding_events, mark_opens=mark_opens,
                             funding=config.funding, allow_gaps=allow_gaps)
     config, notes = with_exchange_filters(config, exchange_filters, lake, data.bars.symbol)
     notes[:0] = data.coverage.notes()
-    plan = plan_memory(strat, grid, data, budget)
+    plan = _level_plan(plan_memory(strat, grid | levels, data, budget), stops.n_levels)
     if plan.n_chunks > 1:
         notes.append(plan.describe())
+    per_block = plan.chunk_points // stops.n_levels
     if dask is None:
-        done = run_chunks(strat, grid, data, config, plan.chunk_points, use_jit(jit))
+        done = run_chunks(strat, grid, data, config, per_block, use_jit(jit), stops)
     else:
         in_memory = bars is not None or funding_events is not None or mark_opens is not None
         source = None if in_memory else _lake_source(lake, config, symbol, interval, start,
                                                      end, allow_gaps)
-        done, where = run_chunks_dask(strat, grid, data, config, plan.chunk_points,
-                                      use_jit(jit), dask, source, progress)
+        done, where = run_chunks_dask(strat, grid, data, config, per_block, use_jit(jit),
+                                      dask, source, progress, stops)
         notes.append(where)
     b = data.bars
-    cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
-                            "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
-                            "n_bars": len(b), "coverage": data.coverage.summary(),
-                            "unknown_gaps": data.coverage.n_unknown,
-                            "grid_shape": {k: len(v) for k, v in grid.items()},
-                            "n_chunks": plan.n_chunks}
+    cfg = asdict(config) | dict(levels) | {
+        "symbol": b.symbol, "interval": b.interval, "start": _iso(b.open_time_us[0]),
+        "end": _iso(b.open_time_us[-1]), "n_bars": len(b), "coverage": data.coverage.summary(),
+        "unknown_gaps": data.coverage.n_unknown,
+        "grid_shape": {k: len(v) for k, v in (grid | levels).items()},
+        "n_chunks": plan.n_chunks}
     if done.n_ruined:
         notes.append(f"{done.n_ruined} of {done.frame.height} combinations ruined the account "
                      "(column ruined; no Sharpe/Sortino/Calmar for them)")
-    return SweepResult(done.frame, strat.name, list(grid), cfg, done.skipped, notes,
-                       n_skipped=done.n_skipped)
+    return SweepResult(done.frame, strat.name, list(grid) + list(levels), cfg, done.skipped,
+                       notes, n_skipped=done.n_skipped)
 
 
-STOP_LEVEL_NAMES = ("sl_stop", "tp_stop")
-
-
-def stop_levels(settings: Mapping[str, Any]) -> dict[str, list[float]]:
-    """The stop settings given as several levels (name -> levels); {} if none."""
-    return {k: [float(v) for v in settings[k]] for k in STOP_LEVEL_NAMES
-            if isinstance(settings.get(k), Sequence | np.ndarray | range)}
-
-
-def _sweep_stop_levels(strategy: Any, params: Any, levels: dict[str, list[float]],
-                       data_kw: dict[str, Any], settings: dict[str, Any]) -> SweepResult:
-    """`sweep` once per combination of stop levels; rows concatenated, level by level."""
-    if any(not v for v in levels.values()):
-        raise InputError("a swept stop needs at least one level")
-    parts, frames = [], []
-    for combo in grid_product(levels):
-        part = sweep(strategy, params, **data_kw, **(settings | combo))
-        parts.append(part)
-        frames.append(part.grid.with_columns(**{k: pl.lit(v, pl.Float64)
-                                                for k, v in combo.items()}))
-    first = parts[0]
-    names = first.param_names + list(levels)
-    frame = pl.concat(frames).select(names + [c for c in first.grid.columns if c not in names])
-    config = first.config | dict(levels) | {
-        "grid_shape": first.config["grid_shape"] | {k: len(v) for k, v in levels.items()}}
-    notes = list(dict.fromkeys(n for p in parts for n in p.warnings))
-    return SweepResult(frame, first.strategy, names, config, first.skipped, notes,
-                       n_skipped=first.n_skipped)
+def _level_plan(plan: MemoryPlan, n_levels: int) -> MemoryPlan:
+    """`plan` with its chunk a whole number of parameter points times `n_levels` (every
+    point runs under all stop levels in the same kernel call)."""
+    return replace(plan, chunk_points=max(1, plan.chunk_points // n_levels) * n_levels)
 
 
 def _lake_source(lake: str | Path | None, config: Config, symbol: str, interval: str,
