@@ -19,6 +19,13 @@ the run's own peak: the kernel's peak-RSS mark is reset just before it
 (``/proc/self/clear_refs``) and VmHWM minus the RSS at that point is reported.
 The parent checks that the equity curves agree to 1e-9 relative, prints a markdown
 table and writes JSON (default benchmarks/results/portfolio.json).
+
+Sweep section (a third subprocess; ``--no-sweep`` skips it): the 20 combinations of
+`SWEEP_GRID` on the same panel, the per-combination loop `portfolio_sweep` used to be
+(one ``backtest.portfolio`` per combination) vs `backtest.portfolio_sweep` (weights in
+Python, one batched kernel call), fastest of three, once with `momentum_rank` computing
+the weights and once on weights given (the simulation part alone); the rows must agree
+value for value.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ INIT_CASH = 10_000.0
 PARAMS = {"lookback": 24, "k": 5}
 WARMUP_BARS = 500
 REPEATS = 5  # timed runs per engine: the fastest is reported (the box is shared)
+SWEEP_GRID = {"lookback": [6, 12, 24, 48, 96], "k": [1, 2, 3, 5]}  # 20 combinations
+SWEEP_REPEATS = 3
 T0_US = 1_672_531_200_000_000  # 2023-01-01
 
 
@@ -166,8 +175,61 @@ def run_vectorbt(panel):
     return warm, base, peak, run_s, equity, None
 
 
+def _timed(fn, repeats: int) -> tuple[float, object]:
+    """(fastest wall time of `repeats` calls, the last result)."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def run_sweep(panel) -> dict:
+    """The grid `SWEEP_GRID` two ways on one panel: the loop the sweep used to be (one
+    `backtest.portfolio` per combination) and `backtest.portfolio_sweep` (one batched
+    kernel call), each with the strategy computing its weights and on weights given (a
+    function returning them precomputed: the simulation part alone). Rows must agree
+    value for value."""
+    import backtest
+    from backtest.multi_asset.strategies import momentum_rank
+    from backtest.params import grid_product
+
+    combos = grid_product(SWEEP_GRID)
+    kw = dict(fee=FEE_RATE, slippage_bps=SLIPPAGE_BPS, funding=False, cash=INIT_CASH,
+              rebalance="1d")
+    given = {(c["lookback"], c["k"]): momentum_rank(panel, **c) for c in combos}
+
+    def weights_given(p, lookback=24, k=1):
+        return given[(lookback, k)]
+
+    def loop(strategy):
+        return [{**c, **backtest.portfolio(strategy, c, panel=panel, **kw).metrics}
+                for c in combos]
+
+    def batched(strategy):
+        return backtest.portfolio_sweep(strategy, SWEEP_GRID, panel=panel, **kw).to_dicts()
+
+    small = _slice(panel, WARMUP_BARS)
+    backtest.portfolio_sweep("momentum_rank", SWEEP_GRID, panel=small, **kw)  # compile/cache
+    backtest.portfolio("momentum_rank", combos[0], panel=small, **kw)
+    out = {"n_combos": len(combos), "grid": SWEEP_GRID}
+    for label, strategy in (("strategy", "momentum_rank"), ("given", weights_given)):
+        loop_s, loop_rows = _timed(lambda s=strategy: loop(s), SWEEP_REPEATS)
+        sweep_s, sweep_rows = _timed(lambda s=strategy: batched(s), SWEEP_REPEATS)
+        same = all(a == b or all((x == y) or (x != x and y != y) for x, y in
+                                 zip(a.values(), b.values(), strict=True))
+                   for a, b in zip(loop_rows, sweep_rows, strict=True))
+        out[label] = {"loop_s": loop_s, "sweep_s": sweep_s, "speedup": loop_s / sweep_s,
+                      "rows_equal": bool(same and len(loop_rows) == len(sweep_rows))}
+    return out
+
+
 def child(engine: str, n_bars: int, n_assets: int, out: str) -> None:
     panel = make_panel(n_bars, n_assets)
+    if engine == "sweep":
+        Path(out).write_text(json.dumps(run_sweep(panel)))
+        return
     warm, base, peak, run_s, equity, with_strategy_s = (
         run_ours if engine == "ours" else run_vectorbt)(panel)
     np.save(out + ".npy", equity)
@@ -184,12 +246,30 @@ def _spawn(engine: str, n_bars: int, n_assets: int, tmp: Path) -> tuple[dict, np
     return json.loads(Path(out).read_text()), np.load(out + ".npy")
 
 
+def _spawn_sweep(n_bars: int, n_assets: int, tmp: Path) -> dict:
+    out = str(tmp / "sweep.json")
+    subprocess.run([sys.executable, __file__, "--child", "sweep", "--bars", str(n_bars),
+                    "--assets", str(n_assets), "--out", out], check=True, cwd=ROOT)
+    return json.loads(Path(out).read_text())
+
+
+def _print_sweep(sweep: dict) -> None:
+    print(f"\n| sweep of {sweep['n_combos']} momentum_rank combinations | per-combination "
+          "loop (s) | portfolio_sweep (s) | speedup | rows equal |\n|---|---|---|---|---|")
+    for label, text in (("strategy", "weights computed by the strategy"),
+                        ("given", "weights given (simulation only)")):
+        r = sweep[label]
+        print(f"| {text} | {r['loop_s']:.3f} | {r['sweep_s']:.3f} | {r['speedup']:.1f}x | "
+              f"{r['rows_equal']} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--bars", type=int, default=None)
     ap.add_argument("--assets", type=int, default=None)
-    ap.add_argument("--child", choices=["ours", "vectorbt"], default=None)
+    ap.add_argument("--child", choices=["ours", "vectorbt", "sweep"], default=None)
+    ap.add_argument("--no-sweep", action="store_true", help="Skip the sweep section.")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "portfolio.json"))
     args = ap.parse_args()
     n_bars = args.bars or (2_000 if args.quick else 8_760)
@@ -200,6 +280,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ours, eq_ours = _spawn("ours", n_bars, n_assets, Path(tmp))
         vbt, eq_vbt = _spawn("vectorbt", n_bars, n_assets, Path(tmp))
+        sweep = None if args.no_sweep else _spawn_sweep(n_bars, n_assets, Path(tmp))
     rel = float(np.max(np.abs(eq_ours - eq_vbt) / np.abs(eq_vbt)))
     mem = {k: r["peak_rss_run_mb"] - r["rss_before_run_mb"] for k, r in
            (("ours", ours), ("vectorbt", vbt))}
@@ -207,7 +288,8 @@ def main() -> None:
               "ours": ours, "vectorbt": vbt, "speedup": vbt["run_s"] / ours["run_s"],
               "run_memory_mb": mem,
               "memory_ratio": mem["ours"] / mem["vectorbt"] if mem["vectorbt"] > 0 else None,
-              "max_rel_equity_diff": rel, "final_equity": float(eq_ours[-1])}
+              "max_rel_equity_diff": rel, "final_equity": float(eq_ours[-1]),
+              "sweep": sweep}
     print(f"| {n_assets} assets x {n_bars} bars | ours | vectorbt |\n|---|---|---|")
     print(f"| run on the weights (s) | {ours['run_s']:.3f} | {vbt['run_s']:.3f} |")
     print(f"| run computing momentum_rank too (s) | {ours['with_strategy_s']:.3f} | - |")
@@ -218,10 +300,15 @@ def main() -> None:
           f"{mem['vectorbt']:.1f} |")
     print(f"speedup {report['speedup']:.1f}x, memory ratio {report['memory_ratio']:.2f}, "
           f"max relative equity difference {rel:.2e}")
+    if sweep is not None:
+        _print_sweep(sweep)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     if rel > 1e-9:
         raise SystemExit(f"equity differs: {rel:.3e} > 1e-9")
+    if sweep is not None and not (sweep["strategy"]["rows_equal"]
+                                  and sweep["given"]["rows_equal"]):
+        raise SystemExit("sweep rows differ from the single runs")
 
 
 if __name__ == "__main__":

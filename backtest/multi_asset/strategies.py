@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from backtest.multi_asset.panel import Panel
 from kline_lake.errors import InputError
@@ -54,43 +55,65 @@ def _trailing_return(close: np.ndarray, lookback: int) -> np.ndarray:
     return out
 
 
-def _pick(key: np.ndarray, eligible: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k columns with the smallest `key` among `eligible` (ties: lower
-    column first) and whether the row had k of them (the columns of a row without k
-    are unspecified: callers discard that row)."""
-    masked = np.where(eligible, key, np.inf)
-    n = masked.shape[0]
-    rows = np.arange(n)
-    order = np.empty((n, k), dtype=np.intp)
-    for j in range(k):  # k argmin passes (first minimum = lower column) beat a full sort
-        col = np.argmin(masked, axis=1) if masked.shape[1] else np.zeros(n, np.intp)
-        order[:, j] = col
-        if masked.shape[1]:
-            masked[rows, col] = np.inf
-    return order, eligible.sum(axis=1) >= k
+@njit(cache=True)
+def _take_nb(w, t, keys, eligible, taken, k, value):
+    """Set ``w[t, a] = value`` for the k eligible, untaken columns with the smallest
+    keys (ties: lower column first); False when the row has fewer than k."""
+    m = keys.shape[0]
+    for _ in range(k):
+        best = -1
+        best_key = np.inf
+        for a in range(m):
+            if eligible[a] and not taken[a] and (best < 0 or keys[a] < best_key):
+                best = a
+                best_key = keys[a]
+        if best < 0:
+            return False
+        taken[best] = True
+        w[t, best] = value
+    return True
+
+
+@njit(cache=True)
+def _rank_weights_nb(score, tradable, long_ok, short_ok, k, longs_high):
+    """Per row: long the k best / short the k worst by `score` among the tradable
+    assets with a finite score (ties by column; the short side picks among those the
+    long side left); rows with too few candidates are NaN."""
+    n, m = score.shape
+    any_short = False
+    for a in range(m):
+        any_short = any_short or short_ok[a]
+    side = 0.5 / k if any_short else 1.0 / k
+    w = np.zeros((n, m))
+    keys = np.empty(m)
+    neg = np.empty(m)
+    can_long = np.empty(m, dtype=np.bool_)
+    can_short = np.empty(m, dtype=np.bool_)
+    taken = np.empty(m, dtype=np.bool_)
+    for t in range(n):
+        for a in range(m):
+            ok = tradable[t, a] and np.isfinite(score[t, a])
+            keys[a] = (-score[t, a] if longs_high else score[t, a]) if ok else 0.0
+            neg[a] = -keys[a]
+            can_long[a] = ok and long_ok[a]
+            can_short[a] = ok and short_ok[a]
+            taken[a] = False
+        valid = _take_nb(w, t, keys, can_long, taken, k, side)
+        if valid and any_short:
+            valid = _take_nb(w, t, neg, can_short, taken, k, -side)
+        if not valid:
+            w[t, :] = np.nan
+    return w
 
 
 def _rank_weights(score: np.ndarray, tradable: np.ndarray, long_ok: np.ndarray,
                   short_ok: np.ndarray, k: int, longs_high: bool) -> np.ndarray:
-    """Per row: long the k best / short the k worst by `score` (ties by column); rows
-    with too few candidates are NaN."""
-    n, m = score.shape
-    ok = tradable & np.isfinite(score)
-    key = np.where(ok, -score if longs_high else score, 0.0)
-    any_short = bool(short_ok.any())
-    side = 0.5 / k if any_short else 1.0 / k
-    rows = np.arange(n)[:, None]
-    top, valid = _pick(key, ok & long_ok[None, :], k)
-    w = np.zeros((n, m))
-    w[rows, top] = side
-    if any_short:
-        rest = ok & short_ok[None, :]
-        rest[rows, top] = False
-        bottom, valid_s = _pick(-key, rest, k)
-        w[rows, bottom] = -side
-        valid &= valid_s
-    w[~valid] = np.nan
-    return w
+    """`_rank_weights_nb` on contiguous arrays."""
+    return _rank_weights_nb(np.ascontiguousarray(score, dtype=np.float64),
+                            np.ascontiguousarray(tradable, dtype=np.bool_),
+                            np.ascontiguousarray(long_ok, dtype=np.bool_),
+                            np.ascontiguousarray(short_ok, dtype=np.bool_), int(k),
+                            bool(longs_high))
 
 
 def momentum_rank(panel: Panel, lookback: int = 24, k: int = 1) -> np.ndarray:

@@ -21,3 +21,6 @@ def test_portfolio_benchmark_smoke(tmp_path):
     assert report["max_rel_equity_diff"] <= 1e-9
     assert report["ours"]["run_s"] > 0 and report["vectorbt"]["run_s"] > 0
     assert "speedup" in proc.stdout
+    sweep = report["sweep"]
+    assert sweep["n_combos"] == 20 and sweep["strategy"]["rows_equal"]
+    assert sweep["given"]["rows_equal"] and sweep["given"]["sweep_s"] > 0

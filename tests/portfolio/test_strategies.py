@@ -120,16 +120,44 @@ def test_portfolio_sweep_rows_equal_single_runs():
     assert frame["final_equity"].n_unique() > 1
 
 
-def test_rank_pick_equals_a_stable_argsort_where_a_row_has_k_candidates():
-    from backtest.multi_asset.strategies import _pick
+def _rank_reference(score, tradable, long_ok, short_ok, k, longs_high):
+    """The ranking rule spelled out with a stable argsort (ties: lower column first)."""
+    n, m = score.shape
+    ok = tradable & np.isfinite(score)
+    key = np.where(ok, -score if longs_high else score, 0.0)
+    side = 0.5 / k if short_ok.any() else 1.0 / k
+    w = np.zeros((n, m))
+    for t in range(n):
+        longs = [a for a in np.argsort(np.where(ok[t] & long_ok, key[t], np.inf),
+                                       kind="stable") if ok[t, a] and long_ok[a]][:k]
+        shorts = [a for a in np.argsort(np.where(ok[t] & short_ok, -key[t], np.inf),
+                                        kind="stable")
+                  if ok[t, a] and short_ok[a] and a not in longs][:k]
+        if len(longs) < k or (short_ok.any() and len(shorts) < k):
+            w[t] = np.nan
+            continue
+        w[t, longs] = side
+        w[t, shorts] = -side
+    return w
+
+
+@pytest.mark.parametrize("longs_high", [True, False])
+def test_rank_weights_equal_a_stable_argsort_reference(longs_high):
+    from backtest.multi_asset.strategies import _rank_weights
 
     rng = np.random.default_rng(3)
-    key = rng.integers(0, 4, (400, 12)).astype(float)  # many ties: lower column first
-    key[rng.random(key.shape) < 0.1] *= -0.0
-    eligible = rng.random((400, 12)) < 0.6
-    for k in (1, 2, 3, 5):
-        got, valid = _pick(key, eligible, k)
-        ref = np.argsort(np.where(eligible, key, np.inf), axis=1, kind="stable")[:, :k]
-        np.testing.assert_array_equal(valid, eligible.sum(axis=1) >= k)
-        assert valid.any()
-        np.testing.assert_array_equal(got[valid], ref[valid])
+    score = rng.integers(-3, 4, (300, 9)).astype(float)  # many ties
+    score[rng.random(score.shape) < 0.1] = np.nan
+    score[rng.random(score.shape) < 0.05] *= -0.0
+    tradable = rng.random(score.shape) < 0.8
+    perp = np.array([True, True, False, True, True, False, True, True, True])
+    unranked = 0
+    for long_ok, short_ok in ((np.ones(9, bool), perp), (perp, perp),
+                              (np.ones(9, bool), np.zeros(9, bool))):
+        for k in (1, 2, 3):
+            got = _rank_weights(score, tradable, long_ok, short_ok, k, longs_high)
+            ref = _rank_reference(score, tradable, long_ok, short_ok, k, longs_high)
+            np.testing.assert_array_equal(got, ref)
+            assert np.isfinite(got).all(axis=1).sum() > 50  # ranked rows exist
+            unranked += int(np.isnan(got).all(axis=1).sum())
+    assert unranked > 0  # and rows with too few candidates
