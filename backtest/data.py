@@ -31,9 +31,10 @@ from kline_lake.core.markets import get_market
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import MS_PER_DAY, US_PER_MS, format_us, to_us
 from kline_lake.errors import CoverageError, InputError
-from kline_lake.lake import coverage, layout
+from kline_lake.lake import coverage
 from kline_lake.lake.resample import check_resample, resample_series
-from kline_lake.lake.scan import scan_series, series_files
+from kline_lake.lake.scan import pruned_files, scan_series
+from kline_lake.lake.storage import lake_root
 
 KLINE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume"]
 
@@ -104,7 +105,7 @@ def _scan(lake: str | Path, key: SeriesKey, columns: list[str], start_us: int,
           end_us: int) -> pl.DataFrame:
     """Rows of one series in ``[start_us, end_us)`` through the lake's scan API (partition
     pruning, unique sorted keys)."""
-    return scan_series(Path(lake), key, start_us, end_us).select(columns).collect()
+    return scan_series(lake_root(lake), key, start_us, end_us).select(columns).collect()
 
 
 def _time_us(df: pl.DataFrame, col: str) -> np.ndarray:
@@ -198,10 +199,10 @@ def finer_intervals(interval: str, market: str) -> list[str]:
 
 def _held(lake: str | Path, key: SeriesKey, start_us: int, end_us: int) -> bool:
     """Whether the lake holds anything of `key` in the range: a file or a coverage record."""
-    root = Path(lake)
-    if series_files(root, key, start_us, end_us):
+    root = lake_root(lake)  # a directory, or an object store (s3://bucket/prefix)
+    if pruned_files(root, key, start_us, end_us):
         return True
-    return bool(rg.intersect(start_us, end_us, coverage.read(layout.coverage_path(root, key))))
+    return bool(rg.intersect(start_us, end_us, coverage.read_at(root, key)))
 
 
 def source_interval(lake: str | Path, market: str, dataset: str, symbol: str, interval: str,
@@ -239,7 +240,7 @@ def load_lake_data(lake: str | Path, market: str, symbol: str, interval: str, st
     get_market(market)
     validate_interval(interval, market)
     check_range(start_us, end_us)
-    root = Path(lake)
+    root = lake_root(lake)
     source = source_interval(root, market, "klines", symbol, interval, start_us, end_us)
     key = SeriesKey(market, "klines", symbol, source)
     lo, hi = source_range(start_us, end_us, interval, source)
@@ -250,13 +251,13 @@ def load_lake_data(lake: str | Path, market: str, symbol: str, interval: str, st
     events = fund_cov = None
     if with_funding and span is not None:
         events = load_funding(root, market, symbol, min(start_us, span[0]), max(end_us, span[1]))
-        fund_cov = coverage.read(layout.coverage_path(root, SeriesKey(market, "funding", symbol)))
+        fund_cov = coverage.read_at(root, SeriesKey(market, "funding", symbol))
     notes = () if source == interval else (
         f"{interval} bars resampled exactly from the lake's {source} klines (it holds no "
         f"{interval} klines in the range; the exchange's grid, incomplete bars dropped)",)
     report = cov.check_coverage(
         market=market, symbol=symbol, interval=interval, source_interval=source, start_us=lo,
-        end_us=hi, present_us=present, covered=coverage.read(layout.coverage_path(root, key)),
+        end_us=hi, present_us=present, covered=coverage.read_at(root, key),
         now_us=time.time_ns() // 1000 if now_us is None else now_us,
         funding_time_us=None if events is None else events.time_us, funding_covered=fund_cov,
         allow_gaps=allow_gaps, notes=notes)

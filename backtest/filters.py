@@ -107,6 +107,11 @@ def symbol_filters(info: Mapping[str, Any], symbol: str, source: str = "exchange
 
 def load_exchange_info(lake: str | Path, market: str) -> dict | None:
     """The exchangeInfo of `market` cached in the lake, or None if there is none."""
+    if "://" in str(lake) and not str(lake).startswith("file://"):  # an object store
+        from kline_lake.lake.writer import LakeWriter
+
+        info = LakeWriter(str(lake)).load_exchange_info(market)
+        return info if isinstance(info, dict) else None
     path = layout.exchange_info_path(Path(lake), market)
     try:
         info = json.loads(path.read_text(encoding="utf-8"))

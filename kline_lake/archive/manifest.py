@@ -13,7 +13,8 @@ Keys are archive paths below the base URL (not full URLs: the base may change, e
 fake exchange on another port). ``ranges`` are the parts of the file's period that were
 ingested (a clipped day records only its slice); re-ingesting the same file with the same
 sha256 adds to them, a new sha256 replaces the entry. Updates are read-modify-write under
-the series lock of the lake writer and written atomically.
+the series lock of the lake writer and written atomically (through the writer's
+metadata records: temp + fsync + rename locally, one PUT on an object store).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from kline_lake.core import ranges as rg
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError, LakeError
 from kline_lake.lake import layout
-from kline_lake.lake.atomic import atomic_write_bytes
 from kline_lake.lake.writer import LakeWriter
 
 FORMAT_VERSION = 1
@@ -95,7 +95,7 @@ def _read_path(path: Path) -> dict[str, ManifestEntry]:
     return _entries(path, doc)
 
 
-def _entries(path: Path, doc: dict) -> dict[str, ManifestEntry]:
+def _entries(path: Path | str, doc: dict) -> dict[str, ManifestEntry]:
     try:
         if doc.get("version") != FORMAT_VERSION:
             raise ValueError(f"unsupported version {doc.get('version')!r}")
@@ -104,14 +104,27 @@ def _entries(path: Path, doc: dict) -> dict[str, ManifestEntry]:
         raise LakeError(f"archive manifest {path} is malformed: {exc}") from exc
 
 
-def _write_path(path: Path, key: SeriesKey, entries: dict[str, ManifestEntry]) -> None:
+def _dumps(key: SeriesKey, entries: dict[str, ManifestEntry]) -> bytes:
     doc = {
         "version": FORMAT_VERSION,
         "series": {"market": key.market, "dataset": key.dataset, "symbol": key.symbol,
                    "interval": key.interval},
         "files": {p: entries[p].to_json() for p in sorted(entries)},
     }
-    atomic_write_bytes(path, json.dumps(doc, indent=1, sort_keys=True).encode("utf-8"))
+    return json.dumps(doc, indent=1, sort_keys=True).encode("utf-8")
+
+
+def _read_writer(writer: LakeWriter, key: SeriesKey) -> tuple[str, dict[str, ManifestEntry]]:
+    """The manifest's key below the lake root and its entries, read through `writer`
+    (a local lake or an object store)."""
+    rel = manifest_path(Path(), key).as_posix()
+    where = writer.where(rel)
+    try:
+        data = writer.read_meta(rel)
+        doc = None if data is None else json.loads(data.decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LakeError(f"cannot read archive manifest {where}: {exc}") from exc
+    return rel, ({} if doc is None else _entries(where, doc))
 
 
 def merge_entry(old: ManifestEntry | None, new: ManifestEntry) -> ManifestEntry:
@@ -131,12 +144,11 @@ def record(writer: LakeWriter, key: SeriesKey, entries: Iterable[ManifestEntry])
     entries = list(entries)
     if not entries:
         return
-    path = manifest_path(writer.root, key)
     with writer.lock(key):
-        current = _read_path(path)
+        rel, current = _read_writer(writer, key)
         for entry in entries:
             current[entry.path] = merge_entry(current.get(entry.path), entry)
-        _write_path(path, key, current)
+        writer.write_meta(rel, _dumps(key, current))
 
 
 def replace_entries(writer: LakeWriter, key: SeriesKey, entries: Iterable[ManifestEntry]) -> None:
@@ -144,11 +156,10 @@ def replace_entries(writer: LakeWriter, key: SeriesKey, entries: Iterable[Manife
     entries = list(entries)
     if not entries:
         return
-    path = manifest_path(writer.root, key)
     with writer.lock(key):
-        current = _read_path(path)
+        rel, current = _read_writer(writer, key)
         current.update({e.path: e for e in entries})
-        _write_path(path, key, current)
+        writer.write_meta(rel, _dumps(key, current))
 
 
 def iter_manifests(root: Path) -> Iterator[tuple[SeriesKey, dict[str, ManifestEntry]]]:

@@ -23,7 +23,9 @@ from kline_lake.errors import InputError
 FORMATS = ("table", "csv", "json", "parquet")
 lake_option = click.option(
     "--lake", type=click.Path(file_okay=False, path_type=str), default="./data",
-    show_default=True, help="Lake root directory (as written by kline-lake download).")
+    show_default=True, help="Lake root directory (as written by kline-lake download), or an "
+    "object store: s3://BUCKET/PREFIX (credentials and AWS_ENDPOINT_URL from the AWS "
+    "environment).")
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
     help="Output format: an aligned table, CSV, JSON records, or Parquet (needs --out).")
@@ -163,6 +165,10 @@ def verify(ctx: click.Context, lake: str, as_json: bool, refresh_archive: bool,
     if refresh_archive:  # kline_lake.archive.refresh (issue 4)
         from kline_lake.archive.refresh import run_refresh
 
+        if "://" in lake and not lake.startswith("file://"):
+            raise InputError("verify --refresh-archive rewrites a local lake; refresh a local "
+                             f"copy and publish it with kline-lake sync, not {lake}")
+
         refreshed = run_refresh(lake, archive_url)
     report = _open(lake).verify()
     if as_json:
@@ -222,7 +228,6 @@ def compact(lake: str, market: str | None, dataset: str | None, symbol: str | No
     Example:
       kline-lake compact --lake ./data --market um --data klines
     """
-    from kline_lake.lake.compact import compact_lake
     from kline_lake.lake.holdings import held_series, names_text
 
     cat = _open(lake)
@@ -233,5 +238,5 @@ def compact(lake: str, market: str | None, dataset: str | None, symbol: str | No
             what = " ".join(x for x in (market, dataset or "data") if x)
             raise InputError(f"no {what} for {symbol} in the lake; it holds "
                              + (names_text(held) if held else f"no {what}"))
-    report = compact_lake(cat.root, market=market, dataset=dataset, symbol=symbol, force=force)
+    report = cat.compact(market=market, dataset=dataset, symbol=symbol, force=force)
     click.echo(report.summary())

@@ -40,8 +40,10 @@ _INTERVALS = ", ".join(f"{iv} (spot only)" if iv == "1s" else iv for iv in ALL_I
 @click.option("--end", default=None, metavar="DATE",
               help="UTC end, exclusive (default: the exchange's now; a later --end is "
                    "clamped to it, and said).")
-@click.option("--lake", default="./data", show_default=True, metavar="DIR",
-              help="Lake root directory (created if missing).")
+@click.option("--lake", default="./data", show_default=True, metavar="DIR|URL",
+              help="Lake root directory (created if missing), or an object store: "
+                   "s3://BUCKET/PREFIX (credentials and AWS_ENDPOINT_URL from the AWS "
+                   "environment).")
 @click.option("--base-url", default=None, metavar="URL",
               help="REST base URL for every market, e.g. a fake exchange's (env "
                    "KLINE_LAKE_BASE_URL; per market KLINE_LAKE_SPOT_URL, ..._UM_URL, ...).")

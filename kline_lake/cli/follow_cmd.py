@@ -78,6 +78,9 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
             raise InputError(f"--streams-per-connection must be within 1..{MAX_STREAMS[mkt.name]}, "
                              f"got {streams_per_connection!r}")
         per_conn = int(streams_per_connection)
+    if "://" in lake and not lake.startswith("file://"):
+        raise InputError(f"kline-lake follow writes a local lake, not {lake}: follow into a "
+                         "directory and publish it with kline-lake sync DIR URL")
     return FollowRequest(
         market=mkt, interval=interval, symbols=names, lake=Path(lake),
         base_url=resolve_base_url(mkt, base_url), ws_url=resolve_ws_url(mkt, ws_url, base_url),

@@ -26,7 +26,8 @@ from kline_lake.core.timeutil import format_us, to_us
 from kline_lake.download.progress import DownloadProgress, NullProgress, RunTotals, summary_line
 from kline_lake.download.request import validate_request
 from kline_lake.lake import catalog
-from kline_lake.lake.writer import check_root
+from kline_lake.lake.storage import Storage
+from kline_lake.lake.writer import check_root, is_object_store
 
 T = TypeVar("T")
 
@@ -80,7 +81,7 @@ class Lake(catalog.Lake):
     """
 
     def __init__(self, root: str | Path, *, create: bool = False) -> None:
-        if create:
+        if create and not is_object_store(root):  # an object store needs no directory
             check_root(Path(root)).mkdir(parents=True, exist_ok=True)
         super().__init__(root)
 
@@ -88,7 +89,8 @@ class Lake(catalog.Lake):
                  **kwargs: Any) -> RunTotals:
         """Download into this lake (arguments as `kline_lake.download.api.download`);
         queries afterwards see the new rows (views are rebuilt on each call)."""
-        return download(self.root, market, data, symbols, **kwargs)
+        root = self.root.uri() if isinstance(self.root, Storage) else self.root
+        return download(root, market, data, symbols, **kwargs)
 
 
 def _text(value: Any, what: str) -> str | None:

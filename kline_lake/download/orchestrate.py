@@ -36,7 +36,7 @@ from kline_lake.errors import InputError
 from kline_lake.exchange import exchange_info as xinfo
 from kline_lake.exchange.client import ExchangeClient, Session
 from kline_lake.exchange.retry import Clock, RetryPolicy, SystemClock
-from kline_lake.lake.writer import LakeWriter
+from kline_lake.lake.writer import LakeWriter, is_object_store
 
 DEFAULT_SERIES_CONCURRENCY = 8
 
@@ -77,7 +77,8 @@ async def prepare(request: DownloadRequest, session: Session, clock: Clock,
     progress = progress or NullProgress()
     client = session.client(request.market, request.base_url)
     client.on_wait = progress.note
-    reader = LakeWriter(request.lake) if request.lake.is_dir() else None
+    exists = is_object_store(request.lake) or request.lake.is_dir()
+    reader = LakeWriter(request.lake) if exists else None
     cached = reader.load_exchange_info(request.market.name) if reader else None
     if xinfo.cache_is_fresh(cached, request.base_url, clock.time()):
         info = cached

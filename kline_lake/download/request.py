@@ -1,5 +1,6 @@
 """A download request, validated before anything touches the network or the lake. Pure
-except for checking the lake path (`check_root`).
+except for checking the lake path (`check_lake_root`: an object store's bucket is probed
+once).
 
 What a request may say beyond one symbol, one interval and a start (what users of
 freqtrade's downloader expect):
@@ -31,7 +32,7 @@ from kline_lake.core.markets import (
 )
 from kline_lake.core.timeutil import MS_PER_DAY, parse_utc_ms
 from kline_lake.errors import InputError
-from kline_lake.lake.writer import check_root
+from kline_lake.lake.writer import check_lake_root
 
 PATTERN_CHARS = frozenset("*?[")
 _PATTERN_RE = re.compile(r"[\w*?\[\]!-]{1,64}")
@@ -49,7 +50,7 @@ class DownloadRequest:
     intervals: tuple[str, ...]  # kline datasets: one or more; () otherwise
     start_ms: int | None  # inclusive; None: from `days` (see resolve_start_ms)
     end_ms: int | None  # exclusive; None = the server's now
-    lake: Path
+    lake: Path | str  # a local directory, or an object-store URL (s3://bucket/prefix)
     base_url: str
     source: str = "rest"
     archive_url: str | None = None  # --archive-url; None: see archive.plan.archive_base_url
@@ -163,7 +164,7 @@ def validate_request(*, market: str, dataset: str, symbols: str | Sequence[str] 
     end_ms = parse_utc_ms(end, what="--end") if end is not None else None
     if end_ms is not None and start_ms is not None and start_ms >= end_ms:
         raise InputError(f"--start {start} is not before --end {end} (--end is exclusive)")
-    root = check_root(Path(lake))
+    root = check_lake_root(lake)
     try:
         url = resolve_base_url(mkt, base_url)
         httpx.URL(url)

@@ -42,6 +42,7 @@ from kline_lake.lake.compact import compact_lake
 from kline_lake.lake.gaps import find_gaps
 from kline_lake.lake.holdings import require_series
 from kline_lake.lake.inventory import inventory
+from kline_lake.lake.object_lake import compact_objects, verify_objects
 from kline_lake.lake.resample import resample_series
 from kline_lake.lake.scan import check_range, require_object_series, scan_series
 from kline_lake.lake.storage import Storage, open_storage, split_url
@@ -117,8 +118,9 @@ class Lake:
 
     Raises InputError if `root` does not exist or is not a directory. `root` may also be
     an object-store URL (``s3://bucket/prefix``, any fsspec URL; see
-    `kline_lake.lake.storage`): series reads, ``covered`` and ``sql`` work there (the
-    other questions need a local lake for now).
+    `kline_lake.lake.storage`): every question works there too (``verify`` reads each
+    object into a private temp copy, ``compact`` writes through the storage seam under
+    the series' lock objects; see `kline_lake.lake.object_lake`).
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -136,11 +138,6 @@ class Lake:
     def __repr__(self) -> str:
         return f"Lake({(self.root.uri() if isinstance(self.root, Storage) else str(self.root))!r})"
 
-    def _local(self, what: str) -> Path:
-        """The lake directory; InputError for an object-store lake (not there yet)."""
-        if isinstance(self.root, Storage):
-            raise InputError(f"Lake.{what} needs a local lake for now, not {self.root.uri()}")
-        return self.root
 
     # ------------------------------------------------------------- series
     def read(self, market: str, dataset: str, symbol: str, interval: str | None = None,
@@ -261,7 +258,7 @@ class Lake:
     # ---------------------------------------------------------- questions
     def inventory(self) -> pl.DataFrame:
         """Per market/dataset/symbol/interval: first and last time, rows, files, bytes."""
-        return inventory(self._local("inventory"))
+        return inventory(self.root)
 
     def gaps(self, market: str, symbol: str, interval: str | None = None, start: Any = None,
              end: Any = None, dataset: str = "klines") -> pl.DataFrame:
@@ -269,7 +266,7 @@ class Lake:
         kline slots for kline datasets (`interval` required), settlements on the funding
         grid for ``funding`` (plus interval changes), agg id runs for ``agg_trades``."""
         key = SeriesKey(market, dataset, symbol, interval)
-        require_series(self._local("gaps"), key)
+        require_series(self.root, key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
         return find_gaps(self.root, key, start_us, end_us)
@@ -279,18 +276,23 @@ class Lake:
                  partial: bool = False) -> pl.DataFrame:
         """Exact OHLCV aggregation of stored klines to a coarser interval (see ``resample``)."""
         key = SeriesKey(market, dataset, symbol, from_interval)
-        require_series(self._local("resample"), key)
+        require_series(self.root, key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")
         check_range(start_us, end_us)
         return resample_series(self.root, key, to_interval, start_us, end_us, partial=partial)
 
     def verify(self):
         """Check every file and coverage record; returns a ``verify.VerifyReport``."""
-        return verify_lake(self._local("verify"))
+        if isinstance(self.root, Storage):
+            return verify_objects(self.root)
+        return verify_lake(self.root)
 
     def compact(self, market: str | None = None, dataset: str | None = None,
                 symbol: str | None = None, force: bool = False):
         """Merge each partition's files into its canonical file(s); returns a
         ``compact.CompactReport`` (see ``compact``)."""
-        return compact_lake(self._local("compact"), market=market, dataset=dataset, symbol=symbol,
+        if isinstance(self.root, Storage):
+            return compact_objects(self.root, market=market, dataset=dataset, symbol=symbol,
+                                   force=force)
+        return compact_lake(self.root, market=market, dataset=dataset, symbol=symbol,
                             force=force)

@@ -18,8 +18,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kline_lake.core.ranges import Range, merge, validate
+from kline_lake.core.series import SeriesKey
 from kline_lake.errors import LakeError
+from kline_lake.lake import layout
 from kline_lake.lake.atomic import atomic_write_bytes
+from kline_lake.lake.storage import LocalStorage, Storage
 
 FORMAT_VERSION = 1
 
@@ -49,6 +52,21 @@ def read(path: Path) -> list[Range]:
     except FileNotFoundError:
         return []
     return loads(text, str(path))
+
+
+def read_at(root: Path | Storage, key: SeriesKey) -> list[Range]:
+    """The coverage record of `key` in the lake at `root` (a directory or an object
+    store; [] without a record)."""
+    if isinstance(root, LocalStorage):
+        root = root.path
+    if not isinstance(root, Storage):
+        return read(layout.coverage_path(root, key))
+    rel = layout.coverage_path(Path(), key).as_posix()
+    try:
+        data = root.read_bytes(rel)
+    except FileNotFoundError:
+        return []
+    return loads(data.decode("utf-8"), root.uri(rel))
 
 
 def write(path: Path, ranges: Iterable[Range]) -> None:

@@ -29,7 +29,7 @@ from kline_lake.core.markets import KLINE_DATASETS
 from kline_lake.core.schemas import TIME_COLUMNS
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
-from kline_lake.lake import coverage, layout
+from kline_lake.lake import coverage
 from kline_lake.lake.event_gaps import agg_trade_gaps, funding_gaps
 from kline_lake.lake.grid import (
     absent_runs,
@@ -99,7 +99,7 @@ def find_gaps(root: Path, key: SeriesKey, start_us: int | None = None,
     """Missing rows of a series in ``[start_us, end_us)`` as a Polars frame with columns
     start, end (exclusive), missing (count), status; funding adds ``cadence`` (and
     ``interval-change`` rows), agg_trades ``first_id``/``last_id`` (see ``event_gaps``)."""
-    covered = coverage.read(layout.coverage_path(root, key))
+    covered = coverage.read_at(root, key)
     if key.dataset == "funding":
         times = _column(root, key, "funding_time", start_us, end_us)
         return funding_gaps(times, covered, start_us, end_us)

@@ -8,7 +8,9 @@ answered empty everywhere has coverage and no rows: an existing, empty series). 
 series with no rows in a range still reads as an empty frame.
 
 Only directory and file names are read (``symbol=*`` / ``interval=*`` directories and the
-coverage record names), never a data file.
+coverage record names), never a data file; on an object store (a
+`kline_lake.lake.storage.Storage` root) one listing of the dataset's prefix and one of its
+coverage records.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kline_lake.core.markets import KLINE_DATASETS, MARKETS
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
 from kline_lake.lake import layout
+from kline_lake.lake.storage import LocalStorage, Storage
 
 SHOWN_NAMES = 20  # names listed in an error before "... (N in all)"
 
@@ -29,11 +32,16 @@ def _interval_order(interval: str | None) -> int:
     return ALL_INTERVALS.index(interval) if interval in ALL_INTERVALS else len(ALL_INTERVALS)
 
 
-def held_series(root: Path, dataset: str, market: str | None = None) -> list[SeriesKey]:
+def held_series(root: Path | Storage, dataset: str, market: str | None = None) -> list[SeriesKey]:
     """Every series of `dataset` (in `market`, or every market) with data or coverage,
     sorted by market, symbol, interval (in the exchange's interval order)."""
+    if isinstance(root, LocalStorage):
+        root = root.path
     found: set[SeriesKey] = set()
     for mkt in (market,) if market else MARKETS:
+        if isinstance(root, Storage):
+            found.update(_object_series(root, mkt, dataset))
+            continue
         found.update(_data_series(root, mkt, dataset))
         found.update(_coverage_series(root, mkt, dataset))
     return sorted(found, key=lambda k: (MARKETS.index(k.market), k.symbol,
@@ -55,10 +63,28 @@ def _data_series(root: Path, market: str, dataset: str) -> Iterable[SeriesKey]:
                 yield key
 
 
+def _object_series(storage: Storage, market: str, dataset: str) -> Iterable[SeriesKey]:
+    for rel in storage.list_files(f"{market}/{dataset}"):
+        parsed = layout.series_key_of_file(Path(), Path(rel)) if rel.endswith(".parquet") \
+            else None
+        if parsed is not None:
+            yield parsed[0]
+    names = [Path(rel).name for rel in storage.list_files(f"{layout.META_DIR}/coverage/"
+                                                          f"{market}/{dataset}")]
+    yield from _coverage_names(names, market, dataset)
+
+
 def _coverage_series(root: Path, market: str, dataset: str) -> Iterable[SeriesKey]:
     cdir = layout.meta_dir(root) / "coverage" / market / dataset
-    for path in sorted(cdir.glob("*.json")) if cdir.is_dir() else []:
-        parts = path.stem.split("__")
+    yield from _coverage_names([p.name for p in sorted(cdir.glob("*.json"))] if cdir.is_dir()
+                               else [], market, dataset)
+
+
+def _coverage_names(names: list[str], market: str, dataset: str) -> Iterable[SeriesKey]:
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        parts = name[:-len(".json")].split("__")
         if len(parts) not in (3, 4) or parts[:2] != [market, dataset]:
             continue
         key = _key(market, dataset, parts[2], parts[3] if len(parts) == 4 else None)
@@ -85,7 +111,7 @@ def _what(market: str | None, dataset: str) -> str:
     return f"{market} {dataset}" if market else dataset
 
 
-def require_series(root: Path, key: SeriesKey) -> None:
+def require_series(root: Path | Storage, key: SeriesKey) -> None:
     """InputError naming what the lake holds unless it holds `key` (data or coverage)."""
     held = held_series(root, key.dataset, key.market)
     if key in held:
@@ -102,7 +128,7 @@ def require_series(root: Path, key: SeriesKey) -> None:
                      + names_text(sorted(k.symbol for k in held)))
 
 
-def select_series(root: Path, dataset: str, market: str | None = None,
+def select_series(root: Path | Storage, dataset: str, market: str | None = None,
                   symbols: list[str] | None = None, interval: str | None = None) -> list[SeriesKey]:
     """The held series of `dataset` matching the filters (None = any). Every symbol and the
     interval asked for must match at least one held series, else InputError naming what

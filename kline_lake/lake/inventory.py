@@ -6,13 +6,16 @@ from row-group statistics), rows, files, bytes, and the coverage record's extent
 stretches between covered ranges, ``coverage_hole_days`` their total span (null without a
 coverage record). An extent hides its holes; ``kline-lake gaps`` lists them.
 Unreadable files are counted in ``unreadable_files`` rather than raising; ``verify`` says why.
+On an object store (a `kline_lake.lake.storage.Storage` root) the same table comes from one
+listing and each object's footer (ranged reads), no data pages either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -24,6 +27,7 @@ from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import US_PER_DAY
 from kline_lake.errors import LakeError
 from kline_lake.lake import coverage, layout
+from kline_lake.lake.storage import LocalStorage, Storage
 
 INVENTORY_SCHEMA = {
     "market": pl.String,
@@ -66,14 +70,15 @@ def iter_data_files(root: Path) -> Iterator[tuple[Path, tuple[SeriesKey, int, in
                 yield path, layout.series_key_of_file(root, path)
 
 
-def footer_time_range(path: Path, dataset: str) -> tuple[int, int | None, int | None]:
-    """(rows, min_us, max_us) of a file's time column from its footer statistics.
+def footer_time_range(path: Path | Any, dataset: str) -> tuple[int, int | None, int | None]:
+    """(rows, min_us, max_us) of a file's time column from its footer statistics; `path`
+    is a local path or an open binary file (an object store's).
 
     LakeError if the footer cannot be read.
     """
     try:
         meta = pq.ParquetFile(path).metadata
-    except (OSError, pa.ArrowException) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise LakeError(f"cannot read Parquet footer of {path}: {exc}") from exc
     time_col = TIME_COLUMNS[dataset]
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
@@ -102,18 +107,33 @@ def coverage_holes(ranges: list[tuple[int, int]]) -> dict[str, int | float | Non
     return {"coverage_holes": len(ranges) - 1, "coverage_hole_days": span_us / US_PER_DAY}
 
 
-def inventory(root: Path) -> pl.DataFrame:
+def _local_files(root: Path) -> Iterator[tuple[SeriesKey, int, Callable[[], Any]]]:
+    for path, parsed in iter_data_files(root):
+        if parsed is not None:  # misplaced: verify() names it
+            yield parsed[0], path.stat().st_size, (lambda p=path: p)
+
+
+def _object_files(storage: Storage) -> Iterator[tuple[SeriesKey, int, Callable[[], Any]]]:
+    for rel in storage.list_files():
+        if rel.startswith(layout.META_DIR + "/") or not rel.endswith(".parquet"):
+            continue
+        parsed = layout.series_key_of_file(Path(), Path(rel))
+        if parsed is not None and not Path(rel).name.startswith("."):
+            yield parsed[0], storage.size(rel), (lambda r=rel: storage.open_input(r))
+
+
+def inventory(root: Path | Storage) -> pl.DataFrame:
     """The inventory table of the lake at `root` (see the module docstring)."""
+    if isinstance(root, LocalStorage):
+        root = root.path
+    files = _object_files(root) if isinstance(root, Storage) else _local_files(Path(root))
     accs: dict[SeriesKey, _Acc] = {}
-    for path, parsed in iter_data_files(Path(root)):
-        if parsed is None:
-            continue  # misplaced: verify() names it
-        key = parsed[0]
+    for key, size, source in files:
         acc = accs.setdefault(key, _Acc())
         acc.files += 1
-        acc.bytes += path.stat().st_size
+        acc.bytes += size
         try:
-            rows, lo, hi = footer_time_range(path, key.dataset)
+            rows, lo, hi = footer_time_range(source(), key.dataset)
         except LakeError:
             acc.unreadable += 1
             continue
@@ -125,7 +145,7 @@ def inventory(root: Path) -> pl.DataFrame:
     for key in sorted(accs, key=lambda k: (k.market, k.dataset, k.symbol, k.interval or "")):
         acc = accs[key]
         try:
-            ranges = coverage.read(layout.coverage_path(Path(root), key))
+            ranges = coverage.read_at(root, key)
         except LakeError:
             ranges = []
         records.append({

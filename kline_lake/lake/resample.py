@@ -27,7 +27,7 @@ from kline_lake.core.schemas import SCHEMAS
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import MS_PER_DAY, US_PER_MS
 from kline_lake.errors import InputError
-from kline_lake.lake import coverage, layout
+from kline_lake.lake import coverage
 from kline_lake.lake.grid import grid, inside_covered, slot_ends
 from kline_lake.lake.scan import scan_series
 
@@ -133,7 +133,7 @@ def _complete_mask(root: Path, key: SeriesKey, bars: pl.DataFrame, lo: int | Non
     complete = bars["slots"].to_numpy() == expected
     if complete.all():
         return pl.Series(complete)
-    covered = coverage.read(layout.coverage_path(root, key))
+    covered = coverage.read_at(root, key)
     if not covered:
         return pl.Series(complete)
     source_opens = (scan_series(root, key, lo, hi).select("open_time").collect()

@@ -87,6 +87,17 @@ def object_series_files(storage: Storage, key: SeriesKey, start_us: int | None =
             if not _day_file_outside(rel.rsplit("/", 1)[1], start_us, end_us)]
 
 
+def pruned_files(root: Path | Storage, key: SeriesKey, start_us: int | None = None,
+                 end_us: int | None = None) -> list[str]:
+    """`series_files` (as strings) of a local lake or `object_series_files` of an object
+    store: the series' data files whose partition overlaps the range."""
+    if isinstance(root, LocalStorage):
+        root = root.path
+    if isinstance(root, Storage):
+        return object_series_files(root, key, start_us, end_us)
+    return [str(p) for p in series_files(Path(root), key, start_us, end_us)]
+
+
 def require_object_series(storage: Storage, key: SeriesKey) -> None:
     """InputError unless the object-store lake holds `key` (data or coverage record)."""
     prefix = layout.series_dir(Path(), key).as_posix()

@@ -22,9 +22,11 @@ module never logs them or writes them anywhere, and its errors name only the URL
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import secrets
 import socket
 import time
 from pathlib import Path
@@ -83,6 +85,11 @@ class Storage:
     def size(self, rel: str) -> int:
         return self._size(self.key(rel))
 
+    def open_input(self, rel: str) -> Any:
+        """`rel` opened for reading (a binary file object; an object store's reads only
+        the ranges asked for, e.g. a Parquet footer)."""
+        return self._open(self.key(rel))
+
     def put_bytes(self, rel: str, data: bytes) -> None:
         """Replace the object `rel` with `data`, whole."""
         self._put_bytes(self.key(rel), bytes(data))
@@ -103,6 +110,9 @@ class Storage:
         raise NotImplementedError
 
     def _read(self, rel: str) -> bytes:
+        raise NotImplementedError
+
+    def _open(self, rel: str) -> Any:
         raise NotImplementedError
 
     def _exists(self, rel: str) -> bool:
@@ -145,6 +155,9 @@ class LocalStorage(Storage):
 
     def _read(self, rel: str) -> bytes:
         return (self.path / rel).read_bytes()
+
+    def _open(self, rel: str) -> Any:
+        return (self.path / rel).open("rb")
 
     def _exists(self, rel: str) -> bool:
         return (self.path / rel).exists()
@@ -191,6 +204,7 @@ class FsspecStorage(Storage):
 
     def _list(self, prefix: str) -> list[str]:
         base = self._full(prefix)
+        self.fs.invalidate_cache(base)  # other writers may have written since
         try:
             found = self.fs.find(base)
         except FileNotFoundError:
@@ -202,7 +216,11 @@ class FsspecStorage(Storage):
     def _read(self, rel: str) -> bytes:
         return self.fs.cat_file(self._full(rel))
 
+    def _open(self, rel: str) -> Any:
+        return self.fs.open(self._full(rel), "rb")
+
     def _exists(self, rel: str) -> bool:
+        self.fs.invalidate_cache(self._full(rel))
         return bool(self.fs.exists(self._full(rel)))
 
     def _size(self, rel: str) -> int:
@@ -259,7 +277,26 @@ def _filesystem(scheme: str, url: str) -> Any:
         package = _PACKAGES.get(scheme, f"the fsspec driver for {scheme}://")
         raise InputError(f"lake {url!r} needs the package {package} "
                          f"(pip install {package})") from None
-    return cls(skip_instance_cache=True) if scheme != "memory" else cls()
+    if scheme == "memory":
+        return cls()
+    key = (scheme, os.getpid(), _environment_digest())  # a forked child builds its own
+    if key not in _FILESYSTEMS:  # a client costs ~0.3 s to build: one per configuration
+        _FILESYSTEMS[key] = cls(skip_instance_cache=True)
+    return _FILESYSTEMS[key]
+
+
+_FILESYSTEMS: dict[tuple[str, int, str], Any] = {}
+_ENV_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+              "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION",
+              "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "GOOGLE_APPLICATION_CREDENTIALS",
+              "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_CONNECTION_STRING")
+
+
+def _environment_digest() -> str:
+    """A digest of the variables a filesystem client reads (a changed credential or
+    endpoint gets a new client; the values themselves are not kept)."""
+    text = "\0".join(f"{n}={os.environ.get(n, '')}" for n in _ENV_NAMES)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _check_bucket(storage: FsspecStorage) -> None:
@@ -308,54 +345,86 @@ def open_storage(root: str | Path, check: bool = True) -> Storage:
     return storage
 
 
+def lake_root(root: str | Path | Storage) -> Path | Storage:
+    """A lake root as the readers take it: a local path as a Path, an object-store URL
+    as its `Storage` (opened, and its bucket probed, once)."""
+    if isinstance(root, Storage):
+        return root.path if isinstance(root, LocalStorage) else root
+    scheme, rest = split_url(root)
+    return open_storage(root) if scheme else Path(rest)
+
+
 class StorageLock:
-    """The one-writer lock of an object-store lake: a lock object created with a
-    conditional write (`Storage.create_exclusive`), deleted on release.
+    """A writer lock of an object-store lake: a lock object created with a conditional
+    write (`Storage.create_exclusive`), deleted on release. `key` is the lake-wide
+    ``_meta/locks/writer.lock`` (sync) or a series' lock (`LakeWriter.lock`).
 
     Unlike `kline_lake.lake.lock.FileLock` a killed holder leaves its lock object behind;
-    it names its host, pid and time, and `break_stale_s` lets a later writer remove a
-    lock older than that. Raises LakeError after `timeout_s`, or at once on a store that
-    cannot create conditionally."""
+    it names its host, pid and time. A later writer removes it when it is stale: its
+    holder ran on this host and is gone (no such pid), or (with `break_stale_s`) it is
+    older than that. Removal is itself claimed with a conditional write (a
+    ``<key>.broken-<digest>`` marker per stale lock), so two writers that both find a lock
+    stale cannot both break it and then both hold the new one. Raises LakeError after
+    `timeout_s` (None: wait forever), or at once on a store that cannot create
+    conditionally."""
 
     KEY = "_meta/locks/writer.lock"
 
-    def __init__(self, storage: Storage, timeout_s: float = 30.0, poll_s: float = 0.05,
-                 break_stale_s: float | None = None) -> None:
+    def __init__(self, storage: Storage, timeout_s: float | None = 30.0, poll_s: float = 0.05,
+                 break_stale_s: float | None = None, key: str = KEY) -> None:
         self.storage, self.timeout_s, self.poll_s = storage, timeout_s, poll_s
         self.break_stale_s = break_stale_s
+        self.key = key
         self.held = False
 
     def _owner(self) -> bytes:
         return json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                           "time": time.time()}).encode()
+                           "time": time.time(), "nonce": secrets.token_hex(8)}).encode()
 
     def acquire(self) -> None:
-        deadline = time.monotonic() + self.timeout_s
-        while not self.storage.create_exclusive(self.KEY, self._owner()):
+        deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
+        while not self.storage.create_exclusive(self.key, self._owner()):
             if self._break_if_stale():
                 continue
-            if time.monotonic() >= deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise LakeError(f"lake {self.storage.uri()} is locked by another writer "
-                                f"({self.storage.uri(self.KEY)}) for more than "
+                                f"({self.storage.uri(self.key)}) for more than "
                                 f"{self.timeout_s:.0f} s")
             time.sleep(self.poll_s)
         self.held = True
 
     def _break_if_stale(self) -> bool:
-        if self.break_stale_s is None:
-            return False
+        """True when the lock object is gone or was stale and this writer removed it."""
         try:
-            since = json.loads(self.storage.read_bytes(self.KEY))["time"]
-        except (FileNotFoundError, ValueError, KeyError):
+            raw = self.storage.read_bytes(self.key)
+        except FileNotFoundError:
+            return True  # released meanwhile: try again at once
+        try:
+            owner = json.loads(raw)
+            stale = self._is_stale(owner)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return False  # not a lock this package wrote: never break it
+        if not stale:
             return False
-        if time.time() - float(since) < self.break_stale_s:
-            return False
-        self.storage.delete(self.KEY)
+        marker = f"{self.key}.broken-{hashlib.sha256(raw).hexdigest()[:16]}"
+        if not self.storage.create_exclusive(marker, self._owner()):
+            return False  # another writer is breaking this very lock
+        try:
+            if self.storage.read_bytes(self.key) == raw:
+                self.storage.delete(self.key)
+        except FileNotFoundError:
+            pass
         return True
+
+    def _is_stale(self, owner: dict) -> bool:
+        if owner["host"] == socket.gethostname() and not _pid_alive(int(owner["pid"])):
+            return True
+        return (self.break_stale_s is not None
+                and time.time() - float(owner["time"]) >= self.break_stale_s)
 
     def release(self) -> None:
         if self.held:
-            self.storage.delete(self.KEY)
+            self.storage.delete(self.key)
             self.held = False
 
     def __enter__(self) -> StorageLock:
@@ -365,3 +434,13 @@ class StorageLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True

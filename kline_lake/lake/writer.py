@@ -17,14 +17,21 @@ time ranges they completely answer. Guarantees (DESIGN.md "The lake"):
   without coverage (which a rerun refetches and merges idempotently), never coverage
   without rows. Orphaned ``.*.tmp`` files are invisible to ``*.parquet`` globs and are
   removed by the next commit to that partition.
+- On object storage (``LakeWriter("s3://bucket/prefix")``, any URL
+  `kline_lake.lake.storage.open_storage` accepts) the same order holds without rename:
+  each object is built in a local temp file and sent with one PUT (visible whole or not at
+  all), and the series lock is a lock object created with a conditional write
+  (`kline_lake.lake.storage.StorageLock`; a store that cannot do that is refused).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -40,8 +47,11 @@ from kline_lake.errors import InputError, LakeError
 from kline_lake.lake import coverage, layout
 from kline_lake.lake.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
 from kline_lake.lake.lock import DEFAULT_TIMEOUT_S, FileLock
+from kline_lake.lake.scan import object_series_files
+from kline_lake.lake.storage import LocalStorage, Storage, StorageLock, open_storage, split_url
 
-__all__ = ["LakeWriter", "SeriesKey", "write_parquet", "merge_rows", "read_data_file"]
+__all__ = ["LakeWriter", "ObjectPartition", "SeriesKey", "write_parquet", "merge_rows",
+           "read_data_file"]
 
 # Row groups of at most this many rows: small enough that row-group statistics let
 # DuckDB/Polars skip most of a day of trades, large enough to compress well.
@@ -65,6 +75,9 @@ _PART = "__file"
 
 FaultHook = Callable[[str], None]
 CASE_COLLIDING_INTERVALS = frozenset({"1m", "1M"})
+# A series lock object left by a writer on another host is broken after this long (a
+# commit holds its lock for seconds); one left by a dead process on this host at once.
+STALE_LOCK_S = 600.0
 
 
 def write_parquet(table: pa.Table, target: Path, dataset: str,
@@ -73,19 +86,22 @@ def write_parquet(table: pa.Table, target: Path, dataset: str,
     zstd, DELTA_BINARY_PACKED int and time columns, row-group statistics, declared sort
     order, a CRC32 checksum per page (so ``verify`` and every rewrite detect flipped or
     zeroed bytes, which zstd alone can decode into plausible-looking garbage)."""
+    before = (lambda _tmp: fault_hook("data-temp-written")) if fault_hook else None
+    atomic_write_with(target, lambda tmp: write_parquet_file(table, tmp, dataset),
+                      before_replace=before)
+
+
+def write_parquet_file(table: pa.Table, dest: Path, dataset: str) -> None:
+    """Write `table` to `dest` as the lake's Parquet flavour (no atomicity of its own:
+    `write_parquet` and `ObjectPartition.write` wrap it)."""
     key_index = table.schema.get_field_index(KEYS[dataset])
     encodings = column_encodings(table.schema)
-
-    def _write(tmp: Path) -> None:
-        pq.write_table(
-            table, tmp, compression="zstd", compression_level=ZSTD_LEVEL,
-            write_statistics=True, row_group_size=ROW_GROUP_ROWS, write_page_checksum=True,
-            use_dictionary=False, column_encoding=encodings,
-            sorting_columns=[pq.SortingColumn(key_index)],
-        )
-
-    before = (lambda _tmp: fault_hook("data-temp-written")) if fault_hook else None
-    atomic_write_with(target, _write, before_replace=before)
+    pq.write_table(
+        table, dest, compression="zstd", compression_level=ZSTD_LEVEL,
+        write_statistics=True, row_group_size=ROW_GROUP_ROWS, write_page_checksum=True,
+        use_dictionary=False, column_encoding=encodings,
+        sorting_columns=[pq.SortingColumn(key_index)],
+    )
 
 
 def column_encodings(schema: pa.Schema) -> dict[str, str]:
@@ -94,18 +110,20 @@ def column_encodings(schema: pa.Schema) -> dict[str, str]:
             if pa.types.is_int64(field.type) or pa.types.is_timestamp(field.type)}
 
 
-def read_data_file(path: Path, dataset: str) -> pa.Table:
-    """Read one lake data file in the dataset schema; LakeError naming the file if it is
-    unreadable or a page fails its checksum (a rewrite must not launder corrupted rows
-    into a freshly checksummed file)."""
+def read_data_file(path: Path | pa.NativeFile, dataset: str, name: str | None = None) -> pa.Table:
+    """Read one lake data file (a path, or an object's bytes in a ``pa.BufferReader``
+    named `name`) in the dataset schema; LakeError naming the file if it is unreadable
+    or a page fails its checksum (a rewrite must not launder corrupted rows into a
+    freshly checksummed file)."""
+    name = str(path) if name is None else name
     try:
         table = pq.read_table(path, page_checksum_verification=True)
     except (OSError, pa.ArrowException) as exc:
-        raise LakeError(f"cannot read lake file {path}: {exc}") from exc
+        raise LakeError(f"cannot read lake file {name}: {exc}") from exc
     try:
         return conform(table, dataset)
     except InputError as exc:
-        raise LakeError(f"lake file {path} does not match the {dataset} schema: {exc}") from exc
+        raise LakeError(f"lake file {name} does not match the {dataset} schema: {exc}") from exc
 
 
 def merge_rows(tables: list[pa.Table], dataset: str) -> pa.Table:
@@ -169,14 +187,24 @@ def _single_target(table: pa.Table, dataset: str) -> tuple[int, int, str] | None
 class LakeWriter:
     """Writes series into the lake at `root`; see the module docstring for guarantees.
 
-    `lock_timeout_s` bounds the wait for another process holding a series lock.
-    `fault_hook` is a test seam called with a stage name ("data-temp-written",
-    "data-replaced", "before-coverage") so tests can kill the process at each point.
+    `root` is a local directory or an object-store URL (``s3://bucket/prefix``; a
+    `kline_lake.lake.storage.Storage` too). `lock_timeout_s` bounds the wait for another
+    process holding a series lock. `fault_hook` is a test seam called with a stage name
+    ("data-temp-written", "data-replaced", "before-coverage") so tests can kill the
+    process at each point.
     """
 
-    def __init__(self, root: str | Path, *, lock_timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    def __init__(self, root: str | Path | Storage, *,
+                 lock_timeout_s: float | None = DEFAULT_TIMEOUT_S,
                  fault_hook: FaultHook | None = None) -> None:
-        self.root = check_root(Path(root))
+        self.objects: Storage | None = None
+        if isinstance(root, Storage) or split_url(root)[0]:
+            storage = open_storage(root)
+            if isinstance(storage, LocalStorage):
+                root = storage.path
+            else:
+                self.objects = storage
+        self.root: Any = check_root(Path(root)) if self.objects is None else self.objects.uri()
         self.lock_timeout_s = lock_timeout_s
         self.fault_hook = fault_hook
 
@@ -193,8 +221,13 @@ class LakeWriter:
             self._write_rows(key, table)
             if ranges:
                 self._hook("before-coverage")
-                path = layout.coverage_path(self.root, key)
-                coverage.write(path, rg.union(coverage.read(path), ranges))
+                if self.objects is None:
+                    path = layout.coverage_path(self.root, key)
+                    coverage.write(path, rg.union(coverage.read(path), ranges))
+                else:
+                    rel = _rel(layout.coverage_path(Path(), key))
+                    self.write_meta(rel, coverage.dumps(rg.union(self.covered(key), ranges))
+                                    .encode("utf-8"))
 
     def _hook(self, stage: str) -> None:
         if self.fault_hook is not None:
@@ -203,23 +236,39 @@ class LakeWriter:
     def _write_rows(self, key: SeriesKey, table: pa.Table) -> None:
         if not table.num_rows:
             return
-        if key.interval in CASE_COLLIDING_INTERVALS:
-            check_exact_case(layout.series_dir(self.root, key))
+        if key.interval in CASE_COLLIDING_INTERVALS and self.objects is None:
+            check_exact_case(layout.series_dir(self.root, key))  # object keys keep case
         by_month: dict[tuple[int, int], dict[str, pa.Table]] = {}
         for (year, month, fname), part in split_by_target(table, key.dataset).items():
             by_month.setdefault((year, month), {})[fname] = part
         for (year, month), new_by_file in sorted(by_month.items()):
-            pdir = layout.partition_dir(self.root, key, year, month)
-            rewrite_partition(pdir, key.dataset, new_by_file, self.fault_hook)
+            rewrite_partition(self.partition(key, year, month), key.dataset, new_by_file,
+                              self.fault_hook)
 
-    def lock(self, key: SeriesKey) -> FileLock:
-        """The inter-process lock of one series (a context manager)."""
-        return FileLock(layout.lock_path(self.root, key), timeout_s=self.lock_timeout_s)
+    def partition(self, key: SeriesKey, year: int, month: int) -> Path | ObjectPartition:
+        """A series' year/month partition: its directory, or an `ObjectPartition`."""
+        if self.objects is None:
+            return layout.partition_dir(self.root, key, year, month)
+        return ObjectPartition(self.objects,
+                               _rel(layout.partition_dir(Path(), key, year, month)))
+
+    def lock(self, key: SeriesKey) -> FileLock | StorageLock:
+        """The inter-process lock of one series (a context manager): a flock on a local
+        lake, a conditionally created lock object on an object store."""
+        if self.objects is None:
+            return FileLock(layout.lock_path(self.root, key), timeout_s=self.lock_timeout_s)
+        return StorageLock(self.objects, timeout_s=self.lock_timeout_s, poll_s=0.05,
+                           break_stale_s=STALE_LOCK_S, key=_rel(layout.lock_path(Path(), key)))
 
     # -------------------------------------------------------------- coverage
     def covered(self, key: SeriesKey) -> list[tuple[int, int]]:
         """Merged, sorted half-open us ranges known to be completely stored."""
-        return coverage.read(layout.coverage_path(self.root, key))
+        if self.objects is None:
+            return coverage.read(layout.coverage_path(self.root, key))
+        rel = _rel(layout.coverage_path(Path(), key))
+        data = self.read_meta(rel)
+        return [] if data is None else coverage.loads(data.decode("utf-8"),
+                                                      self.objects.uri(rel))
 
     def missing(self, key: SeriesKey, start_us: int, end_us: int) -> list[tuple[int, int]]:
         """The parts of ``[start_us, end_us)`` not covered yet (what a rerun must fetch)."""
@@ -231,14 +280,13 @@ class LakeWriter:
         """The largest stored key (agg_id, or a time key in us), or None if the series is
         empty. Reads only the key column of the latest non-empty partition."""
         key_col = KEYS[key.dataset]
-        for pdir in reversed(list_partitions(self.root, key)):
-            files = sorted(pdir.glob("*.parquet"))
+        for files in reversed(self._partition_files(key)):
             best = None
-            for path in files:
+            for source, name in files:
                 try:
-                    column = pq.read_table(path, columns=[key_col]).column(key_col)
+                    column = pq.read_table(source(), columns=[key_col]).column(key_col)
                 except (OSError, pa.ArrowException) as exc:
-                    raise LakeError(f"cannot read lake file {path}: {exc}") from exc
+                    raise LakeError(f"cannot read lake file {name}: {exc}") from exc
                 if len(column):
                     if pa.types.is_timestamp(column.type):
                         column = column.cast(pa.int64())
@@ -248,21 +296,97 @@ class LakeWriter:
                 return int(best)
         return None
 
+    def _partition_files(self, key: SeriesKey) -> list[list[tuple[Callable[[], Any], str]]]:
+        """Per partition (oldest first), its data files as (opener, name): pyarrow reads
+        what the opener returns (a path, or an object's bytes fetched when called)."""
+        if self.objects is None:
+            return [[((lambda p=p: p), str(p)) for p in sorted(pdir.glob("*.parquet"))]
+                    for pdir in list_partitions(self.root, key)]
+        objects, by_dir = self.objects, {}
+        for rel in object_series_files(objects, key):
+            by_dir.setdefault(rel.rsplit("/", 1)[0], []).append(rel)
+        return [[((lambda r=rel: pa.BufferReader(objects.read_bytes(r))), objects.uri(rel))
+                 for rel in rels] for _, rels in sorted(by_dir.items())]
+
+    # ------------------------------------------------------------ metadata
+    def read_meta(self, rel: str) -> bytes | None:
+        """A metadata record (``_meta/...``, relative to the root), or None if absent."""
+        try:
+            if self.objects is None:
+                return (self.root / rel).read_bytes()
+            return self.objects.read_bytes(rel)
+        except FileNotFoundError:
+            return None
+
+    def write_meta(self, rel: str, data: bytes) -> None:
+        """Replace a metadata record whole (local: temp + fsync + rename; objects: one PUT)."""
+        if self.objects is None:
+            atomic_write_bytes(self.root / rel, data)
+        else:
+            self.objects.put_bytes(rel, data)
+
+    def where(self, rel: str) -> str:
+        """A record's full path or URL, for messages."""
+        return str(self.root / rel) if self.objects is None else self.objects.uri(rel)
+
     # --------------------------------------------------------- exchange info
     def save_exchange_info(self, market: str, info: dict) -> None:
         """Cache a market's exchangeInfo JSON under ``_meta/exchange_info/<market>.json``."""
-        path = layout.exchange_info_path(self.root, market)
-        atomic_write_bytes(path, json.dumps(info, sort_keys=True).encode("utf-8"))
+        rel = _rel(layout.exchange_info_path(Path(), market))
+        self.write_meta(rel, json.dumps(info, sort_keys=True).encode("utf-8"))
 
     def load_exchange_info(self, market: str) -> dict | None:
         """The cached exchangeInfo of `market`, or None if never saved."""
-        path = layout.exchange_info_path(self.root, market)
+        rel = _rel(layout.exchange_info_path(Path(), market))
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
+            data = self.read_meta(rel)
+            return None if data is None else json.loads(data.decode("utf-8"))
         except (ValueError, OSError) as exc:
-            raise LakeError(f"cannot read cached exchangeInfo {path}: {exc}") from exc
+            raise LakeError(f"cannot read cached exchangeInfo {self.where(rel)}: {exc}") from exc
+
+
+def _rel(path: Path) -> str:
+    """A layout path built on ``Path()`` as a storage key."""
+    return path.as_posix()
+
+
+class ObjectPartition:
+    """A year/month partition on an object store: `prefix` (its key) in `storage`.
+
+    The object counterpart of a partition directory for `rewrite_partition` and
+    `replace_partition`: each file is built in a local temp directory and sent with one
+    PUT, so readers see the old object or the new one, never part of one.
+    """
+
+    def __init__(self, storage: Storage, prefix: str) -> None:
+        self.storage, self.prefix = storage, prefix.strip("/")
+
+    def __repr__(self) -> str:
+        return f"ObjectPartition({self.storage.uri(self.prefix)!r})"
+
+    def names(self) -> list[str]:
+        """The partition's ``*.parquet`` object names (sorted)."""
+        cut = len(self.prefix) + 1
+        return sorted(k[cut:] for k in self.storage.list_files(self.prefix)
+                      if "/" not in k[cut:] and k.endswith(".parquet")
+                      and not k[cut:].startswith("."))
+
+    def read(self, name: str, dataset: str) -> pa.Table:
+        rel = f"{self.prefix}/{name}"
+        return read_data_file(pa.BufferReader(self.storage.read_bytes(rel)), dataset,
+                              name=self.storage.uri(rel))
+
+    def write(self, name: str, table: pa.Table, dataset: str,
+              fault_hook: FaultHook | None = None) -> None:
+        with tempfile.TemporaryDirectory(prefix="kline-lake-") as tmp:
+            local = Path(tmp) / name
+            write_parquet_file(table, local, dataset)
+            if fault_hook is not None:
+                fault_hook("data-temp-written")
+            self.storage.put_file(f"{self.prefix}/{name}", local)
+
+    def remove(self, name: str) -> None:
+        self.storage.delete(f"{self.prefix}/{name}")
 
 
 def check_exact_case(series_dir: Path) -> None:
@@ -298,6 +422,25 @@ def check_root(root: Path) -> Path:
     return root
 
 
+def check_lake_root(lake: str | Path | Storage) -> Path | str:
+    """`check_root` for a local lake (its Path); for an object-store URL (or a
+    `Storage`) the normalised URL, after probing its bucket once (InputError, one line,
+    for an unknown scheme, a missing bucket or package, no credentials)."""
+    if isinstance(lake, Storage) or split_url(lake)[0]:
+        storage = open_storage(lake)
+        if not isinstance(storage, LocalStorage):
+            return storage.uri()
+        lake = storage.path
+    return check_root(Path(lake))
+
+
+def is_object_store(root: str | Path | Storage) -> bool:
+    """True for an object-store root (a URL other than ``file://``)."""
+    if isinstance(root, Storage):
+        return not isinstance(root, LocalStorage)
+    return bool(split_url(root)[0])
+
+
 def list_partitions(root: Path, key: SeriesKey) -> list[Path]:
     """The existing year/month partition directories of a series, oldest first."""
     base = layout.series_dir(root, key)
@@ -307,9 +450,11 @@ def list_partitions(root: Path, key: SeriesKey) -> list[Path]:
     return out
 
 
-def rewrite_partition(pdir: Path, dataset: str, new_by_file: dict[str, pa.Table],
+def rewrite_partition(pdir: Path | ObjectPartition, dataset: str,
+                      new_by_file: dict[str, pa.Table],
                       fault_hook: FaultHook | None = None) -> list[str]:
-    """Merge `new_by_file` ({canonical file name: rows}) into the partition `pdir`.
+    """Merge `new_by_file` ({canonical file name: rows}) into the partition `pdir` (a
+    directory, or an `ObjectPartition`).
 
     If the partition holds only canonical files, only the targeted files are read and
     rewritten. If it holds other ``*.parquet`` files (foreign or pre-compaction), the whole
@@ -317,32 +462,31 @@ def rewrite_partition(pdir: Path, dataset: str, new_by_file: dict[str, pa.Table]
     the other files removed (after the canonical ones are durable). Returns the names of
     the files actually (re)written.
     """
-    _remove_stale_temps(pdir)
-    existing = sorted(p.name for p in pdir.glob("*.parquet")) if pdir.is_dir() else []
+    existing = _prepare(pdir)
     if any(not layout.is_canonical_file(dataset, n) for n in existing):
-        stored = [read_data_file(pdir / n, dataset) for n in existing]
+        stored = [_read(pdir, n, dataset) for n in existing]
         merged = merge_rows([*stored, *new_by_file.values()], dataset)
         return replace_partition(pdir, dataset, merged, fault_hook)[0]
     written = []
     for fname in sorted(new_by_file):
-        path = pdir / fname
-        old = read_data_file(path, dataset) if fname in existing else None
+        old = _read(pdir, fname, dataset) if fname in existing else None
         merged = merge_rows([new_by_file[fname]] if old is None else [old, new_by_file[fname]],
                             dataset)
         if old is not None and merged.equals(old):
             continue
-        write_parquet(merged, path, dataset, fault_hook)
+        _write(pdir, fname, merged, dataset, fault_hook)
         written.append(fname)
         if fault_hook is not None:
             fault_hook("data-replaced")
     return written
 
 
-def replace_partition(pdir: Path, dataset: str, rows: pa.Table,
+def replace_partition(pdir: Path | ObjectPartition, dataset: str, rows: pa.Table,
                       fault_hook: FaultHook | None = None) -> tuple[list[str], list[str]]:
-    """Make the partition `pdir` hold exactly `rows` (merged: unique sorted keys), in its
-    canonical file(s). The one way the lake rewrites a whole partition: used by writes
-    into non-canonical partitions, `compact` and the archive refresh.
+    """Make the partition `pdir` (a directory, or an `ObjectPartition`) hold exactly
+    `rows` (merged: unique sorted keys), in its canonical file(s). The one way the lake
+    rewrites a whole partition: used by writes into non-canonical partitions, `compact`
+    and the archive refresh.
 
     A canonical file that already holds exactly its share is left alone; files the new
     layout does not have (foreign, pre-compaction, emptied days) are removed only after
@@ -350,26 +494,50 @@ def replace_partition(pdir: Path, dataset: str, rows: pa.Table,
     rerun removes), never a loss. The caller holds the series lock. Returns (files
     written, files the partition holds afterwards).
     """
-    _remove_stale_temps(pdir)
-    existing = sorted(p.name for p in pdir.glob("*.parquet")) if pdir.is_dir() else []
+    existing = _prepare(pdir)
     targets = ({fname: part for (_, _, fname), part in split_by_target(rows, dataset).items()}
                if rows.num_rows else {})
-    if targets and not pdir.is_dir():
+    if targets and isinstance(pdir, Path) and not pdir.is_dir():
         ensure_dir(pdir)
     written = []
     for fname in sorted(targets):
-        path = pdir / fname
         if (fname in existing and layout.is_canonical_file(dataset, fname)
-                and read_data_file(path, dataset).equals(targets[fname])):
+                and _read(pdir, fname, dataset).equals(targets[fname])):
             continue
-        write_parquet(targets[fname], path, dataset, fault_hook)
+        _write(pdir, fname, targets[fname], dataset, fault_hook)
         written.append(fname)
         if fault_hook is not None:
             fault_hook("data-replaced")
     for name in existing:  # only after every new file is durable
         if name not in targets:
-            (pdir / name).unlink(missing_ok=True)
+            if isinstance(pdir, ObjectPartition):
+                pdir.remove(name)
+            else:
+                (pdir / name).unlink(missing_ok=True)
     return written, sorted(targets)
+
+
+def _prepare(pdir: Path | ObjectPartition) -> list[str]:
+    """The partition's ``*.parquet`` names, after removing a crashed writer's temp files
+    (local only: an object store never shows a half-sent object)."""
+    if isinstance(pdir, ObjectPartition):
+        return pdir.names()
+    _remove_stale_temps(pdir)
+    return sorted(p.name for p in pdir.glob("*.parquet")) if pdir.is_dir() else []
+
+
+def _read(pdir: Path | ObjectPartition, name: str, dataset: str) -> pa.Table:
+    if isinstance(pdir, ObjectPartition):
+        return pdir.read(name, dataset)
+    return read_data_file(pdir / name, dataset)
+
+
+def _write(pdir: Path | ObjectPartition, name: str, table: pa.Table, dataset: str,
+           fault_hook: FaultHook | None) -> None:
+    if isinstance(pdir, ObjectPartition):
+        pdir.write(name, table, dataset, fault_hook)
+    else:
+        write_parquet(table, pdir / name, dataset, fault_hook)
 
 
 def _remove_stale_temps(pdir: Path) -> None:

@@ -6,6 +6,9 @@ import pytest
 
 from kline_lake.core.series import SeriesKey
 from kline_lake.lake.writer import LakeWriter
+from tests.support.storage import bucket, s3_env, s3_server
+
+__all__ = ["bucket", "s3_env", "s3_server"]  # the object-store fixtures, one server a session
 
 
 @pytest.fixture

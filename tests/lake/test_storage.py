@@ -14,12 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import tests.support.storage as storage_helpers
 from kline_lake.errors import InputError, LakeError
 from kline_lake.lake.storage import LocalStorage, StorageLock, open_storage
-
-s3_server, s3_env, bucket = (storage_helpers.s3_server, storage_helpers.s3_env,
-                              storage_helpers.bucket)  # fixtures
 
 
 @pytest.fixture(params=["local", "memory", "s3"])

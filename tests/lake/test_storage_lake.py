@@ -8,7 +8,6 @@ import uuid
 import polars as pl
 import pytest
 
-import tests.support.storage as storage_helpers
 from kline_lake import Lake
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
@@ -17,8 +16,6 @@ from kline_lake.lake.synthetic import synthetic_funding, synthetic_klines
 from kline_lake.lake.writer import LakeWriter
 from tests.support.lake import JAN_2024_MS
 
-s3_server, s3_env, bucket = (storage_helpers.s3_server, storage_helpers.s3_env,
-                              storage_helpers.bucket)  # fixtures
 DAY_MS = 86_400_000
 BTC = SeriesKey("um", "klines", "BTCUSDT", "1m")
 
@@ -76,11 +73,12 @@ def test_sql_views_over_the_object_store(both):
 
 
 def test_a_series_the_object_lake_does_not_hold_is_an_input_error(both):
-    _, remote = both
+    local, remote = both
     with pytest.raises(InputError, match="no um klines for BTCUSDT 5m in the lake"):
         remote.klines("um", "BTCUSDT", "5m")
-    with pytest.raises(InputError, match="Lake.inventory needs a local lake for now"):
-        remote.inventory()
+    with pytest.raises(InputError, match="no um klines for BTCUSDT 5m in the lake"):
+        remote.gaps("um", "BTCUSDT", "5m")
+    assert remote.inventory().equals(local.inventory())  # no longer local-only
 
 
 def test_a_lazy_one_day_read_prunes_to_one_object(bucket, local_lake):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-import tests.support.storage as storage_helpers
 from kline_lake import Lake
 from kline_lake.cli import main
 from kline_lake.core.series import SeriesKey
@@ -16,8 +15,6 @@ from kline_lake.lake.synthetic import synthetic_klines
 from kline_lake.lake.writer import LakeWriter
 from tests.support.lake import JAN_2024_MS
 
-s3_server, s3_env, bucket = (storage_helpers.s3_server, storage_helpers.s3_env,
-                              storage_helpers.bucket)  # fixtures
 DAY_MS = 86_400_000
 BTC = SeriesKey("um", "klines", "BTCUSDT", "1m")
 START_MS = JAN_2024_MS - 40 * DAY_MS  # three monthly partitions

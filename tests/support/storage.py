@@ -1,5 +1,6 @@
 """Fixtures for the object-store tests: a real S3-compatible server on loopback (moto's
-ThreadedMotoServer), the standard AWS variables pointing at it, a fresh bucket."""
+ThreadedMotoServer, one per test session), the standard AWS variables pointing at it, a
+fresh bucket. tests/lake/conftest.py registers them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def s3_server():
     from moto.server import ThreadedMotoServer
 
