@@ -267,7 +267,7 @@ class SyntheticArchive:
             if key.dataset == "aggTrades":
                 return trade_files.agg_trades_csv(spec, cols, us, AGG_HEADER if header_ok else None)
             header = CM_TRADES_HEADER if spec.contract_size else TRADES_HEADER
-            return trade_files.trades_csv(spec, trade_stream.expand(cols, path.lot), us,
+            return trade_files.trades_csv(spec, trade_stream.expand(cols), us,
                                           header if header_ok else None)
         times = series.funding_times_s(path, key.start_ms, key.end_ms - 1, 10**6, key.end_ms)
         if not len(times):
