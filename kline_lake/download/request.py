@@ -141,6 +141,20 @@ def _check_api_key(dataset: str, source: str, no_archive: bool) -> None:
                          "(sent as X-MBX-APIKEY), or use --source archive")
 
 
+def _check_rest_history(market: str, dataset: str, source: str) -> None:
+    """`--source rest` for what the exchange has no REST history of: book_ticker and
+    book_depth (archive only), metrics on COIN-M (its /futures/data statistics are per
+    pair and contract type; see `download.rest_metrics`)."""
+    from kline_lake.core.markets import ARCHIVE_ONLY_DATASETS
+
+    if source != "rest":
+        return
+    if dataset in ARCHIVE_ONLY_DATASETS or (dataset == "metrics" and market == "cm"):
+        where = "COIN-M metrics" if dataset == "metrics" else dataset
+        raise InputError(f"{where} has no REST history (the exchange publishes it in the daily "
+                         f"archive files only); use --source archive or auto")
+
+
 def validate_request(*, market: str, dataset: str, symbols: str | Sequence[str] | None,
                      interval: str | Sequence[str] | None = None, start: str | None = None,
                      end: str | None = None, lake: str | Path,
@@ -154,6 +168,7 @@ def validate_request(*, market: str, dataset: str, symbols: str | Sequence[str] 
     """
     mkt = get_market(market)
     validate_dataset(mkt, dataset)
+    _check_rest_history(mkt.name, dataset, source)
     intervals = _intervals(dataset, interval, mkt.name)
     if quote is not None:
         quote = quote.strip().upper()
