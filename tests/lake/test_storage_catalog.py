@@ -116,3 +116,19 @@ def test_inventory_and_gaps_from_the_cli(pair, capsys):
     assert exc.value.code == 0
     gaps = pl.read_csv(io.StringIO(capsys.readouterr().out))
     assert gaps.height == remote.gaps("um", "BTCUSDT", "1h").height > 0
+
+
+def test_a_missing_bucket_is_one_line_exit_2_for_the_catalog_and_the_backtester(s3_env, capsys):
+    from backtest.cli import main as backtest_main
+
+    for run, argv in [(main, ["inventory", "--lake", "s3://no-such-bucket-here/lake"]),
+                      (backtest_main, ["run", "--lake", "s3://no-such-bucket-here/lake",
+                                       "--market", "um", "--symbol", "BTCUSDT", "--interval",
+                                       "1h", "--start", "2024-01-01", "--end", "2024-01-05"])]:
+        with pytest.raises(SystemExit) as exc:
+            run(argv)
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2, err
+        assert err.endswith("bucket 'no-such-bucket-here' does not exist "
+                            "(s3://no-such-bucket-here/lake)")
+        assert len(err.splitlines()) == 1

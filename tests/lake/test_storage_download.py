@@ -159,9 +159,15 @@ def assert_partial_is_consistent(url: str, clean: Path) -> None:
 
 def test_two_concurrent_downloads_into_one_s3_lake_serialise(fx, clean, bucket, s3_env):
     url = f"s3://{bucket}/shared"
+    s3 = boto3.client("s3", endpoint_url=s3_env)
     with _slow_exchange() as slow:
         other = _run(url, slow.base_url)  # another process ...
-        _download(url, slow.base_url)  # ... and this one, on the same series at once
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and other.poll() is None and not s3.list_objects_v2(
+                Bucket=bucket, Prefix="shared/").get("Contents"):
+            time.sleep(0.02)  # ... has started writing (its exchangeInfo cache) ...
+        assert other.poll() is None, "the other download finished before this one started"
+        _download(url, slow.base_url)  # ... and this one writes the same series meanwhile
         error = other.communicate(timeout=120)[1].decode()
     assert other.returncode == 0, error
     assert_same_as_clean(url, clean)
