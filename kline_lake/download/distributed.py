@@ -100,12 +100,17 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[Any]
 
 def shard_requests(request: DownloadRequest, symbols: list[str], start_ms: int,
                    end_ms: int) -> list[DownloadRequest]:
-    """One request per symbol, with the run's resolved range pinned. Pure."""
+    """One request per symbol, with the run's resolved range pinned, and the archive URL
+    as this process resolves it (a worker does not see the client's environment)."""
+    from kline_lake.archive.plan import archive_base_url
+
     lake = request.lake
     if isinstance(lake, Path):
         lake = lake.absolute()  # a worker's working directory is not the client's
+    archive = archive_base_url(request.market, request.archive_url, request.base_url)
     return [dataclasses.replace(request, symbols=(symbol,), quote=None, days=None,
-                                start_ms=start_ms, end_ms=end_ms, lake=lake)
+                                start_ms=start_ms, end_ms=end_ms, lake=lake,
+                                archive_url=archive)
             for symbol in symbols]
 
 

@@ -50,12 +50,14 @@ def test_sharded_download_equals_local_download(fx, cluster, tmp_path, monkeypat
 
 def test_shards_pin_the_resolved_range_and_an_absolute_lake(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KLINE_LAKE_ARCHIVE_URL", "http://archive.invalid")  # the client's only
     request = validate_request(market="spot", dataset="klines", symbols="BTC*", quote="USDT",
                                interval="1h", days=3, lake="rel-lake", base_url="http://x.invalid")
     shards = shard_requests(request, ["BTCUSDT", "BTCUSDC"], 1_000, 2_000)
     assert [s.symbols for s in shards] == [("BTCUSDT",), ("BTCUSDC",)]
     assert {(s.start_ms, s.end_ms, s.days, s.quote) for s in shards} == {(1_000, 2_000, None, None)}
     assert {s.lake for s in shards} == {tmp_path / "rel-lake"}
+    assert {s.archive_url for s in shards} == {"http://archive.invalid"}
 
 
 @pytest.mark.parametrize("bad", ["local:0", "local", "tcp://host", "http://h:8786", ""])
