@@ -32,14 +32,19 @@ DATASETS: tuple[str, ...] = (
     "book_ticker",
     "metrics",
     "book_depth",
+    "mark_price",
 )
 KLINE_DATASETS: frozenset[str] = frozenset({"klines", "mark_klines", "index_klines", "premium_klines"})
 PRICE_KLINE_DATASETS: frozenset[str] = frozenset({"mark_klines", "index_klines", "premium_klines"})
 # book_ticker, metrics, book_depth: published for USD-M and COIN-M only (archive folders
 # bookTicker, metrics, bookDepth below data/futures/{um,cm}/; https://github.com/binance/binance-public-data)
 MARKET_EXTRA_DATASETS: frozenset[str] = frozenset({"book_ticker", "metrics", "book_depth"})
+# mark_price: the `<symbol>@markPrice@1s` stream (USD-M, COIN-M) recorded by `kline-lake
+# follow`; the exchange neither archives it nor serves its history over REST, so the lake
+# holds only what a follower recorded (a reconnect is an unrecorded gap, never backfilled).
+STREAM_ONLY_DATASETS: frozenset[str] = frozenset({"mark_price"})
 FUTURES_ONLY_DATASETS: frozenset[str] = frozenset({"funding", *PRICE_KLINE_DATASETS,
-                                                   *MARKET_EXTRA_DATASETS})
+                                                   *MARKET_EXTRA_DATASETS, "mark_price"})
 # Datasets the exchange has no REST history for: the archive is their only source.
 ARCHIVE_ONLY_DATASETS: frozenset[str] = frozenset({"book_ticker", "book_depth"})
 
@@ -167,6 +172,9 @@ def validate_dataset(market: Market, dataset: str) -> str:
         raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     if dataset in FUTURES_ONLY_DATASETS and not market.is_futures:
         raise InputError(f"dataset {dataset!r} exists only on futures markets (um, cm), not {market.name!r}")
+    if dataset in STREAM_ONLY_DATASETS:
+        raise InputError(f"dataset {dataset!r} cannot be downloaded: the exchange keeps no history of it; "
+                         f"record it with kline-lake follow --data {dataset}")
     return dataset
 
 

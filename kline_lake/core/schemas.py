@@ -147,6 +147,22 @@ BOOK_DEPTH = pa.schema(
     ]
 )
 
+# Mark price, index price, estimated settle price, funding rate and next funding time
+# from the `<symbol>@markPrice@1s` stream (event `markPriceUpdate`: E, p, i, P, r, T;
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams/Mark-Price-Stream),
+# one row per update. Recorded by `kline-lake follow --data mark_price` only: the exchange
+# has no archive and no REST history of it. Key `event_time` (the update's `E`).
+MARK_PRICE = pa.schema(
+    [
+        pa.field("event_time", TS, nullable=False),
+        pa.field("mark_price", pa.float64(), nullable=False),
+        pa.field("index_price", pa.float64(), nullable=False),
+        pa.field("estimated_settle_price", pa.float64(), nullable=False),
+        pa.field("funding_rate", pa.float64(), nullable=False),
+        pa.field("next_funding_time", TS, nullable=False),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "klines": KLINES,
     "mark_klines": PRICE_KLINES,
@@ -158,6 +174,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "book_ticker": BOOK_TICKER,
     "metrics": METRICS,
     "book_depth": BOOK_DEPTH,
+    "mark_price": MARK_PRICE,
 }
 
 # The unique, sorted key of each dataset; also the column that picks the year/month partition.
@@ -172,6 +189,7 @@ KEYS: dict[str, str] = {
     "book_ticker": "update_id",
     "metrics": "create_time",
     "book_depth": "depth_key",  # (timestamp, percentage): see book_depth_key
+    "mark_price": "event_time",
 }
 TIME_COLUMNS: dict[str, str] = {
     "klines": "open_time",
@@ -184,6 +202,7 @@ TIME_COLUMNS: dict[str, str] = {
     "book_ticker": "transaction_time",
     "metrics": "create_time",
     "book_depth": "timestamp",
+    "mark_price": "event_time",
 }
 
 

@@ -10,7 +10,8 @@ File names are deterministic so that committing the same rows twice leaves ident
   (a month of 1m klines is 44,640 rows; rewriting it on each commit is cheap).
 - agg_trades: one ``<YYYY>-<MM>-<DD>.parquet`` per UTC day of ``transact_time`` inside the
   month partition, so a commit rewrites at most a day of trades rather than a month
-  (a busy symbol trades millions of times a day).
+  (a busy symbol trades millions of times a day); so do trades, book_ticker and
+  mark_price (an update a second: 86,400 rows a day).
 
 Lake metadata lives under ``<root>/_meta/`` (coverage records, exchangeInfo cache, locks),
 outside every ``<market>/<dataset>`` tree, so a plain ``read_parquet`` glob sees only data.
@@ -29,7 +30,7 @@ from kline_lake.errors import InputError
 
 META_DIR = "_meta"
 MONTH_FILE = "data.parquet"
-DAILY_FILE_DATASETS: frozenset[str] = frozenset({"agg_trades", "trades", "book_ticker"})
+DAILY_FILE_DATASETS: frozenset[str] = frozenset({"agg_trades", "trades", "book_ticker", "mark_price"})
 TMP_SUFFIX = ".tmp"
 
 _DAY_FILE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\.parquet")
