@@ -49,6 +49,7 @@ from kline_lake.fake_exchange.ws_streams import (
     AggTradeFeed,
     KlineBook,
     KlineFeed,
+    MarkPriceFeed,
     StreamName,
     parse_stream,
 )
@@ -135,6 +136,8 @@ class StreamHub:
         spec = self.fx.source.spec(market, name.symbol)
         if name.kind == "aggTrade":
             return AggTradeFeed(name, self.fx.source, spec, now_ms)
+        if name.kind == "markPrice":  # futures only: elsewhere a name that never sends
+            return MarkPriceFeed(name, self.fx.source, spec if market in ("um", "cm") else None, now_ms)
         book = None
         if spec is not None:
             with self._lock:

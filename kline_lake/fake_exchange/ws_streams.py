@@ -5,7 +5,8 @@ Names and payload shapes follow the exchange docs:
 - USD-M: https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
 - COIN-M: https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams
 
-Streams served: `<symbol>@kline_<interval>` and `<symbol>@aggTrade` (symbol lower-case).
+Streams served: `<symbol>@kline_<interval>`, `<symbol>@aggTrade` and, on USD-M and
+COIN-M, `<symbol>@markPrice@1s` (symbol lower-case).
 Like the exchange, a well-formed name for a symbol the market does not list is accepted
 and simply never sends anything.
 
@@ -15,6 +16,13 @@ equal to what REST returns for it afterwards; the kline's trade ids (`f`, `L`) a
 modelled and sent as -1. Closed klines are computed ahead in chunks (`KlineBook`): the
 synthetic data is deterministic, so a kline's final values do not depend on when they
 are computed, only on when they may be sent (after the kline's close).
+
+Mark price (`markPriceUpdate`, one per fake second while the symbol trades, `E` on the
+whole second): `p` the mark price and `i` the index price of the second that just ended,
+the same transforms of the last price as the REST mark/index price klines (so the update
+at a minute's end carries that minute's mark/index kline close); `P` (estimated settle
+price) the index price; `r` the rate REST `fundingRate` reports at `T`, the next funding
+time. Served by the synthetic source only (a file-backed source has no mark stream).
 
 Pure apart from the data source's computation; no I/O.
 """
@@ -27,9 +35,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from kline_lake.core.intervals import ALL_INTERVALS, INTERVAL_MS, floor_open_ms, next_open_ms
+from kline_lake.fake_exchange import series
 from kline_lake.fake_exchange.params import TimeRange
 
-_NAME_RE = re.compile(r"([a-z0-9_]{1,40})@(kline_([0-9]+[smhdwM])|aggTrade)")
+_NAME_RE = re.compile(r"([a-z0-9_]{1,40})@(kline_([0-9]+[smhdwM])|aggTrade|markPrice@1s)")
 CHUNK_KLINES = 500
 MAX_CHUNK_MS = 62 * 86_400_000
 AGG_PAGE = 1000
@@ -38,7 +47,7 @@ MAX_STREAM_NAME = 64
 
 @dataclass(frozen=True)
 class StreamName:
-    """A parsed stream name: `kind` is 'kline' or 'aggTrade'."""
+    """A parsed stream name: `kind` is 'kline', 'aggTrade' or 'markPrice'."""
 
     text: str
     symbol: str  # upper-case, as REST spells it
@@ -53,6 +62,8 @@ def parse_stream(text: str) -> StreamName | None:
     m = _NAME_RE.fullmatch(text)
     if m is None:
         return None
+    if m.group(2) == "markPrice@1s":
+        return StreamName(text, m.group(1).upper(), "markPrice")
     if m.group(3) is not None:
         if m.group(3) not in ALL_INTERVALS:
             return None
@@ -181,3 +192,52 @@ class AggTradeFeed:
         self.from_ms = now_ms
         spot = self.spec.market in ("spot", "us")
         return [agg_trade_payload(self.name.symbol, r, now_ms, spot) for r in rows]
+
+
+def _units_text(values: Any) -> list[str]:
+    """1e-8 units -> the exchange's 8-decimal strings."""
+    return [f"{'-' if v < 0 else ''}{abs(v) // 10**8}.{abs(v) % 10**8:08d}" for v in values.tolist()]
+
+
+def mark_price_events(source: Any, spec: Any, secs: list[int]) -> list[dict[str, Any]]:
+    """`markPriceUpdate` events pushed at the whole seconds `secs` (see the module docstring)."""
+    synthetic = getattr(source, "synthetic", None)
+    if synthetic is None or not secs or spec.market not in ("um", "cm"):
+        return []
+    import numpy as np
+
+    path = synthetic.path(spec)
+    prev = np.asarray(secs, dtype=np.int64) - 1  # the second that just ended
+    live = np.zeros(len(prev), dtype=bool)
+    for s0, s1 in path.segments(int(prev[-1])):
+        live |= (prev >= s0) & (prev < s1)
+    prev = prev[live]
+    if not len(prev):
+        return []
+    close = path.level("second", prev)["c"]
+    mark = _units_text(series.price_units(close, spec.price_decimals, "mark", spec.base_price))
+    index = _units_text(series.price_units(close, spec.price_decimals, "index", spec.base_price))
+    step_s = spec.funding_hours * 3600
+    next_s = (prev + 1) // step_s * step_s + step_s  # the next funding time after the push
+    rate, _ = series.funding_values(path, next_s)
+    rates = _units_text(rate)
+    return [{"e": "markPriceUpdate", "E": int(p + 1) * 1000, "s": spec.symbol, "p": mark[i], "i": index[i],
+             "P": index[i], "r": rates[i], "T": int(next_s[i]) * 1000} for i, p in enumerate(prev.tolist())]
+
+
+class MarkPriceFeed:
+    """One subscribed `<symbol>@markPrice@1s` stream: an update per whole fake second."""
+
+    MAX_BEHIND_S = 3600  # a connection that fell further behind skips (a stall, not a replay)
+
+    def __init__(self, name: StreamName, source: Any, spec: Any, now_ms: int) -> None:
+        self.name, self.source, self.spec = name, source, spec
+        self.next_s = now_ms // 1000 + 1
+
+    def poll(self, now_ms: int, send_open: bool) -> list[dict[str, Any]]:
+        now_s = now_ms // 1000
+        if self.spec is None or now_s < self.next_s:
+            return []
+        first = max(self.next_s, now_s - self.MAX_BEHIND_S)
+        self.next_s = now_s + 1
+        return mark_price_events(self.source, self.spec, list(range(first, now_s + 1)))

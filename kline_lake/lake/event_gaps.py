@@ -27,8 +27,16 @@ happened between the two stored trades' times (``start`` .. ``end``). The run is
 lies before the first or after the last stored trade cannot be counted by ids (see
 ``inventory``'s coverage holes and extent).
 
-Pure functions (``funding_gaps``, ``agg_trade_gaps``) take sorted times/ids and the
-coverage record; memory and time grow with the rows, never the span.
+Recorded datasets (``recorded_gaps``, ``mark_price``): the exchange keeps no history of
+them, so their coverage record says what a follower recorded (updates that came one
+after the other on one connection; see ``kline_lake.live.recorder_track``). Every
+stretch between covered ranges (and, with an explicit range, before the first and after
+the last) is ``unrecorded``: a reconnect, a missed update or time nobody followed. It
+can never be filled; ``missing`` is the number of updates the period implies were not
+recorded (at least 1).
+
+Pure functions (``funding_gaps``, ``agg_trade_gaps``, ``recorded_gaps``) take sorted
+times/ids and the coverage record; memory and time grow with the rows, never the span.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from kline_lake.core import ranges as rg
 from kline_lake.lake.grid import inside_covered, split_runs
 
 HOUR_US = 3_600_000_000
+RECORDED_PERIOD_US = {"mark_price": 1_000_000}  # one update a second (`@markPrice@1s`)
 FUNDING_CADENCES_H = (1, 2, 4, 8)
 DEFAULT_CADENCE_H = 8
 _TS = pl.Datetime("us", "UTC")
@@ -160,3 +169,17 @@ def agg_trade_gaps(ids: np.ndarray, times_us: np.ndarray,
         "first_id": pl.Series(ids[jump] + 1, dtype=pl.Int64),
         "last_id": pl.Series(ids[jump + 1] - 1, dtype=pl.Int64),
     })
+
+
+def recorded_gaps(covered: list[tuple[int, int]], period_us: int, start_us: int | None = None,
+                  end_us: int | None = None) -> list[tuple[int, int, int, str]]:
+    """Unrecorded stretches of a recorded dataset (see the module docstring) as
+    (start_us, end_us, missing updates, "unrecorded") pieces."""
+    covered = rg.merge(covered)
+    if not covered and (start_us is None or end_us is None):
+        return []
+    lo = covered[0][0] if start_us is None else start_us
+    hi = covered[-1][1] if end_us is None else end_us
+    if lo >= hi:
+        return []
+    return [(a, b, max(1, round((b - a) / period_us) - 1), "unrecorded") for a, b in rg.subtract(lo, hi, covered)]

@@ -30,7 +30,12 @@ from kline_lake.core.schemas import TIME_COLUMNS
 from kline_lake.core.series import SeriesKey
 from kline_lake.errors import InputError
 from kline_lake.lake import coverage
-from kline_lake.lake.event_gaps import agg_trade_gaps, funding_gaps
+from kline_lake.lake.event_gaps import (
+    RECORDED_PERIOD_US,
+    agg_trade_gaps,
+    funding_gaps,
+    recorded_gaps,
+)
 from kline_lake.lake.grid import (
     absent_runs,
     ceil_opens_us,
@@ -118,6 +123,8 @@ def find_gaps(root: Path, key: SeriesKey, start_us: int | None = None,
     if key.dataset in QUIET_US:  # book_ticker, book_depth: silences (see market_gaps)
         times = _column(root, key, TIME_COLUMNS[key.dataset], start_us, end_us)
         return gaps_frame(silence_gaps(times, covered, QUIET_US[key.dataset], start_us, end_us))
+    if key.dataset in RECORDED_PERIOD_US:  # mark_price: what no follower recorded
+        return gaps_frame(recorded_gaps(covered, RECORDED_PERIOD_US[key.dataset], start_us, end_us))
     if key.dataset not in KLINE_DATASETS:
         raise InputError(f"gaps are not defined for {key.dataset!r}")
     present = _column(root, key, "open_time", start_us, end_us)

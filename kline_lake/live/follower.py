@@ -3,7 +3,7 @@
 What is the same for every dataset lives here; what a dataset's rows, holes and
 coverage mean lives in its track (`kline_track` for closed klines, `trade_track` for
 aggregate trades, `recorder_track` for datasets the exchange keeps no history of, such
-as `mark_price`).
+as `mark_price`: recorded, never caught up or backfilled, a reconnect an unrecorded gap).
 
 1. One follower per series: a lock file per series next to the writer's lock
    (`<series lock>.follow`), held for the follower's life; a second follower is refused.
@@ -55,12 +55,13 @@ from kline_lake.lake.scan import scan_series
 from kline_lake.lake.writer import LakeWriter
 from kline_lake.live import streams
 from kline_lake.live.kline_track import KlineTrack
+from kline_lake.live.recorder_track import RECORDERS, RecorderTrack
 from kline_lake.live.rest_side import RestSide
 from kline_lake.live.state import SeriesState
 from kline_lake.live.streams import Connector
 from kline_lake.live.trade_track import AggTradeTrack
 
-FOLLOW_DATASETS = ("klines", "agg_trades")
+FOLLOW_DATASETS = ("klines", "agg_trades", "mark_price")
 COMMIT_WORKERS = 8
 RECONNECT_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay_s=0.2, max_delay_s=30.0, jitter=0.5)
 
@@ -122,6 +123,8 @@ def make_track(follower: Follower) -> Any:
     """The track of the follower's dataset."""
     if follower.req.dataset == "agg_trades":
         return AggTradeTrack(follower)
+    if follower.req.dataset in RECORDERS:
+        return RecorderTrack(follower)
     return KlineTrack(follower)
 
 

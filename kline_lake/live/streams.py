@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from kline_lake.core.markets import Market
 from kline_lake.errors import InputError, StreamError
 
-STREAM_DATASETS = ("klines", "agg_trades")
+STREAM_DATASETS = ("klines", "agg_trades", "mark_price")
 FUTURES_STREAM_DATASETS = frozenset({"mark_price"})  # markPrice streams: USD-M and COIN-M only
 MAX_STREAMS = {"spot": 1024, "us": 1024, "um": 200, "cm": 200}
 MAX_MESSAGES_PER_S = {"spot": 5, "us": 5, "um": 10, "cm": 10}

@@ -54,6 +54,33 @@ def test_parse_closed_kline_from_combined_and_raw() -> None:
         streams.parse_message("not json")
 
 
+def test_parse_agg_trade_and_mark_price_events() -> None:
+    trade = {"e": "aggTrade", "E": 1_000_000_500, "s": "BTCUSDT", "a": 26129, "p": "0.01633102", "q": "4.7",
+             "f": 27781, "l": 27781, "T": 1_000_000_400, "m": True, "M": True}
+    t = streams.agg_trade(trade)
+    assert (t.symbol, t.agg_id, t.time_ms) == ("BTCUSDT", 26129, 1_000_000_400)
+    assert t.row == {k: trade[k] for k in ("a", "p", "q", "f", "l", "T", "m", "M")}
+    update = {"e": "markPriceUpdate", "E": 1_562_305_380_000, "s": "BTCUSDT", "p": "11794.15000000",
+              "i": "11784.62659091", "P": "11784.25641265", "r": "0.00038167", "T": 1_562_306_400_000}
+    u = streams.mark_price_update(update)
+    assert u.key_ms == 1_562_305_380_000 and u.row == {
+        "event_time": 1_562_305_380_000, "mark_price": 11794.15, "index_price": 11784.62659091,
+        "estimated_settle_price": 11784.25641265, "funding_rate": 0.00038167, "next_funding_time": 1_562_306_400_000}
+    assert streams.agg_trade(update) is None and streams.mark_price_update(trade) is None
+    with pytest.raises(ValueError):
+        streams.mark_price_update({"e": "markPriceUpdate", "E": 1, "s": "X"})
+    assert streams.stream_name("mark_price", "BTCUSDT") == "btcusdt@markPrice@1s"
+
+
+def test_download_refuses_the_recorder_dataset(tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-c", "from kline_lake.cli import main; main()", "download",
+                           "--market", "um", "--data", "mark_price", "--symbols", "BTCUSDT", "--start", "2026-01-01",
+                           "--lake", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no history" in lines[0] and "follow --data mark_price" in lines[0], proc.stderr
+
+
 def test_ws_url_resolution() -> None:
     um = get_market("um")
     assert resolve_ws_url(um, env={}) == "wss://fstream.binance.com"
@@ -69,6 +96,9 @@ def test_ws_url_resolution() -> None:
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["--market", "um", "--data", "funding", "--symbols", "BTCUSDT"], "no stream for dataset 'funding'"),
+    (["--market", "spot", "--data", "mark_price", "--symbols", "BTCUSDT"],
+     "no stream for dataset 'mark_price' on market 'spot'"),
+    (["--market", "us", "--data", "mark_price", "--symbols", "BTCUSD"], "no stream for dataset 'mark_price'"),
     (["--market", "xx", "--symbols", "BTCUSDT"], "unknown market"),
     (["--market", "um", "--symbols", "BTCUSDT", "--ws-url", "http://h:1"], "--ws-url must start with ws://"),
     (["--market", "um", "--symbols", "BTCUSDT", "--duration", "soon"], "--duration must be"),
