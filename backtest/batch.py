@@ -27,16 +27,18 @@ from backtest.records import METRICS_DT, ORDER_DT, TRADE_DT
 def run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
                init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty,
                min_notional, bars_per_year, bar_days, scratch, trades, out, k, sl_stop,
-               tp_stop, sl_trail):
+               tp_stop, sl_trail, inverse):
     """Simulate one signal array into reusable `scratch` (2, n: equity, position) and
     `trades` buffers and write its metrics to record `k` of `out`; returns the kernel
-    status. `sl_stop`/`tp_stop`/`sl_trail` are `simulate_nb`'s stops (NaN = off)."""
+    status. `sl_stop`/`tp_stop`/`sl_trail` are `simulate_nb`'s stops (NaN = off),
+    `inverse` its inverse-mirror flag (`backtest.inverse`)."""
     orders = np.empty(0, dtype=ORDER_DT)
     none = np.empty(0)
     status, _, n_tr, fees_paid, funding_paid, ruin_idx = simulate_nb(
         open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
         init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty, min_notional,
-        scratch[0], scratch[1], none, none, none, orders, trades, sl_stop, tp_stop, sl_trail)
+        scratch[0], scratch[1], none, none, none, orders, trades, sl_stop, tp_stop, sl_trail,
+        inverse)
     metrics_nb(scratch[0], scratch[1], trades[:n_tr], init_cash, fees_paid, funding_paid,
                bars_per_year, bar_days, ruin_idx, out, k)
     return status
@@ -52,10 +54,12 @@ def _chunk_bounds(n_items, n_chunks, k):
 def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_open,
                    fund_intra, direction, fill_close, init_cash, size_frac, leverage, fee_rate,
                    slip, mmr, qty_step, min_qty, min_notional, bars_per_year, bar_days,
-                   n_chunks, sl_stop, tp_stop, sl_trail):
+                   n_chunks, sl_stop, tp_stop, sl_trail, inverse):
     """Crossover grid: `lines` holds one indicator row per distinct window; grid point c
     crosses row ``fast_idx[c]`` with row ``slow_idx[c]`` under the stops ``sl_stop[c]``,
-    ``tp_stop[c]`` (float arrays of the grid's length, NaN = off). The grid is split in
+    ``tp_stop[c]`` (float arrays of the grid's length, NaN = off); `inverse` runs an
+    inverse contract's mirror (`backtest.inverse`; its negated crossover signal is the
+    caller's swapped fast/slow indices). The grid is split in
     `n_chunks` parallel chunks (one per thread), each reusing one set of scratch buffers.
     Returns (metrics, statuses): a METRICS_DT record per grid point and its status."""
     n_combo = fast_idx.shape[0]
@@ -72,7 +76,7 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
                                    direction, fill_close, init_cash, size_frac, leverage,
                                    fee_rate, slip, mmr, qty_step, min_qty, min_notional,
                                    bars_per_year, bar_days, scratch, trades, out, c,
-                                   sl_stop[c], tp_stop[c], sl_trail)
+                                   sl_stop[c], tp_stop[c], sl_trail, inverse)
     return out, status
 
 
@@ -80,7 +84,7 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
 def sweep_signals_nb(open_, high, low, close, sigs, sig_idx, fund_at_open, fund_intra,
                      direction, fill_close, init_cash, size_frac, leverage, fee_rate, slip,
                      mmr, qty_step, min_qty, min_notional, bars_per_year, bar_days, n_chunks,
-                     sl_stop, tp_stop, sl_trail):
+                     sl_stop, tp_stop, sl_trail, inverse):
     """Generic grid: grid point c simulates the int8 signal row ``sigs[sig_idx[c]]``
     under the stops ``sl_stop[c]``, ``tp_stop[c]`` (see `sweep_cross_nb`)."""
     n_combo = sig_idx.shape[0]
@@ -96,5 +100,5 @@ def sweep_signals_nb(open_, high, low, close, sigs, sig_idx, fund_at_open, fund_
                                    fund_intra, direction, fill_close, init_cash, size_frac,
                                    leverage, fee_rate, slip, mmr, qty_step, min_qty,
                                    min_notional, bars_per_year, bar_days, scratch, trades,
-                                   out, c, sl_stop[c], tp_stop[c], sl_trail)
+                                   out, c, sl_stop[c], tp_stop[c], sl_trail, inverse)
     return out, status

@@ -55,7 +55,8 @@ def _common(fn: Callable) -> Callable:
                      help="Trade the signal long only, short only, or both ways (spot: "
                           "long only)."),
         click.option("--cash", type=float, default=10_000.0, show_default=True,
-                     help="Starting cash, quote currency."),
+                     help="Starting cash, quote currency (cm: the margin coin, e.g. BTC; "
+                          "positions are whole contracts of contractSize USD)."),
         click.option("--fee", type=float, default=None,
                      help="Taker fee rate as a fraction, 0.0005 = 0.05% (default: the "
                           "market's base tier, um 0.0005)."),

@@ -122,8 +122,12 @@ def settings_line(config: Mapping[str, Any]) -> str:
     filters = config.get("exchange_filters") or {}
     active = any(filters.get(k) for k in ("qty_step", "min_qty", "min_notional"))
     mmr = config.get("maintenance_margin_rate")
+    cash = f"cash {config.get('cash', 0):,.2f}"
+    if config.get("account") == "coin":  # cm: an inverse contract, the account in coin
+        cash = (f"cash {config.get('cash', 0):g} {config.get('margin_coin')} (account in "
+                f"coin, contracts of {config.get('contract_size', 0):g} USD)")
     parts = [
-        f"cash {config.get('cash', 0):,.2f}", f"direction {config.get('direction')}",
+        cash, f"direction {config.get('direction')}",
         f"fill {config.get('fill')}", f"fee {100 * config.get('fee_rate', 0):.4g}%",
         f"slippage {config.get('slippage_bps', 0):g} bps",
         f"funding {'on' if config.get('funding') else 'off'}",

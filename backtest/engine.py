@@ -8,7 +8,11 @@ Decisions where the issue is silent (also in the README of this package's docstr
   ``notional / leverage``; funding paid during the trade is taken from that margin.
 - Liquidation (``maintenance_margin_rate`` set) closes at the liquidation price with the
   fee rate and no slippage; what is left of the margin stays in the account.
-- ``cm`` (COIN-M) is simulated as a linear contract in quote units (an approximation).
+- ``cm`` (COIN-M) is an inverse contract (`backtest.inverse`): the account, ``cash``,
+  PnL, fees and funding are in the margin coin (``config["account"] == "coin"``),
+  positions whole contracts of ``contractSize`` USD (the lake's cached exchangeInfo, or
+  ``contract_size=``), orders/trades in contracts at USD prices; the kernel runs the
+  linear mirror. ``buy_hold_equity`` is then a 1x long held in coin.
 - Exchange filters (``exchange_filters=True``, the default): entry quantities are rounded
   down to the symbol's LOT_SIZE step and entries below its minimum quantity or notional
   are not placed, from the exchangeInfo cached in the lake (see `backtest.filters`;
@@ -38,6 +42,18 @@ from backtest.data import Bars, FundingEvents, MarkOpens, load_lake_data, parse_
 from backtest.fees import FeeModel
 from backtest.filters import FILTERS_OFF, ExchangeFilters, resolve_filters
 from backtest.funding import align_funding
+from backtest.inverse import (
+    KernelBars,
+    buy_hold_equity,
+    check_contract_filters,
+    check_contract_size,
+    is_inverse,
+    mirror_bars,
+    mirror_lot,
+    resolve_cm_filters,
+    resolve_contract_size,
+    unmirror,
+)
 from backtest.kernels import (
     BOTH,
     LONG,
@@ -59,6 +75,7 @@ from kline_lake.core.markets import get_market
 from kline_lake.errors import InputError
 
 DIRECTIONS = {"long": LONG, "short": SHORT, "both": BOTH}
+MIRRORED_DIRECTIONS = {LONG: SHORT, SHORT: LONG, BOTH: BOTH}  # a real long is a mirrored short
 TimeLike = str | date | datetime
 NO_JIT_ENV = "BACKTEST_NO_JIT"
 
@@ -81,10 +98,18 @@ class Config:
     sl_stop: float | None = None
     tp_stop: float | None = None
     sl_trail: bool = False
+    contract_size: float | None = None  # cm: USD per contract (resolved before a run)
+    margin_coin: str | None = None  # cm: the coin the account is in
 
     def __post_init__(self) -> None:
         market = get_market(self.market)
         validate_stops(self.sl_stop, self.tp_stop, self.sl_trail)
+        if self.contract_size is not None and not self.inverse:
+            raise InputError(f"contract_size applies to cm (inverse) contracts only, not "
+                             f"{market.name!r}")
+        check_contract_size(self.contract_size)
+        if self.inverse:
+            check_contract_filters(self.exchange_filters)
         if self.direction not in DIRECTIONS:
             raise InputError(f"unknown direction {self.direction!r}; expected long, short or both")
         fills.validate_fill(self.fill)
@@ -106,18 +131,34 @@ class Config:
             if self.leverage != 1.0:
                 raise InputError(f"market {market.name!r} is spot: leverage must be 1")
 
+    @property
+    def inverse(self) -> bool:
+        """True for an inverse (COIN-M) contract: the kernel runs its mirror."""
+        return is_inverse(self.market)
+
     def stop_args(self) -> tuple[float, float, bool]:
         """``(sl_stop, tp_stop, sl_trail)`` as `simulate_nb` takes them (NaN = off)."""
         return (np.nan if self.sl_stop is None else float(self.sl_stop),
                 np.nan if self.tp_stop is None else float(self.tp_stop), bool(self.sl_trail))
 
     def kernel_args(self) -> tuple:
-        """The scalar arguments of `simulate_nb` after the arrays."""
+        """The scalar arguments of `simulate_nb` after the arrays (an inverse contract's
+        mirrored direction and lot, `backtest.inverse`)."""
         mmr = np.nan if self.maintenance_margin_rate is None else self.maintenance_margin_rate
-        return (DIRECTIONS[self.direction], self.fill == "close", float(self.cash),
-                float(self.size), float(self.leverage), float(self.fee_rate),
-                fills.slippage_fraction(self.slippage_bps), float(mmr),
-                *self.exchange_filters.kernel_args())
+        direction = DIRECTIONS[self.direction]
+        lot = self.exchange_filters.kernel_args()
+        if self.inverse:
+            if self.contract_size is None:
+                raise InputError("cm: the contract size is not resolved (contract_size=)")
+            direction = MIRRORED_DIRECTIONS[direction]
+            lot = mirror_lot(self.contract_size, *lot)
+        return (direction, self.fill == "close", float(self.cash), float(self.size),
+                float(self.leverage), float(self.fee_rate),
+                fills.slippage_fraction(self.slippage_bps), float(mmr), *lot)
+
+    def kernel_signals(self, sig: np.ndarray) -> np.ndarray:
+        """Signals as the kernel takes them: negated on an inverse mirror."""
+        return np.negative(sig) if self.inverse else sig
 
 
 def validate_stops(sl_stop: float | None, tp_stop: float | None, sl_trail: bool) -> None:
@@ -137,9 +178,11 @@ def make_config(market: str = "um", cash: float = 10_000.0, direction: str = "lo
                 slippage_bps: float = 0.0, funding: bool = True, leverage: float = 1.0,
                 size: float = 1.0, maintenance_margin_rate: float | None = None,
                 sl_stop: float | None = None, tp_stop: float | None = None,
-                sl_trail: bool = False) -> Config:
+                sl_trail: bool = False, contract_size: float | None = None) -> Config:
     """Build a Config; `fee`/`maker_fee` default to the market's base-tier rates;
-    `sl_stop`/`tp_stop`/`sl_trail` are the stops of `backtest.kernels.simulate_nb`."""
+    `sl_stop`/`tp_stop`/`sl_trail` are the stops of `backtest.kernels.simulate_nb`;
+    `contract_size` (cm only, USD per contract) is needed when the lake's exchangeInfo
+    does not give it (bars passed directly). For cm, `cash` is in the margin coin."""
     for name, stop in (("sl stop", sl_stop), ("tp stop", tp_stop)):
         if stop is not None and not isinstance(stop, int | float | np.number):
             raise InputError(f"{name} takes one value here (several levels: backtest sweep)")
@@ -150,7 +193,8 @@ def make_config(market: str = "um", cash: float = 10_000.0, direction: str = "lo
     return Config(market, float(cash), direction, fill, model.rate, float(slippage_bps),
                   bool(funding), float(leverage), float(size), maintenance_margin_rate,
                   sl_stop=None if sl_stop is None else float(sl_stop),
-                  tp_stop=None if tp_stop is None else float(tp_stop), sl_trail=bool(sl_trail))
+                  tp_stop=None if tp_stop is None else float(tp_stop), sl_trail=bool(sl_trail),
+                  contract_size=check_contract_size(contract_size))
 
 
 @dataclass(frozen=True)
@@ -183,8 +227,18 @@ def load_market_data(lake: str | Path | None, market: str, symbol: str, interval
     if not funding or funding_events is None:
         zeros = np.zeros(len(bars))
         return MarketData(bars, zeros, zeros.copy(), coverage)
-    at_open, intra = align_funding(bars, funding_events, mark_opens)
+    at_open, intra = align_funding(bars, funding_events, mark_opens,
+                                   inverse=is_inverse(market))
     return MarketData(bars, at_open, intra, coverage)
+
+
+def kernel_bars(data: MarketData, config: Config) -> KernelBars:
+    """Prices and funding sums as the kernel takes them: the bars, or an inverse
+    contract's mirror (`backtest.inverse.mirror_bars`)."""
+    b = data.bars
+    if config.inverse:
+        return mirror_bars(b.open, b.high, b.low, b.close, data.fund_at_open, data.fund_intra)
+    return KernelBars(b.open, b.high, b.low, b.close, data.fund_at_open, data.fund_intra)
 
 
 def strategy_signals(strat: Strategy, bars: Bars, params: Mapping[str, Any],
@@ -211,21 +265,37 @@ def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None
     orders = empty_orders(order_capacity(n))
     trades = empty_trades(trade_capacity(n))
     kernel = simulate_nb if use_jit(jit) else simulate_nb.py_func
+    k = kernel_bars(data, config)
     status, n_ord, n_tr, _, _, ruin_idx = kernel(
-        b.open, b.high, b.low, b.close, sig, data.fund_at_open, data.fund_intra,
+        *k.arrays(), config.kernel_signals(sig), k.fund_at_open, k.fund_intra,
         *config.kernel_args(), out["equity"], out["position"], out["cash"], out["cum_fees"],
-        out["cum_funding"], orders, trades, *config.stop_args())
+        out["cum_funding"], orders, trades, *config.stop_args(), config.inverse)
     out.update(status=int(status), orders=orders[:n_ord], trades=trades[:n_tr],
                ruin_idx=int(ruin_idx))
-    return out
+    return unmirror(out, config.contract_size) if config.inverse else out
 
 
 def with_exchange_filters(config: Config, exchange_filters: bool | ExchangeFilters,
                           lake: str | Path | None, symbol: str) -> tuple[Config, list[str]]:
     """`config` with the symbol's exchange filters resolved (see `backtest.filters`),
-    and the notes to show when they could not be applied."""
-    filters, notes = resolve_filters(exchange_filters, lake, config.market, symbol)
-    return replace(config, exchange_filters=filters), notes
+    and the notes to show when they could not be applied; for cm also the contract size
+    and margin coin (`backtest.inverse.resolve_contract_size`)."""
+    resolve = resolve_cm_filters if config.inverse else resolve_filters
+    filters, notes = resolve(exchange_filters, lake, config.market, symbol)
+    config = replace(config, exchange_filters=filters)
+    if config.inverse:
+        size, coin = resolve_contract_size(config.contract_size, lake, symbol)
+        config = replace(config, contract_size=size, margin_coin=coin)
+    return config, notes
+
+
+def account_info(config: Config) -> dict[str, Any]:
+    """What the account is in, for the result's config: ``{"account": "quote"}`` or, for
+    cm, ``"coin"`` with the margin coin and the contract size."""
+    if not config.inverse:
+        return {"account": "quote"}
+    return {"account": "coin", "margin_coin": config.margin_coin,
+            "contract_size": config.contract_size}
 
 
 def _status_warnings(status: int, ruin_time: str | None) -> list[str]:
@@ -244,8 +314,10 @@ def _status_warnings(status: int, ruin_time: str | None) -> list[str]:
     return notes
 
 
-def bar_frame(data: MarketData, sig: np.ndarray, sim: dict, cash: float) -> pl.DataFrame:
-    """The per-bar frame of a run (see `RunResult`)."""
+def bar_frame(data: MarketData, sig: np.ndarray, sim: dict, cash: float,
+              inverse: bool = False) -> pl.DataFrame:
+    """The per-bar frame of a run (see `RunResult`; inverse: position in contracts,
+    cash and equity in coin, `backtest.inverse.buy_hold_equity`)."""
     b = data.bars
     n = len(b)
     entry = np.zeros(n, dtype=bool)
@@ -260,7 +332,8 @@ def bar_frame(data: MarketData, sig: np.ndarray, sim: dict, cash: float) -> pl.D
         "open": b.open, "high": b.high, "low": b.low, "close": b.close,
         "signal": sig, "entry": entry, "exit": exit_,
         "position": sim["position"], "cash": sim["cash"], "equity": equity,
-        "buy_hold_equity": cash * b.close / b.open[0],
+        "buy_hold_equity": (buy_hold_equity(cash, b.open[0], b.close) if inverse
+                            else cash * b.close / b.open[0]),
         "drawdown": 1.0 - equity / peak,
         "cum_fees": sim["cum_fees"], "cum_funding": sim["cum_funding"],
     })
@@ -282,6 +355,9 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
     resolution inside a bar in `backtest.kernels.simulate_nb`).
     `exchange_filters`: True applies the symbol's LOT_SIZE/MIN_NOTIONAL from the lake's
     cached exchangeInfo, False none, an `ExchangeFilters` the values given.
+    ``market="cm"``: an inverse contract, `cash` in the margin coin and the results in
+    coin, contracts and USD prices (module docstring; `contract_size` when bars are
+    given without a lake).
     The lake's coverage is checked first (`backtest.coverage`): never-fetched holes refuse
     to run unless `allow_gaps`; ``config["unknown_gaps"]`` counts those run across.
     """
@@ -304,12 +380,21 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
     cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
                             "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
                             "n_bars": len(b), "coverage": data.coverage.summary(),
-                            "unknown_gaps": data.coverage.n_unknown}
+                            "unknown_gaps": data.coverage.n_unknown} | account_info(config)
     notes += _status_warnings(sim["status"], metrics["ruin_time"])
-    return RunResult(metrics, bar_frame(data, sig, sim, config.cash),
-                     trades_frame(sim["trades"], b.open_time_us),
+    return RunResult(metrics, bar_frame(data, sig, sim, config.cash, config.inverse),
+                     _trades(sim["trades"], b.open_time_us, config),
                      orders_frame(sim["orders"], b.open_time_us), strat.name, resolved, cfg,
                      sim["status"], notes)
+
+
+def _trades(trades: np.ndarray, open_time_us: np.ndarray, config: Config) -> pl.DataFrame:
+    """The trades frame; a cm trade's return is on its coin notional (`backtest.inverse`)."""
+    frame = trades_frame(trades, open_time_us)
+    if not config.inverse or frame.height == 0:
+        return frame
+    notional = pl.col("qty") * config.contract_size / pl.col("entry_price")
+    return frame.with_columns((pl.col("pnl") / notional).alias("return"))
 
 
 def _iso(ts_us: int) -> str:

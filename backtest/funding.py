@@ -18,7 +18,9 @@ few ms of jitter, e.g. ``16:00:00.001``, and 8h funding falls inside 1d bars):
   end) moves to the next available bar as an at-open event; events before the first
   bar or after the last bar's end are outside the backtest and ignored.
 
-A bar's charge is ``qty * sum(rate * mark_price)`` over its events of each kind.
+A bar's charge is ``qty * sum(rate * mark_price)`` over its events of each kind. An
+inverse (COIN-M) position pays ``contracts * contractSize / mark_price * rate`` coin, so
+its sums are ``sum(rate / mark_price)`` (``inverse=True``; see `backtest.inverse`).
 """
 
 from __future__ import annotations
@@ -75,8 +77,10 @@ def event_bars(open_time_us: np.ndarray, bar_us: int, time_us: np.ndarray,
 
 
 def align_funding(bars: Bars, events: FundingEvents, marks: MarkOpens | None = None,
-                  jitter_us: int = DEFAULT_JITTER_US) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bar ``sum(rate * mark_price)`` of at-open and of intra-bar funding events."""
+                  jitter_us: int = DEFAULT_JITTER_US, *, inverse: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bar ``sum(rate * mark_price)`` of at-open and of intra-bar funding events
+    (``sum(rate / mark_price)`` with `inverse`: coin per USD of contracts)."""
     n = len(bars)
     at_open_sum = np.zeros(n)
     intra_sum = np.zeros(n)
@@ -84,7 +88,7 @@ def align_funding(bars: Bars, events: FundingEvents, marks: MarkOpens | None = N
         return at_open_sum, intra_sum
     mark = event_mark_prices(events, marks or MarkOpens.empty(bars.bar_ms), bars)
     idx, at_open = event_bars(bars.open_time_us, bars.bar_ms * 1000, events.time_us, jitter_us)
-    amount = events.rate * mark
+    amount = events.rate / mark if inverse else events.rate * mark
     use = idx >= 0
     np.add.at(at_open_sum, idx[use & at_open], amount[use & at_open])
     np.add.at(intra_sum, idx[use & ~at_open], amount[use & ~at_open])

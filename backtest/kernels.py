@@ -130,19 +130,30 @@ def _record_trade_nb(st, trades, exit_idx, side, qty, exit_px, exit_fee, status,
 
 
 @njit(cache=True)
-def close_position_nb(st, orders, trades, i, px, fee_rate, slip, kind):
+def slipped_price_nb(px, side, slip, inverse):
+    """The fill price of a buy (`side` +1) or sell (-1) at `px` after slippage against
+    the trader: ``px * (1 +/- slip)``; on an inverse mirror (`backtest.inverse`: ``px`` is
+    ``1 / price``) the slippage acts on the real price: a mirrored buy is a real sell at
+    ``price * (1 - slip)``, i.e. ``px / (1 - slip)``, a mirrored sell ``px / (1 + slip)``."""
+    if inverse:
+        return px / (1.0 - slip) if side > 0 else px / (1.0 + slip)
+    return px * (1.0 + slip) if side > 0 else px * (1.0 - slip)
+
+
+@njit(cache=True)
+def close_position_nb(st, orders, trades, i, px, fee_rate, slip, kind, inverse=False):
     """Close the whole position at `px` moved by `slip` against the trader."""
     pos = st[POS]
     if pos > 0.0:
         side, qty = 1, pos
-        adj = px * (1.0 - slip)
+        adj = slipped_price_nb(px, -1, slip, inverse)
         acq = qty * adj
         fee = acq * fee_rate
         st[CASH] = st[CASH] + (acq - fee)
         order_side = -1
     else:
         side, qty = -1, -pos
-        adj = px * (1.0 + slip)
+        adj = slipped_price_nb(px, 1, slip, inverse)
         req = qty * adj
         fee = req * fee_rate
         st[CASH] = st[CASH] - (req + fee)
@@ -180,14 +191,14 @@ def below_minimum_nb(qty, price, lot):
 
 
 @njit(cache=True)
-def _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot):
+def _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot, inverse):
     """A flat account is ruined when its equity is gone or its whole buying power
     (``leverage * equity``) at `px` no longer makes an order the exchange accepts."""
     equity = st[CASH] - st[FUND]
     if not equity > 0.0:
         return True
     if lot[0] > 0.0 or lot[1] > 0.0 or lot[2] > 0.0:
-        adj = px * (1.0 + slip)
+        adj = slipped_price_nb(px, 1, slip, inverse)
         qty = floor_to_step_nb(leverage * equity / (1.0 + fee_rate) / adj, lot[0])
         return below_minimum_nb(qty, adj, lot)
     return False
@@ -200,7 +211,8 @@ def _ruin_nb(st, i):
 
 
 @njit(cache=True)
-def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverage, lot):
+def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverage, lot,
+                     inverse=False):
     """Open an all-in position of `side` (+1/-1) from a flat book at `px`; the quantity
     is rounded down to ``lot[0]`` and no order is placed below the minimum."""
     equity = st[CASH] - st[FUND]
@@ -208,7 +220,7 @@ def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverag
     if not budget > 0.0:
         _flag_nb(st, STATUS_NO_CASH)
         return
-    adj = px * (1.0 + slip) if side > 0 else px * (1.0 - slip)
+    adj = slipped_price_nb(px, side, slip, inverse)
     if side > 0:
         max_req = budget / (1.0 + fee_rate)
         raw = max_req / adj
@@ -242,7 +254,7 @@ def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverag
 
 @njit(cache=True)
 def apply_signal_nb(st, orders, trades, i, sig, px, direction, fee_rate, slip, size_frac,
-                    leverage, lot):
+                    leverage, lot, inverse=False):
     """Move the book to the side `sig` asks for, filling at `px`; a close that leaves
     the account ruined (see `_ruined_when_flat_nb`) stops trading."""
     pos = st[POS]
@@ -251,12 +263,13 @@ def apply_signal_nb(st, orders, trades, i, sig, px, direction, fee_rate, slip, s
     if tgt == cur:
         return
     if cur != 0:
-        close_position_nb(st, orders, trades, i, px, fee_rate, slip, KIND_SIGNAL)
-        if _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot):
+        close_position_nb(st, orders, trades, i, px, fee_rate, slip, KIND_SIGNAL, inverse)
+        if _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot, inverse):
             _ruin_nb(st, i)
             return
     if tgt != 0:
-        open_position_nb(st, orders, i, tgt, px, fee_rate, slip, size_frac, leverage, lot)
+        open_position_nb(st, orders, i, tgt, px, fee_rate, slip, size_frac, leverage, lot,
+                         inverse)
 
 
 @njit(cache=True)
@@ -285,48 +298,63 @@ def stop_price_nb(st, mmr, liq_on):
 
 
 @njit(cache=True)
-def _apply_stop_nb(st, orders, trades, i, px, liq_on, fee_rate, leverage, lot):
+def _apply_stop_nb(st, orders, trades, i, px, liq_on, fee_rate, leverage, lot, inverse):
     """Close the position its stop hit: at the liquidation price, or (no liquidation
     modelled) at the close where equity is gone: the exchange would have liquidated it,
     and the account is ruined."""
     px = max(px, 0.0)
-    close_position_nb(st, orders, trades, i, px, fee_rate, 0.0, KIND_LIQUIDATION)
+    close_position_nb(st, orders, trades, i, px, fee_rate, 0.0, KIND_LIQUIDATION, inverse)
     _flag_nb(st, STATUS_LIQUIDATED)
-    if not liq_on or _ruined_when_flat_nb(st, px, fee_rate, 0.0, leverage, lot):
+    if not liq_on or _ruined_when_flat_nb(st, px, fee_rate, 0.0, leverage, lot, inverse):
         _ruin_nb(st, i)
 
 
 @njit(cache=True)
+def stop_level_nb(ref_px, frac, below, inverse):
+    """A stop level `frac` below (`below`) or above `ref_px`: ``ref_px * (1 -/+ frac)``;
+    on an inverse mirror (prices ``1 / price``) the level is set in real price space,
+    where below the real price is above the mirrored one: ``ref_px / (1 +/- frac)``
+    (`below` then means below the *mirrored* price, i.e. above the real one). A level a
+    real price cannot reach (a real take-profit at or below 0) is inf."""
+    if not inverse:
+        return ref_px * (1.0 - frac) if below else ref_px * (1.0 + frac)
+    if below:
+        return ref_px / (1.0 + frac)
+    return ref_px / (1.0 - frac) if frac < 1.0 else np.inf
+
+
+@njit(cache=True)
 def user_stop_exit_nb(pos, ref_px, entry_px, sl_stop, tp_stop, sl_trail, open_px, high_px,
-                      low_px):
+                      low_px, inverse=False):
     """``(price, kind)`` at which one bar exits a position of signed `pos` through its
     stops, or ``(NaN, -1)``: the stop-loss at ``ref_px * (1 -/+ sl_stop)`` (`ref_px` is
     the entry fill price, or the best price seen when trailing) is looked at first, then
     the take-profit at ``entry_px * (1 +/- tp_stop)``; a bar opening beyond a level fills
-    at its open (see `simulate_nb` for the worked numbers)."""
+    at its open (see `simulate_nb` for the worked numbers). `inverse`: the levels of
+    `stop_level_nb` on a mirror."""
     sl_kind = KIND_TRAIL if sl_trail else KIND_SL
     if pos > 0.0:
         if not np.isnan(sl_stop):
-            px = ref_px * (1.0 - sl_stop)
+            px = stop_level_nb(ref_px, sl_stop, True, inverse)
             if open_px <= px:
                 return open_px, sl_kind
             if low_px <= px:
                 return px, sl_kind
         if not np.isnan(tp_stop):
-            px = entry_px * (1.0 + tp_stop)
+            px = stop_level_nb(entry_px, tp_stop, False, inverse)
             if open_px >= px:
                 return open_px, KIND_TP
             if high_px >= px:
                 return px, KIND_TP
     else:
         if not np.isnan(sl_stop):
-            px = ref_px * (1.0 + sl_stop)
+            px = stop_level_nb(ref_px, sl_stop, False, inverse)
             if open_px >= px:
                 return open_px, sl_kind
             if high_px >= px:
                 return px, sl_kind
         if not np.isnan(tp_stop):
-            px = entry_px * (1.0 - tp_stop)
+            px = stop_level_nb(entry_px, tp_stop, True, inverse)
             if open_px <= px:
                 return open_px, KIND_TP
             if low_px <= px:
@@ -336,20 +364,20 @@ def user_stop_exit_nb(pos, ref_px, entry_px, sl_stop, tp_stop, sl_trail, open_px
 
 @njit(cache=True)
 def _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_stop,
-                   sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr):
+                   sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr, inverse):
     """Step 3 of `simulate_nb`: exit through a stop hit in bar `i`, else move the trailing
     reference to the bar's best price. A stop whose fill lies beyond the liquidation
     price is left to the liquidation (the price reached that first)."""
     pos = st[POS]
     px, kind = user_stop_exit_nb(pos, st[SL_REF], st[E_PX], sl_stop, tp_stop, sl_trail,
-                                 open_px, high_px, low_px)
+                                 open_px, high_px, low_px, inverse)
     if kind >= 0:
         if liq_on:
             liq = stop_price_nb(st, mmr, True)
             if (pos > 0.0 and px <= liq) or (pos < 0.0 and px >= liq):
                 return
-        close_position_nb(st, orders, trades, i, px, fee_rate, slip, kind)
-        if _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot):
+        close_position_nb(st, orders, trades, i, px, fee_rate, slip, kind, inverse)
+        if _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot, inverse):
             _ruin_nb(st, i)
         return
     if sl_trail:
@@ -362,12 +390,12 @@ def _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_
 @njit(cache=True)
 def _bar_stops_nb(st, orders, trades, i, open_px, high_px, low_px, close_px, stops, stop_px,
                   user_stops, sl_stop, tp_stop, sl_trail, liq_on, mmr, fee_rate, slip,
-                  leverage, lot):
+                  leverage, lot, inverse):
     """Steps 3 and 4 of `simulate_nb` for the open position in bar `i`; returns the
     liquidation/ruin price to keep for the next bar (NaN = to compute)."""
     if user_stops and st[E_IDX] < i:
         _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_stop,
-                       sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr)
+                       sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr, inverse)
         if st[POS] == 0.0:
             return np.nan
     if not stops:
@@ -381,7 +409,7 @@ def _bar_stops_nb(st, orders, trades, i, open_px, high_px, low_px, close_px, sto
         hit = close_px <= stop_px if pos > 0.0 else close_px >= stop_px
     if hit:
         _apply_stop_nb(st, orders, trades, i, stop_px if liq_on else close_px, liq_on,
-                       fee_rate, leverage, lot)
+                       fee_rate, leverage, lot, inverse)
     return stop_px
 
 
@@ -396,7 +424,7 @@ def _charge_funding_nb(st, rate_x_mark):
 def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
                 init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty,
                 min_notional, equity_out, pos_out, cash_out, fees_out, fund_out, orders,
-                trades, sl_stop=np.nan, tp_stop=np.nan, sl_trail=False):
+                trades, sl_stop=np.nan, tp_stop=np.nan, sl_trail=False, inverse=False):
     """Simulate one strategy; fills the *_out arrays and the record buffers.
 
     Returns ``(status, n_orders, n_trades, fees_paid, funding_paid, ruin_idx)``. `mmr`
@@ -406,7 +434,9 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     equity and position). ``fund_at_open``/``fund_intra`` hold, per bar, the sum of
     ``rate * mark_price`` of the funding events mapped to that bar (see
     `backtest.funding.align_funding`). An `orders` buffer with zero rows disables order
-    recording (used by sweeps).
+    recording (used by sweeps). `inverse`: the inputs are an inverse contract's linear
+    mirror (`backtest.inverse`: prices ``1 / price``); slippage and the stop levels then
+    act on the real price (`slipped_price_nb`, `stop_level_nb`).
 
     Stops (step 3; `sl_stop`/`tp_stop` NaN = off, fractions of the entry fill price,
     i.e. after slippage): a long filled at 100 with ``sl_stop=0.02, tp_stop=0.05`` has
@@ -462,18 +492,18 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
             stops, watch, stop_px = True, True, np.nan
         if not fill_close and i > 0 and sig[i - 1] != 0 and st[RUIN] < 0.0:
             apply_signal_nb(st, orders, trades, i, sig[i - 1], open_[i], direction, fee_rate,
-                            slip, size_frac, leverage, lot)
+                            slip, size_frac, leverage, lot, inverse)
             stop_px = np.nan
         if watch and st[POS] != 0.0:
             stop_px = _bar_stops_nb(st, orders, trades, i, open_[i], high[i], low[i], close[i],
                                     stops, stop_px, user_stops, sl_stop, tp_stop, sl_trail,
-                                    liq_on, mmr, fee_rate, slip, leverage, lot)
+                                    liq_on, mmr, fee_rate, slip, leverage, lot, inverse)
         if st[POS] != 0.0 and fund_intra[i] != 0.0:
             _charge_funding_nb(st, fund_intra[i])
             stops, watch, stop_px = True, True, np.nan
         if fill_close and sig[i] != 0 and st[RUIN] < 0.0:
             apply_signal_nb(st, orders, trades, i, sig[i], close[i], direction, fee_rate,
-                            slip, size_frac, leverage, lot)
+                            slip, size_frac, leverage, lot, inverse)
             stop_px = np.nan
         pos = st[POS]
         fund = st[FUND]

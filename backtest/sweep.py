@@ -31,6 +31,8 @@ from backtest.engine import (
     Config,
     MarketData,
     TimeLike,
+    account_info,
+    kernel_bars,
     load_market_data,
     make_config,
     strategy_signals,
@@ -112,10 +114,14 @@ def _run_cross(strat: Strategy, data: MarketData, points: list[dict], config: Co
     levels = stops.n_levels
     fast_idx = np.tile(np.array([pos[p["fast"]] for p in points], dtype=np.int64), levels)
     slow_idx = np.tile(np.array([pos[p["slow"]] for p in points], dtype=np.int64), levels)
+    if config.inverse:  # the mirror's negated signal: cross(slow, fast) == -cross(fast, slow)
+        fast_idx, slow_idx = slow_idx, fast_idx
+    k = kernel_bars(data, config)
     metrics, _ = _kernel(sweep_cross_nb, jit)(
-        b.open, b.high, b.low, b.close, lines, fast_idx, slow_idx, data.fund_at_open,
-        data.fund_intra, *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
-        _n_chunks(fast_idx.shape[0]), *stops.kernel_arrays(len(points)), stops.sl_trail)
+        *k.arrays(), lines, fast_idx, slow_idx, k.fund_at_open, k.fund_intra,
+        *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
+        _n_chunks(fast_idx.shape[0]), *stops.kernel_arrays(len(points)), stops.sl_trail,
+        config.inverse)
     return metrics.reshape(levels, len(points))
 
 
@@ -124,17 +130,18 @@ def _run_signals(strat: Strategy, data: MarketData, points: list[dict], config: 
     b = data.bars
     n = len(b)
     per_batch = max(1, SIGNAL_BATCH_BYTES // max(n, 1))
+    k = kernel_bars(data, config)
     out = []
     for lo in range(0, len(points), per_batch):
         chunk = points[lo:lo + per_batch]
         sigs = np.empty((len(chunk), n), dtype=np.int8)
-        for k, p in enumerate(chunk):
-            sigs[k] = strategy_signals(strat, b, p, config.direction)
+        for j, p in enumerate(chunk):
+            sigs[j] = config.kernel_signals(strategy_signals(strat, b, p, config.direction))
         sig_idx = np.tile(np.arange(len(chunk), dtype=np.int64), stops.n_levels)
         metrics, _ = _kernel(sweep_signals_nb, jit)(
-            b.open, b.high, b.low, b.close, sigs, sig_idx, data.fund_at_open,
-            data.fund_intra, *config.kernel_args(), bars_per_year(b.bar_days), b.bar_days,
-            _n_chunks(sig_idx.shape[0]), *stops.kernel_arrays(len(chunk)), stops.sl_trail)
+            *k.arrays(), sigs, sig_idx, k.fund_at_open, k.fund_intra, *config.kernel_args(),
+            bars_per_year(b.bar_days), b.bar_days, _n_chunks(sig_idx.shape[0]),
+            *stops.kernel_arrays(len(chunk)), stops.sl_trail, config.inverse)
         out.append(metrics.reshape(stops.n_levels, len(chunk)))
     return np.concatenate(out, axis=1)
 
@@ -407,7 +414,7 @@ def sweep(strategy: str | Strategy | SignalFunc = "sma_cross",
         "end": _iso(b.open_time_us[-1]), "n_bars": len(b), "coverage": data.coverage.summary(),
         "unknown_gaps": data.coverage.n_unknown,
         "grid_shape": {k: len(v) for k, v in (grid | levels).items()},
-        "n_chunks": plan.n_chunks}
+        "n_chunks": plan.n_chunks} | account_info(config)
     if done.n_ruined:
         notes.append(f"{done.n_ruined} of {done.frame.height} combinations ruined the account "
                      "(column ruined; no Sharpe/Sortino/Calmar for them)")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from kline_lake.core.intervals import INTERVAL_MS
+from kline_lake.errors import InputError
 
 VBT_BUY, VBT_SELL = 0, 1  # vectorbt.portfolio.enums.OrderSide
 
@@ -49,6 +50,9 @@ def to_vectorbt(result: Any, freq: Any = None):
         from vectorbt.portfolio.enums import log_dt, order_dt
     except ImportError as exc:  # a declared dependency, but say what is missing
         raise ImportError(f"to_vectorbt needs vectorbt and pandas installed: {exc}") from exc
+    if result.config.get("account") == "coin":
+        raise InputError("to_vectorbt: vectorbt models linear contracts only; this cm "
+                         "(inverse) run's account is in coin (`backtest.inverse`)")
     frame = result.equity
     if frame.height == 0:
         raise ValueError("the result has no bars: nothing to give vectorbt")

@@ -45,7 +45,7 @@ from backtest.data import (
     load_mark_opens,
     parse_time_us,
 )
-from backtest.funding import align_funding, event_bars, event_mark_prices
+from backtest.funding import align_funding, event_bars
 from kline_lake.core.intervals import INTERVAL_MS, validate_interval
 from kline_lake.core.markets import get_market
 from kline_lake.core.timeutil import MS_PER_DAY
@@ -222,19 +222,9 @@ def expand_universe(lake: Path, entries: list[tuple[str, str]], interval: str,
 
 def _inverse_sums(bars: Bars, events, marks) -> tuple[np.ndarray, np.ndarray]:
     """Per-bar ``sum(rate / mark)`` at the open and inside the bar (inverse contracts:
-    funding in coin is ``contracts * contractSize * rate / mark``), with the same mark
-    fallback chain and bar mapping as `backtest.funding.align_funding`."""
-    n = len(bars)
-    at_open_sum, intra_sum = np.zeros(n), np.zeros(n)
-    if events.time_us.shape[0] == 0:
-        return at_open_sum, intra_sum
-    mark = event_mark_prices(events, marks, bars)
-    idx, at_open = event_bars(bars.open_time_us, bars.bar_ms * 1000, events.time_us)
-    amount = events.rate / mark
-    use = idx >= 0
-    np.add.at(at_open_sum, idx[use & at_open], amount[use & at_open])
-    np.add.at(intra_sum, idx[use & ~at_open], amount[use & ~at_open])
-    return at_open_sum, intra_sum
+    funding in coin is ``contracts * contractSize * rate / mark``): the mark fallback
+    chain and bar mapping of `backtest.funding.align_funding`, shared with `run`."""
+    return align_funding(bars, events, marks, inverse=True)
 
 
 def _asset_funding(lake: Path, bars: Bars, start_us: int, end_us: int, inverse: bool

@@ -55,7 +55,7 @@ def test_stop_levels_are_one_kernel_call_equal_to_single_level_sweeps(
     # one kernel call over every (point, level): stop arrays per point, signal inputs
     # indexed, not copied (generic: one signal row per parameter point)
     args = calls[0]
-    sl_arr, tp_arr = args[-3], args[-2]
+    sl_arr, tp_arr = args[-4], args[-3]  # then sl_trail, inverse
     assert sl_arr.shape == tp_arr.shape == (frame.height,)
     if kernel == "sweep_signals_nb":
         assert args[4].shape[0] == n_params and args[5].shape == (frame.height,)
