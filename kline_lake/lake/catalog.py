@@ -201,6 +201,22 @@ class Lake:
         """Funding events, funding_time in ``[start, end)``."""
         return self.read(market, "funding", symbol, None, start, end, lazy)
 
+    def book_ticker(self, market: str, symbol: str, start: Any = None, end: Any = None,
+                    lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Best bid/ask updates (um, cm), transaction_time in ``[start, end)``, by update_id."""
+        return self.read(market, "book_ticker", symbol, None, start, end, lazy)
+
+    def metrics(self, market: str, symbol: str, start: Any = None, end: Any = None,
+                lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """5-minute open interest and long/short ratios (um, cm), create_time in ``[start, end)``."""
+        return self.read(market, "metrics", symbol, None, start, end, lazy)
+
+    def book_depth(self, market: str, symbol: str, start: Any = None, end: Any = None,
+                   lazy: bool = False) -> pl.DataFrame | pl.LazyFrame:
+        """Depth at +-1..5 % of the mid (um, cm), timestamp in ``[start, end)``, one row per
+        (timestamp, percentage)."""
+        return self.read(market, "book_depth", symbol, None, start, end, lazy)
+
     def covered(self, market: str, dataset: str, symbol: str,
                 interval: str | None = None) -> list[tuple[int, int]]:
         """The series' coverage record: merged half-open us ranges fetched completely."""
@@ -264,7 +280,8 @@ class Lake:
              end: Any = None, dataset: str = "klines") -> pl.DataFrame:
         """Missing rows as runs, each tagged "confirmed" or "unknown" (see ``gaps``):
         kline slots for kline datasets (`interval` required), settlements on the funding
-        grid for ``funding`` (plus interval changes), agg id runs for ``agg_trades``."""
+        grid for ``funding`` (plus interval changes), agg id runs for ``agg_trades``, 5m slots
+        for ``metrics``, silences for ``book_ticker``/``book_depth`` (``market_gaps``)."""
         key = SeriesKey(market, dataset, symbol, interval)
         require_series(self.root, key)
         start_us, end_us = to_us(start, "start"), to_us(end, "end")

@@ -91,6 +91,9 @@ def test_views_inventory_verify_compact_over_downloaded_extras(tmp_path: Path) -
     assert counts[0] == 2 * 288 and counts[1] > 2 * 1000 and counts[2] is True and counts[3] * 2 == counts[1]
     spread = lake.sql("SELECT min(best_ask_price - best_bid_price) s FROM book_ticker")["s"][0]
     assert spread > 0
+    assert lake.metrics("um", "SRMUSDT", start="2022-06-02").height == 288
+    assert lake.book_depth("um", "SRMUSDT").height == counts[1]
+    assert lake.book_ticker("um", "SRMUSDT", lazy=True).select("update_id").collect()["update_id"].is_sorted()
     inv = lake.inventory().filter(lake.inventory()["dataset"].is_in(["metrics", "book_depth", "book_ticker"]))
     assert sorted(inv["dataset"].to_list()) == ["book_depth", "book_ticker", "metrics"]
     assert inv.filter(inv["dataset"] == "metrics")["rows"][0] == 2 * 288
