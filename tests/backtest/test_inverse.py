@@ -236,3 +236,19 @@ def test_cm_result_is_not_handed_to_vectorbt():
     res = _run([FLAT] * 3, [1, 0, 0])
     with pytest.raises(InputError, match="linear contracts only"):
         res.to_vectorbt()
+
+
+def test_liquidation_is_the_linear_formula_on_the_mirror():
+    # 10x long, no fee: 10 BTC x 40,000 / 100 = 4,000 contracts, margin 1 BTC. On the
+    # mirror (a short of q = 400,000 at x = 1/40,000) isolated margin liquidates at
+    # x_L = x (1 + 1/10) / (1 + mmr): the real price 40,000 x 1.005 / 1.1 = 36,545.45;
+    # what is left is the maintenance margin in coin, 0.005 x 400,000 / 36,545.45
+    p_liq = 40_000 * 1.005 / 1.1
+    rows = [FLAT, FLAT, (39_000, 39_500, 36_000, 37_000), FLAT]
+    res = _run(rows, [1, 0, 0, 0], fee=0.0, leverage=10.0, maintenance_margin_rate=0.005)
+    t = res.trades.row(0, named=True)
+    assert (t["qty"], t["reason"], t["exit_idx"]) == (4_000.0, "liquidation", 2)
+    np.testing.assert_allclose(t["exit_price"], p_liq, rtol=1e-12)
+    left = 1 + 400_000 * (1 / 40_000 - 1 / p_liq)
+    np.testing.assert_allclose([res.metrics["final_equity"], left],
+                               [left, 0.005 * 400_000 / p_liq], rtol=1e-9)
