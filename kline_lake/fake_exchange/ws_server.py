@@ -47,6 +47,7 @@ from websockets.server import ServerProtocol
 
 from kline_lake.fake_exchange.ws_streams import (
     AggTradeFeed,
+    BookTickerFeed,
     KlineBook,
     KlineFeed,
     MarkPriceFeed,
@@ -138,6 +139,8 @@ class StreamHub:
             return AggTradeFeed(name, self.fx.source, spec, now_ms)
         if name.kind == "markPrice":  # futures only: elsewhere a name that never sends
             return MarkPriceFeed(name, self.fx.source, spec if market in ("um", "cm") else None, now_ms)
+        if name.kind == "bookTicker":  # the futures payload (spot's has no times: not served)
+            return BookTickerFeed(name, self.fx.source, spec if market in ("um", "cm") else None, now_ms)
         book = None
         if spec is not None:
             with self._lock:

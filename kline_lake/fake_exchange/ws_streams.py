@@ -6,7 +6,7 @@ Names and payload shapes follow the exchange docs:
 - COIN-M: https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams
 
 Streams served: `<symbol>@kline_<interval>`, `<symbol>@aggTrade` and, on USD-M and
-COIN-M, `<symbol>@markPrice@1s` (symbol lower-case).
+COIN-M, `<symbol>@markPrice@1s` and `<symbol>@bookTicker` (symbol lower-case).
 Like the exchange, a well-formed name for a symbol the market does not list is accepted
 and simply never sends anything.
 
@@ -24,6 +24,10 @@ at a minute's end carries that minute's mark/index kline close); `P` (estimated 
 price) the index price; `r` the rate REST `fundingRate` reports at `T`, the next funding
 time. Served by the synthetic source only (a file-backed source has no mark stream).
 
+Book ticker (futures `bookTicker`): the same updates as the fake's archive bookTicker
+files (`market_extras.book_ticker`: one per trade, bracketing it), each pushed once its
+event time `E` has passed.
+
 Pure apart from the data source's computation; no I/O.
 """
 
@@ -38,7 +42,7 @@ from kline_lake.core.intervals import ALL_INTERVALS, INTERVAL_MS, floor_open_ms,
 from kline_lake.fake_exchange import series
 from kline_lake.fake_exchange.params import TimeRange
 
-_NAME_RE = re.compile(r"([a-z0-9_]{1,40})@(kline_([0-9]+[smhdwM])|aggTrade|markPrice@1s)")
+_NAME_RE = re.compile(r"([a-z0-9_]{1,40})@(kline_([0-9]+[smhdwM])|aggTrade|markPrice@1s|bookTicker)")
 CHUNK_KLINES = 500
 MAX_CHUNK_MS = 62 * 86_400_000
 AGG_PAGE = 1000
@@ -64,6 +68,8 @@ def parse_stream(text: str) -> StreamName | None:
         return None
     if m.group(2) == "markPrice@1s":
         return StreamName(text, m.group(1).upper(), "markPrice")
+    if m.group(2) == "bookTicker":
+        return StreamName(text, m.group(1).upper(), "bookTicker")
     if m.group(3) is not None:
         if m.group(3) not in ALL_INTERVALS:
             return None
@@ -241,3 +247,32 @@ class MarkPriceFeed:
         first = max(self.next_s, now_s - self.MAX_BEHIND_S)
         self.next_s = now_s + 1
         return mark_price_events(self.source, self.spec, list(range(first, now_s + 1)))
+
+
+class BookTickerFeed:
+    """One subscribed futures `<symbol>@bookTicker` stream (see the module docstring)."""
+
+    MAX_LATENCY_MS = 12  # market_extras: E = T + 3..12 ms
+
+    def __init__(self, name: StreamName, source: Any, spec: Any, now_ms: int) -> None:
+        self.name, self.source, self.spec = name, source, spec
+        self.from_ms = now_ms  # transaction times not yet pushed start here
+
+    def poll(self, now_ms: int, send_open: bool) -> list[dict[str, Any]]:
+        synthetic = getattr(self.source, "synthetic", None)
+        until_ms = now_ms - self.MAX_LATENCY_MS  # every update with T < this has E <= now
+        if self.spec is None or synthetic is None or until_ms <= self.from_ms:
+            return []
+        from kline_lake.fake_exchange import market_extras as mx
+        from kline_lake.fake_exchange.rest import fmt_units
+
+        start = max(self.from_ms, until_ms - 3_600_000)
+        self.from_ms = until_ms
+        rows = mx.book_ticker(self.spec, mx.aggs_between(synthetic.path(self.spec), start, until_ms, now_ms))
+        pd_, qd = self.spec.price_decimals, self.spec.qty_decimals
+        bid, ask = fmt_units(rows["bid"], pd_, pd_), fmt_units(rows["ask"], pd_, pd_)
+        bq, aq = fmt_units(rows["bid_qty"], qd, qd), fmt_units(rows["ask_qty"], qd, qd)
+        return [{"e": "bookTicker", "u": u, "E": e, "T": t, "s": self.spec.symbol, "b": bid[i], "B": bq[i],
+                 "a": ask[i], "A": aq[i]}
+                for i, (u, e, t) in enumerate(zip(rows["update_id"].tolist(), rows["E"].tolist(),
+                                                  rows["T"].tolist(), strict=True))]

@@ -61,7 +61,7 @@ from kline_lake.live.state import SeriesState
 from kline_lake.live.streams import Connector
 from kline_lake.live.trade_track import AggTradeTrack
 
-FOLLOW_DATASETS = ("klines", "agg_trades", "mark_price")
+FOLLOW_DATASETS = ("klines", "agg_trades", "mark_price", "book_ticker")
 COMMIT_WORKERS = 8
 RECONNECT_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay_s=0.2, max_delay_s=30.0, jitter=0.5)
 

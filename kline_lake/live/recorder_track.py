@@ -15,6 +15,14 @@ recorded:
 - Rows are keyed by the update's event time: a duplicate changes nothing, and a late
   (reordered) one still joins its neighbours, since each flush sorts the recent updates
   of the connection (the last `TAIL_KEYS` of the previous flush included).
+
+`book_ticker` (`<symbol>@bookTicker`, USD-M and COIN-M; the dataset's archive side is the
+exchange's daily bookTicker files, which come a day late): updates come when the top of
+the book changes, so there is no period to miss by, and update ids (`u`) are order-book
+ids with gaps, so a missed update cannot be told either. Two consecutive updates on one
+connection cover the stretch between their transaction times (the connection was live
+and answering pings, the book was quiet in between); a reconnect or silence past the
+timeout leaves the stretch uncovered. Rows are keyed by `update_id`.
 """
 
 from __future__ import annotations
@@ -51,22 +59,40 @@ def mark_price_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return conform(table, "mark_price")
 
 
+def book_ticker_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Parsed futures `bookTicker` rows (`streams.book_ticker_update`) -> the book_ticker table."""
+    def col(name: str) -> np.ndarray:
+        return np.fromiter((r[name] for r in rows), np.float64, len(rows))
+
+    def ints(name: str) -> np.ndarray:
+        return np.fromiter((r[name] for r in rows), np.int64, len(rows))
+
+    table = pa.table({"update_id": ints("update_id"), "best_bid_price": col("best_bid_price"),
+                      "best_bid_qty": col("best_bid_qty"), "best_ask_price": col("best_ask_price"),
+                      "best_ask_qty": col("best_ask_qty"), "transaction_time": ts_column(ints("transaction_time")),
+                      "event_time": ts_column(ints("event_time"))})
+    return conform(table, "book_ticker")
+
+
 @dataclass(frozen=True)
 class RecorderSpec:
-    """How one recorder dataset's updates come: their period and their table builder."""
+    """How one recorder dataset's updates come: their period (None: when the book
+    changes) and their table builder."""
 
-    period_ms: int
+    period_ms: int | None
     table: Callable[[Sequence[dict[str, Any]]], pa.Table]
 
 
-RECORDERS = {"mark_price": RecorderSpec(1000, mark_price_table)}
+RECORDERS = {"mark_price": RecorderSpec(1000, mark_price_table),
+             "book_ticker": RecorderSpec(None, book_ticker_table)}
 
 
-def recorded_ranges(keys_ms: Sequence[int], max_gap_ms: int) -> list[tuple[int, int]]:
-    """Pure: the covered ms ranges `[a, b + 1)` of consecutive received keys at most
-    `max_gap_ms` apart (keys of one connection; unsorted and repeated keys allowed)."""
-    ks = sorted(set(keys_ms))
-    return [(a, b + 1) for a, b in zip(ks, ks[1:], strict=False) if b - a <= max_gap_ms]
+def recorded_ranges(times_ms: Sequence[int], max_gap_ms: int | None) -> list[tuple[int, int]]:
+    """Pure: the covered ms ranges `[a, b + 1)` of consecutive received update times at
+    most `max_gap_ms` apart (None: any), times of one connection (unsorted and repeated
+    times allowed)."""
+    ts = sorted(set(times_ms))
+    return [(a, b + 1) for a, b in zip(ts, ts[1:], strict=False) if max_gap_ms is None or b - a <= max_gap_ms]
 
 
 class RecorderTrack:
@@ -76,7 +102,7 @@ class RecorderTrack:
         self.f = follower
         self.dataset = follower.req.dataset
         self.spec = RECORDERS[self.dataset]
-        self.max_gap_ms = self.spec.period_ms * 3 // 2
+        self.max_gap_ms = None if self.spec.period_ms is None else self.spec.period_ms * 3 // 2
 
     def key(self, symbol: str) -> SeriesKey:
         return SeriesKey(self.f.req.market.name, self.dataset, symbol)
@@ -107,9 +133,9 @@ class RecorderTrack:
 
     def on_item(self, state: SeriesState, update: Recorded, recv_t: float, serial: int) -> None:
         state.received += 1
-        state.buffer[update.key_ms] = (update.row, recv_t)
-        state.seen.setdefault(serial, []).append(update.key_ms)
-        state.last_closed_ms = max(state.last_closed_ms or 0, update.key_ms)
+        state.buffer[update.key] = (update.row, recv_t)
+        state.seen.setdefault(serial, []).append(update.time_ms)
+        state.last_closed_ms = max(state.last_closed_ms or 0, update.time_ms)
 
     def flush_one(self, state: SeriesState) -> tuple[int | None, list[float]]:
         """Commit one series' updates with the stretches they prove recorded."""

@@ -5,7 +5,9 @@ USD-M: https://developers.binance.com/docs/derivatives/usds-margined-futures/web
 COIN-M: https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams):
 - stream names are lower-case: `<symbol>@kline_<interval>`, `<symbol>@aggTrade`, and on
   USD-M/COIN-M only `<symbol>@markPrice@1s` (event `markPriceUpdate`: `p` mark price,
-  `i` index price, `P` estimated settle price, `r` funding rate, `T` next funding time);
+  `i` index price, `P` estimated settle price, `r` funding rate, `T` next funding time),
+  `<symbol>@bookTicker` (futures event `bookTicker`: `u` update id, `E` event time, `T`
+  transaction time, `b`/`B` best bid price/qty, `a`/`A` best ask price/qty);
 - combined streams at `/stream?streams=<a>/<b>` wrap each event as `{"stream", "data"}`;
 - at most 1024 streams per spot connection, 200 per futures connection;
 - at most 5 incoming messages per second per spot connection, 10 on futures (PING, PONG
@@ -28,8 +30,10 @@ from typing import Any, Protocol
 from kline_lake.core.markets import Market
 from kline_lake.errors import InputError, StreamError
 
-STREAM_DATASETS = ("klines", "agg_trades", "mark_price")
-FUTURES_STREAM_DATASETS = frozenset({"mark_price"})  # markPrice streams: USD-M and COIN-M only
+STREAM_DATASETS = ("klines", "agg_trades", "mark_price", "book_ticker")
+# markPrice streams exist on USD-M and COIN-M only; spot's bookTicker events carry no
+# event or transaction time (`{"u","s","b","B","a","A"}`), which book_ticker rows need.
+FUTURES_STREAM_DATASETS = frozenset({"mark_price", "book_ticker"})
 MAX_STREAMS = {"spot": 1024, "us": 1024, "um": 200, "cm": 200}
 MAX_MESSAGES_PER_S = {"spot": 5, "us": 5, "um": 10, "cm": 10}
 MAX_CONNECTS_PER_5MIN = 300
@@ -42,6 +46,10 @@ def stream_datasets(market: Market) -> tuple[str, ...]:
 
 def validate_stream_dataset(market: Market, dataset: str) -> str:
     """`dataset` if the market streams it, else InputError."""
+    if dataset == "book_ticker" and not market.is_futures:
+        raise InputError(f"no stream for dataset 'book_ticker' on market {market.name!r}: its bookTicker "
+                         "events carry no event or transaction time, which book_ticker rows are keyed and "
+                         "partitioned by; follow --data book_ticker works on um and cm")
     if dataset not in stream_datasets(market):
         raise InputError(f"no stream for dataset {dataset!r} on market {market.name!r}; "
                          f"follow supports {', '.join(stream_datasets(market))} there")
@@ -56,6 +64,8 @@ def stream_name(dataset: str, symbol: str, interval: str | None = None) -> str:
         return f"{symbol.lower()}@aggTrade"
     if dataset == "mark_price":
         return f"{symbol.lower()}@markPrice@1s"
+    if dataset == "book_ticker":
+        return f"{symbol.lower()}@bookTicker"
     raise InputError(f"no stream for dataset {dataset!r}")
 
 
@@ -136,11 +146,13 @@ def agg_trade(event: dict[str, Any]) -> AggTrade | None:
 
 @dataclass(frozen=True)
 class Recorded:
-    """One update of a recorder dataset (no history on the exchange): its key time and
-    a row of the dataset's columns (see `kline_lake.core.schemas`)."""
+    """One update of a recorder dataset (no history on the exchange): its row key, its
+    time (the dataset's time column, ms) and a row of the dataset's columns (see
+    `kline_lake.core.schemas`)."""
 
     symbol: str
-    key_ms: int
+    key: int
+    time_ms: int
     row: dict[str, Any]
 
 
@@ -153,13 +165,29 @@ def mark_price_update(event: dict[str, Any]) -> Recorded | None:
         row = {"event_time": event_ms, "mark_price": float(event["p"]), "index_price": float(event["i"]),
                "estimated_settle_price": float(event["P"]), "funding_rate": float(event["r"]),
                "next_funding_time": int(event["T"])}
-        return Recorded(str(event["s"]), event_ms, row)
+        return Recorded(str(event["s"]), event_ms, event_ms, row)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed markPriceUpdate event: {exc!r}") from None
 
 
+def book_ticker_update(event: dict[str, Any]) -> Recorded | None:
+    """The futures `bookTicker` event (u, E, T, s, b, B, a, A) as a `book_ticker` row keyed
+    by its update id `u`, timed by its transaction time `T`; None for another event."""
+    if event.get("e") != "bookTicker":
+        return None
+    try:
+        row = {"update_id": int(event["u"]), "best_bid_price": float(event["b"]),
+               "best_bid_qty": float(event["B"]), "best_ask_price": float(event["a"]),
+               "best_ask_qty": float(event["A"]), "transaction_time": int(event["T"]),
+               "event_time": int(event["E"])}
+        return Recorded(str(event["s"]), row["update_id"], row["transaction_time"], row)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed bookTicker event: {exc!r}") from None
+
+
 PARSERS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "klines": closed_kline, "agg_trades": agg_trade, "mark_price": mark_price_update}
+    "klines": closed_kline, "agg_trades": agg_trade, "mark_price": mark_price_update,
+    "book_ticker": book_ticker_update}
 
 
 def event_time_ms(event: dict[str, Any]) -> int | None:

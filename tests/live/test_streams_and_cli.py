@@ -63,13 +63,18 @@ def test_parse_agg_trade_and_mark_price_events() -> None:
     update = {"e": "markPriceUpdate", "E": 1_562_305_380_000, "s": "BTCUSDT", "p": "11794.15000000",
               "i": "11784.62659091", "P": "11784.25641265", "r": "0.00038167", "T": 1_562_306_400_000}
     u = streams.mark_price_update(update)
-    assert u.key_ms == 1_562_305_380_000 and u.row == {
+    assert u.key == u.time_ms == 1_562_305_380_000 and u.row == {
         "event_time": 1_562_305_380_000, "mark_price": 11794.15, "index_price": 11784.62659091,
         "estimated_settle_price": 11784.25641265, "funding_rate": 0.00038167, "next_funding_time": 1_562_306_400_000}
     assert streams.agg_trade(update) is None and streams.mark_price_update(trade) is None
     with pytest.raises(ValueError):
         streams.mark_price_update({"e": "markPriceUpdate", "E": 1, "s": "X"})
     assert streams.stream_name("mark_price", "BTCUSDT") == "btcusdt@markPrice@1s"
+    ticker = {"e": "bookTicker", "u": 400900217, "E": 1_568_014_460_893, "T": 1_568_014_460_891, "s": "BNBUSDT",
+              "b": "25.35190000", "B": "31.21000000", "a": "25.36520000", "A": "40.66000000"}
+    b = streams.book_ticker_update(ticker)
+    assert (b.key, b.time_ms) == (400900217, 1_568_014_460_891) and b.row["best_ask_qty"] == 40.66
+    assert b.row["event_time"] == 1_568_014_460_893 and streams.book_ticker_update(update) is None
 
 
 def test_download_refuses_the_recorder_dataset(tmp_path) -> None:
@@ -99,6 +104,8 @@ def test_ws_url_resolution() -> None:
     (["--market", "spot", "--data", "mark_price", "--symbols", "BTCUSDT"],
      "no stream for dataset 'mark_price' on market 'spot'"),
     (["--market", "us", "--data", "mark_price", "--symbols", "BTCUSD"], "no stream for dataset 'mark_price'"),
+    (["--market", "spot", "--data", "book_ticker", "--symbols", "BTCUSDT"],
+     "bookTicker events carry no event or transaction time"),
     (["--market", "xx", "--symbols", "BTCUSDT"], "unknown market"),
     (["--market", "um", "--symbols", "BTCUSDT", "--ws-url", "http://h:1"], "--ws-url must start with ws://"),
     (["--market", "um", "--symbols", "BTCUSDT", "--duration", "soon"], "--duration must be"),
