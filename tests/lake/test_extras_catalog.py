@@ -128,6 +128,27 @@ def test_data_dir_serves_real_format_book_depth(tmp_path: Path) -> None:
     assert book_depth_key([0], [-0.2])[0] == 5_000 - 20
 
 
+def test_data_dir_metrics_archive_equals_rest(tmp_path: Path) -> None:
+    """A metrics file in the real archive's format (16-decimal open interest, 8-decimal
+    ratios, rows out of time order, an empty ratio) served by `--data-dir`: the REST
+    statistics answered from it land exactly as the archive file does."""
+    folder = tmp_path / "data" / "futures" / "um" / "daily" / "metrics" / "BOBUSDT"
+    folder.mkdir(parents=True)
+    rows = [f"2025-08-01 {h:02d}:{m:02d}:00,BOBUSDT,{28094099 + h * 60 + m}.0000000000000000,"
+            f"{1608949.04973 + m:.16f},1.40508806,{'' if (h, m) == (3, 5) else '2.00440300'},"
+            f"1.67633929,1.51837000" for h in range(24) for m in range(0, 60, 5)]
+    rows = rows[1:] + rows[:1]
+    header = ("create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
+              "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio")
+    (folder / "BOBUSDT-metrics-2025-08-01.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    with FakeExchange(seed=1, now_ms=parse_utc_ms("2025-08-10"), data_dir=tmp_path / "data") as fx:
+        for source in ("archive", "rest"):
+            download(fx.base_url, tmp_path / source, "metrics", "BOBUSDT", "2025-08-01", "2025-08-02", source)
+    archive, rest = Lake(tmp_path / "archive").metrics("um", "BOBUSDT"), Lake(tmp_path / "rest").metrics("um", "BOBUSDT")
+    assert archive.height == 288 and archive.equals(rest)
+    assert archive["sum_toptrader_long_short_ratio"].null_count() == 1
+
+
 def test_sigkill_mid_book_ticker_download_then_rerun_equals_clean(tmp_path: Path) -> None:
     with FakeExchange(seed=4, now_ms=NOW_MS) as fx:
         args = ["download", "--market", "um", "--data", "book_ticker", "--symbols", "SRMUSDT",
