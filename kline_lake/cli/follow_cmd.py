@@ -108,8 +108,9 @@ def _status_loop(follower, stop: threading.Event) -> None:
 @click.command("follow")
 @click.option("--market", required=True, help="spot, um (USD-M), cm (COIN-M) or us (Binance.US).")
 @click.option("--data", default="klines", show_default=True,
-              help="Stream dataset: klines, agg_trades, or mark_price (um/cm; recorded from the "
-                   "stream only: the exchange keeps no history of it).")
+              help="Stream dataset: klines, agg_trades (backfilled by id over REST), or the "
+                   "recorders mark_price and book_ticker (um/cm; what the stream brought is "
+                   "kept, a reconnect stays an unrecorded gap: no history to backfill from).")
 @click.option("--interval", default="1m", show_default=True,
               help="Kline interval (--data klines), 1s..1M; 1M is the calendar month.")
 @click.option("--symbols", required=True, help="Comma-separated symbols, or ALL (every TRADING symbol).")
