@@ -1,0 +1,121 @@
+"""The fake exchange's data is one stream of trades (issue 17, "Fake exchange"): its
+aggTrades aggregate its trades (each aggTrade's f..l are trade ids whose prices, times and
+sides it carries and whose quantities sum to it), and its klines agree with the bars of
+those trades in the columns the fake models per trade: volume, trade count, close (and
+the times). Open, high, low and the quote/taker-buy columns are partitioned top-down by
+the synthetic model, not summed from its trades (`fake_exchange.synthetic`), so they are
+not compared.
+
+The oracle is the fake's own published files, compared as the exchange prints them: the
+archive's daily trades/aggTrades/klines CSVs (the same values its REST and WebSocket
+serve; `tests/fake_exchange` checks archive == REST). Bars come from
+`kline_lake.lake.bars.build_bars` over the parsed trades; volumes are also summed from
+the printed strings as integers. Days with a maintenance gap (partial klines) and a spot
+day of 2025 (microsecond timestamps) are included.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import polars as pl
+import pytest
+
+from kline_lake.archive.csv import parse_archive_csv
+from kline_lake.fake_exchange.archive import SyntheticArchive
+from kline_lake.fake_exchange.rest import SyntheticSource
+from kline_lake.lake.bars import build_bars
+
+NOW_MS = 1_760_000_000_000  # 2025-10-09
+ROOT = {"spot": "spot", "um": "futures/um", "cm": "futures/cm"}
+# (market, symbol, day): spot 2023-03-24 and cm 2023-08-01 have maintenance gaps.
+CASES = [
+    ("spot", "XMRUSDT", "2023-03-24"),
+    ("spot", "NEWUSDT", "2025-07-01"),
+    ("cm", "ETHUSD_PERP", "2023-08-01"),
+]
+
+
+@pytest.fixture(scope="module")
+def archive() -> SyntheticArchive:
+    return SyntheticArchive(SyntheticSource(seed=11))
+
+
+def _csv(archive: SyntheticArchive, market: str, dataset: str, symbol: str, day: str,
+         interval: str | None = None) -> bytes:
+    folder = f"{symbol}/{interval}" if interval else symbol
+    name = f"{symbol}-{interval or dataset}-{day}"
+    data = archive.get(f"/data/{ROOT[market]}/daily/{dataset}/{folder}/{name}.zip", NOW_MS)
+    assert data is not None, name
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return zf.read(zf.namelist()[0])
+
+
+def _raw(data: bytes, names: list[str]) -> pl.DataFrame:
+    """A CSV's columns as the printed strings (header row, if any, dropped)."""
+    frame = pl.read_csv(io.BytesIO(data), has_header=False, infer_schema=False)
+    frame = frame.select(frame.columns[: len(names)])
+    frame.columns = names
+    return frame.filter(pl.col(names[0]).str.contains(r"^\d+$"))
+
+
+def _units(col: str) -> pl.Expr:
+    """A printed decimal as an integer count of its last digit (all rows share a grid)."""
+    return pl.col(col).str.replace(".", "", literal=True).cast(pl.Int64)
+
+
+MODELLED = ["open_time", "close", "volume", "close_time", "trades"]
+
+
+@pytest.mark.parametrize(("market", "symbol", "day"), CASES)
+def test_klines_agree_with_the_bars_of_the_trades(archive, market: str, symbol: str, day: str) -> None:
+    trades = pl.from_arrow(parse_archive_csv(_csv(archive, market, "trades", symbol, day), "trades"))
+    assert trades.height > 10_000
+    for interval in ("1m", "1h"):
+        klines = pl.from_arrow(parse_archive_csv(
+            _csv(archive, market, "klines", symbol, day, interval), "klines"))
+        bars = build_bars([trades], "trades", interval)
+        assert bars.height == klines.height > 0, interval
+        assert bars.select(MODELLED).equals(klines.select(MODELLED)), interval
+
+
+@pytest.mark.parametrize(("market", "symbol", "day"), CASES)
+def test_kline_volumes_are_exact_sums_of_the_printed_trade_quantities(
+        archive, market: str, symbol: str, day: str) -> None:
+    trades = _raw(_csv(archive, market, "trades", symbol, day),
+                  ["id", "price", "qty", "quote", "time", "is_buyer_maker"])
+    kl = _raw(_csv(archive, market, "klines", symbol, day, "1m"),
+              ["open_time", "o", "h", "l", "c", "v", "close_time", "q", "n", "tb", "tq", "x"])
+    minute = 60_000_000 if len(kl["open_time"][0]) == 16 else 60_000  # us from 2025 on spot
+    sums = trades.group_by((pl.col("time").cast(pl.Int64) // minute * minute).alias("open")).agg(
+        _units("qty").sum().alias("v"), pl.len().alias("n"), pl.col("price").last().alias("c")
+    ).sort("open")
+    want = kl.select(pl.col("open_time").cast(pl.Int64).alias("open"), _units("v").alias("v"),
+                     pl.col("n").cast(pl.UInt32).alias("n"), pl.col("c"))
+    assert sums.equals(want)
+
+
+@pytest.mark.parametrize(("market", "symbol", "day"), CASES)
+def test_agg_trades_aggregate_the_trades(archive, market: str, symbol: str, day: str) -> None:
+    trades = _raw(_csv(archive, market, "trades", symbol, day),
+                  ["id", "price", "qty", "quote", "time", "m"]).with_columns(pl.col("id").cast(pl.Int64))
+    aggs = _raw(_csv(archive, market, "aggTrades", symbol, day),
+                ["a", "price", "qty", "f", "l", "time", "m"]).with_columns(
+        pl.col("a", "f", "l").cast(pl.Int64))
+    ids = trades["id"]
+    assert ids.diff().drop_nulls().eq(1).all(), "trade ids contiguous"
+    assert aggs["a"].diff().drop_nulls().eq(1).all()
+    assert aggs["f"][0] == ids[0] and aggs["l"][-1] == ids[-1]
+    assert (aggs["f"].shift(-1) == aggs["l"] + 1).drop_nulls().all(), "f..l ranges tile the ids"
+    grouped = trades.join_asof(aggs.select("f", "a").sort("f"), left_on="id", right_on="f").group_by(
+        "a").agg(pl.col("price").unique().alias("p"), pl.col("time").unique().alias("t"),
+                 pl.col("m").unique().alias("mm"), _units("qty").sum().alias("q"), pl.len().alias("n"))
+    joined = aggs.join(grouped, on="a", how="left").sort("a")
+    assert joined.height == aggs.height
+    assert joined["p"].list.len().eq(1).all() and joined["t"].list.len().eq(1).all()
+    assert (joined["p"].list.first() == joined["price"]).all()
+    assert (joined["t"].list.first() == joined["time"]).all()
+    assert (joined["mm"].list.first() == joined["m"]).all()
+    assert (joined["n"] == joined["l"] - joined["f"] + 1).all()
+    assert (joined["q"] == joined.select(_units("qty"))["qty"]).all()
