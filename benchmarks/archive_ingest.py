@@ -10,6 +10,10 @@ so one file's fsync waits overlap the next file's work as they do in a real down
 process is pinned to one CPU (``sched_setaffinity``) and pyarrow, polars and numba to one
 thread before any of them is imported.
 
+Part 1b (``--workers 1,2``): two years of monthly 1m-kline zips of one series served over
+loopback HTTP by their own process and ingested by ``archive.parallel.ingest_parallel``
+with 1 and 2 worker processes (pinned to CPU 0, then 0 and 1): the scaling with cores.
+
 Part 2: one year of 1m klines downloaded with ``--source auto`` and with ``--source rest``
 from the fake exchange (loopback, real HTTP), each into a fresh lake: request weight used
 (from the fake exchange's /fake/stats), requests, archive bytes and wall time side by side.
@@ -302,6 +306,88 @@ def bench_pipeline_year(repeats: int, year: int = 2023) -> dict:
     }
 
 
+def _serve_dir(root: Path) -> tuple[subprocess.Popen, str]:
+    """``python -m http.server`` on loopback over ``root``, in its own process."""
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+                             "--directory", str(root)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N (http://...) ..."
+    port = line.split(" port ")[1].split()[0] if " port " in line else None
+    if port is None:
+        proc.kill()
+        raise RuntimeError(f"the archive server did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def bench_parallel(workers_list: list[int], years: tuple[int, ...], repeats: int) -> list[dict]:
+    """Monthly 1m-kline zips of one series (``years``) served over loopback HTTP by their
+    own process, ingested by ``archive.parallel.ingest_parallel`` with 1, 2, .. worker
+    processes pinned to CPUs 0, 1, .. (best of ``repeats``, each into a fresh lake; the
+    pool is started and warmed first, so process start-up is not timed)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from kline_lake.archive.fetch import FetchPolicy
+    from kline_lake.archive.ingest import ArchiveSettings, raise_first
+    from kline_lake.archive.parallel import IngestJob, ingest_parallel
+    from kline_lake.archive.plan import plan_range
+
+    cpus = ALL_CPUS or [0]
+    if PINNABLE:  # the workers pin themselves; the archive server may run anywhere
+        os.sched_setaffinity(0, set(ALL_CPUS))
+    with tempfile.TemporaryDirectory() as served:
+        rows = 0
+        for year in years:
+            files, n = _archive_year(year)
+            rows += n
+            for path, body in files.items():
+                target = Path(served) / path.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(body)
+        start_us = _ms(years[0], 1, 1) * US_PER_MS
+        end_us = _ms(years[-1] + 1, 1, 1) * US_PER_MS
+        pieces = tuple(plan_range(start_us, end_us, now_us=end_us + 30 * 86_400_000_000))
+        jobs = [IngestJob("spot", SeriesKey("spot", "klines", "BTCUSDT", "1m"), pieces)]
+        server, url = _serve_dir(Path(served))
+        settings = ArchiveSettings(url, FetchPolicy())
+        out = []
+        try:
+            with ProcessPoolExecutor(max(workers_list),
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+                for _ in pool.map(time.sleep, [1.0] * max(workers_list)):  # start them all
+                    pass
+                for workers in workers_list:
+                    runs = []
+                    for _ in range(repeats + 1):  # the first warms imports and caches
+                        with tempfile.TemporaryDirectory() as lake:
+                            t0 = time.perf_counter()
+                            outcome = ingest_parallel(lake, jobs, settings, workers, pool=pool,
+                                                      cpus=cpus[:workers])
+                            runs.append(time.perf_counter() - t0)
+                        raise_first(outcome.errors)
+                        if outcome.stats.rows != rows:
+                            raise RuntimeError(f"ingested {outcome.stats.rows} rows, expected {rows}")
+                    best = min(runs[1:])
+                    out.append({"workers": workers, "cpus": cpus[:workers], "rows": rows,
+                                "files": len(pieces), "wall_s": best, "rows_per_s": rows / best})
+        finally:
+            server.kill()
+            server.wait()
+    for row in out:
+        row["speedup_vs_1"] = out[0]["wall_s"] / row["wall_s"]
+    return out
+
+
+def parallel_table(rows: list[dict]) -> str:
+    lines = ["| workers (CPUs) | monthly zips | rows | wall ms | rows/s | vs 1 worker |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['workers']} ({','.join(map(str, r['cpus']))}) | {r['files']} "
+                     f"| {r['rows']:,} | {1e3 * r['wall_s']:.0f} | {r['rows_per_s'] / 1e6:.2f} M "
+                     f"| {r['speedup_vs_1']:.2f}x |")
+    return "\n".join(lines)
+
+
 def pipeline_table(row: dict) -> str:
     return ("| case | rows | zip MB | wall ms | CPU ms | fsync ms (calls) | rows/s (zip to Parquet) "
             "| rows per CPU s |\n|---|---|---|---|---|---|---|---|\n"
@@ -442,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="best of N (default 5, 3 with --quick)")
     parser.add_argument("--skip-download", action="store_true", help="part 1 only")
     parser.add_argument("--profile", action="store_true", help="cProfile a kline month (part 1)")
+    parser.add_argument("--workers", default="1,2",
+                        help="worker processes of the parallel ingest, comma-separated "
+                             "('' to skip it)")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "archive_ingest.json"))
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
@@ -454,6 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     print(pipeline_table(results["pipeline_one_core"]))
     if args.profile:
         print("\n```\n" + profile_kline_month() + "```")
+    workers = sorted({int(w) for w in args.workers.split(",") if w.strip()})
+    if workers:
+        years = (2023,) if args.quick else (2022, 2023)
+        results["parallel"] = bench_parallel(workers, years, max(1, repeats // 2))
+        print(f"\n## Parallel ingest: {len(years) * 12} monthly zips of one series over loopback "
+              f"HTTP, 1 vs N worker processes\n")
+        print(parallel_table(results["parallel"]))
     if not args.skip_download:
         if PINNABLE:
             os.sched_setaffinity(0, ALL_CPUS)  # part 2: the fake exchange gets its own core
