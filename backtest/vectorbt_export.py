@@ -44,15 +44,15 @@ def to_vectorbt(result: Any, freq: Any = None):
     """A ``vectorbt.Portfolio`` of the fills of `result` (a `backtest.results.RunResult`,
     which calls this; not imported here, so no cycle) over its bars (index: bar open
     times, UTC; one column named after the symbol). `freq` defaults to the bar interval."""
+    if result.config.get("account") == "coin":
+        raise InputError("to_vectorbt: vectorbt models linear contracts only; this cm "
+                         "(inverse) run's account is in coin (`backtest.inverse`)")
     try:
         import pandas as pd
         import vectorbt as vbt
         from vectorbt.portfolio.enums import log_dt, order_dt
     except ImportError as exc:  # a declared dependency, but say what is missing
         raise ImportError(f"to_vectorbt needs vectorbt and pandas installed: {exc}") from exc
-    if result.config.get("account") == "coin":
-        raise InputError("to_vectorbt: vectorbt models linear contracts only; this cm "
-                         "(inverse) run's account is in coin (`backtest.inverse`)")
     frame = result.equity
     if frame.height == 0:
         raise ValueError("the result has no bars: nothing to give vectorbt")
