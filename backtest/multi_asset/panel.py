@@ -26,7 +26,7 @@ Decisions where the issue is silent:
   fallback chain, same at-open / intra-bar mapping), per asset on its own bars, then
   scattered onto the grid.
 
-Pure except for reading the lake.
+Pure except for reading the lake (a directory or an object-store URL).
 """
 
 from __future__ import annotations
@@ -51,7 +51,10 @@ from kline_lake.core.markets import get_market
 from kline_lake.core.timeutil import MS_PER_DAY
 from kline_lake.errors import CoverageError, InputError
 from kline_lake.lake.catalog import Lake
+from kline_lake.lake.storage import split_url
 from kline_lake.lake.writer import LakeWriter
+
+LakeRoot = str | Path  # a local directory, or an object-store URL (s3://bucket/prefix)
 
 SPOT_MARKETS = ("spot", "us")
 LIVE_STATUSES = ("TRADING", "PENDING_TRADING")
@@ -164,7 +167,7 @@ def parse_universe(universe: str | list[str] | tuple[str, ...]) -> list[tuple[st
     return out
 
 
-def _exchange_infos(lake: Path, markets: set[str]) -> dict[str, dict[str, dict] | None]:
+def _exchange_infos(lake: LakeRoot, markets: set[str]) -> dict[str, dict[str, dict] | None]:
     writer = LakeWriter(lake)
     out: dict[str, dict[str, dict] | None] = {}
     for market in markets:
@@ -186,14 +189,14 @@ def asset_info(entry: dict | None) -> AssetInfo:
                      margin_asset=entry.get("marginAsset"), base_asset=entry.get("baseAsset"))
 
 
-def _lake_symbols(lake: Path, market: str, interval: str) -> list[str]:
+def _lake_symbols(lake: LakeRoot, market: str, interval: str) -> list[str]:
     inv = Lake(lake).inventory()
     rows = inv.filter((pl.col("market") == market) & (pl.col("dataset") == "klines")
                       & (pl.col("interval") == interval))
     return sorted(rows.get_column("symbol").unique().to_list())
 
 
-def expand_universe(lake: Path, entries: list[tuple[str, str]], interval: str,
+def expand_universe(lake: LakeRoot, entries: list[tuple[str, str]], interval: str,
                     infos: dict[str, dict[str, dict] | None]) -> list[tuple[str, str, bool]]:
     """Entries with ``market:ALL`` expanded to the lake's symbols: (market, symbol,
     explicit). Unknown symbols (not in a cached exchangeInfo) are InputError."""
@@ -227,7 +230,7 @@ def _inverse_sums(bars: Bars, events, marks) -> tuple[np.ndarray, np.ndarray]:
     return align_funding(bars, events, marks, inverse=True)
 
 
-def _asset_funding(lake: Path, bars: Bars, start_us: int, end_us: int, inverse: bool
+def _asset_funding(lake: LakeRoot, bars: Bars, start_us: int, end_us: int, inverse: bool
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(at-open sums, intra-bar sums, settled rate) per bar of one perpetual."""
     events = load_funding(lake, bars.market, bars.symbol, start_us, end_us)
@@ -244,7 +247,7 @@ def _asset_funding(lake: Path, bars: Bars, start_us: int, end_us: int, inverse: 
     return at_open, intra, rate
 
 
-def _load_assets(lake: Path, entries: list[tuple[str, str, bool]], interval: str,
+def _load_assets(lake: LakeRoot, entries: list[tuple[str, str, bool]], interval: str,
                  start_us: int, end_us: int, funding: bool, allow_gaps: bool
                  ) -> tuple[list[Bars], list[str], int]:
     """Each asset's bars after its coverage check; (bars, notes, unknown holes allowed)."""
@@ -273,8 +276,9 @@ def _load_assets(lake: Path, entries: list[tuple[str, str, bool]], interval: str
 def load_panel(lake: str | Path, universe: str | list[str], interval: str, start, end, *,
                funding: bool = True, allow_gaps: bool = False) -> Panel:
     """Load and align the universe over ``[start, end)`` (see the module docstring)."""
-    root = Path(lake)
-    if not root.is_dir():
+    scheme, local = split_url(lake)
+    root: LakeRoot = str(lake) if scheme else Path(local)
+    if isinstance(root, Path) and not root.is_dir():
         raise InputError(f"lake {root} does not exist")
     start_us, end_us = parse_time_us(start, "start"), parse_time_us(end, "end")
     check_range(start_us, end_us)

@@ -1,5 +1,6 @@
 """The backtester reads an object-store lake (a real S3-compatible server on loopback):
-`backtest run` and `backtest sweep --lake s3://...` give exactly the local lake's results."""
+`backtest run`, `backtest sweep` and `backtest portfolio --lake s3://...` give exactly the
+local lake's results."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def _fill(root) -> None:
              synthetic_klines(JAN_2024_MS, DAYS * 24, seed=11, interval="1h"), covered=span)
     w.commit(SeriesKey("um", "funding", "BTCUSDT"), synthetic_funding(JAN_2024_MS, DAYS * 3),
              covered=span)
+    w.commit(SeriesKey("spot", "klines", "BTCUSDT", "1h"),
+             synthetic_klines(JAN_2024_MS, DAYS * 24, seed=12, interval="1h"), covered=span)
     info = json.loads((REAL_DATA / "exchange_info" / "usdm_exchangeInfo_2024-10-20.json")
                       .read_text())
     w.save_exchange_info("um", info)  # the lot-size filters a run applies
@@ -56,3 +59,18 @@ def test_backtest_run_and_sweep_on_s3_equal_the_local_lake(tmp_path, bucket, cap
     assert run_local["n_trades"] > 0 and len(sweep_local) == 4 * 3
     assert run_s3 == run_local
     assert sweep_s3 == sweep_local
+
+
+def test_backtest_portfolio_on_s3_equals_the_local_lake(tmp_path, bucket, capsys):
+    local, url = tmp_path / "lake", f"s3://{bucket}/portfolio-lake"
+    _fill(local)
+    _fill(url)
+    results = {}
+    for name, root in (("local", str(local)), ("s3", url)):
+        out = tmp_path / f"{name}-portfolio.json"
+        _run(["portfolio", "--lake", root, "--universe", "spot:BTCUSDT,um:BTCUSDT",
+              "--interval", "1h", "--start", "2024-01-02", "--end", "2024-01-29",
+              "--strategy", "basis", "--rebalance", "1d", "--json", str(out)], capsys)
+        results[name] = json.loads(out.read_text())
+    assert results["local"]["n_orders"] > 0 and results["local"]["funding_paid"] != 0.0
+    assert results["s3"] == results["local"]
