@@ -227,6 +227,15 @@ def test_cm_from_the_lake_cli_json_says_coin(tmp_path, capsys):
     assert expected != 0.0
     np.testing.assert_allclose(data["funding_paid"], expected, rtol=1e-12)
     np.testing.assert_allclose(res.metrics["funding_paid"], expected, rtol=1e-12)
+    lake_kw = dict(lake=tmp_path, market="cm", symbol="BTCUSD_PERP", interval="1h",
+                   start="2023-03-01", end="2023-03-15", cash=2.0, direction="both")
+    rows = backtest.sweep("sma_cross", {"fast": [5, 10], "slow": [30]}, sl_stop=[0.01, 0.02],
+                          **lake_kw).to_frame()
+    for row in rows.iter_rows(named=True):
+        one = backtest.run("sma_cross", {"fast": row["fast"], "slow": 30},
+                           sl_stop=row["sl_stop"], **lake_kw)
+        assert row["final_equity"] == pytest.approx(one.metrics["final_equity"], rel=1e-12)
+        assert row["funding_paid"] == pytest.approx(one.metrics["funding_paid"], rel=1e-12)
     with pytest.raises(InputError, match="disagrees with the exchange"):
         backtest.run("hold", lake=tmp_path, market="cm", symbol="BTCUSD_PERP",
                      interval="1h", start="2023-03-01", end="2023-03-15", contract_size=10)
