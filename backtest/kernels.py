@@ -421,10 +421,22 @@ def _charge_funding_nb(st, rate_x_mark):
 
 
 @njit(cache=True)
+def book_slip_nb(st, sig, direction, buy_slip, sell_slip, inverse):
+    """The slippage of the fills a signal makes now: every order of one signal (a close
+    and the reversal's open) is on one side, a buy when the target side is above the
+    current one; on an inverse mirror a mirrored buy is a real sell."""
+    pos = st[POS]
+    cur = 1 if pos > 0.0 else (-1 if pos < 0.0 else 0)
+    buy = target_side_nb(sig, direction, cur) > cur
+    return buy_slip if buy != inverse else sell_slip
+
+
+@njit(cache=True)
 def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, direction, fill_close,
                 init_cash, size_frac, leverage, fee_rate, slip, mmr, qty_step, min_qty,
                 min_notional, equity_out, pos_out, cash_out, fees_out, fund_out, orders,
-                trades, sl_stop=np.nan, tp_stop=np.nan, sl_trail=False, inverse=False):
+                trades, sl_stop=np.nan, tp_stop=np.nan, sl_trail=False, inverse=False,
+                slip_buy=None, slip_sell=None):
     """Simulate one strategy; fills the *_out arrays and the record buffers.
 
     Returns ``(status, n_orders, n_trades, fees_paid, funding_paid, ruin_idx)``. `mmr`
@@ -436,7 +448,10 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     `backtest.funding.align_funding`). An `orders` buffer with zero rows disables order
     recording (used by sweeps). `inverse`: the inputs are an inverse contract's linear
     mirror (`backtest.inverse`: prices ``1 / price``); slippage and the stop levels then
-    act on the real price (`slipped_price_nb`, `stop_level_nb`).
+    act on the real price (`slipped_price_nb`, `stop_level_nb`). `slip_buy`/`slip_sell`
+    (None = the scalar `slip`): per-bar slippage fractions of a signal fill's reference
+    price for a real buy / sell (`backtest.spread`: the book ticker's ask and bid); the
+    stops then use `slip`.
 
     Stops (step 3; `sl_stop`/`tp_stop` NaN = off, fractions of the entry fill price,
     i.e. after slippage): a long filled at 100 with ``sl_stop=0.02, tp_stop=0.05`` has
@@ -476,6 +491,9 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     if (open_.shape[0] != n or high.shape[0] != n or low.shape[0] != n or sig.shape[0] != n
             or fund_at_open.shape[0] != n or fund_intra.shape[0] != n or equity_out.shape[0] != n):
         return STATUS_BAD_INPUT, 0, 0, 0.0, 0.0, -1
+    if slip_buy is not None:  # noqa: SIM102 (Numba prunes a bare `is None` test only)
+        if slip_buy.shape[0] != n or slip_sell.shape[0] != n:
+            return STATUS_BAD_INPUT, 0, 0, 0.0, 0.0, -1
     full = cash_out.shape[0] == n and fees_out.shape[0] == n and fund_out.shape[0] == n
     liq_on = not np.isnan(mmr)
     lot = (qty_step, min_qty, min_notional)
@@ -491,8 +509,11 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
             _charge_funding_nb(st, fund_at_open[i])
             stops, watch, stop_px = True, True, np.nan
         if not fill_close and i > 0 and sig[i - 1] != 0 and st[RUIN] < 0.0:
+            s = slip
+            if slip_buy is not None:
+                s = book_slip_nb(st, sig[i - 1], direction, slip_buy[i], slip_sell[i], inverse)
             apply_signal_nb(st, orders, trades, i, sig[i - 1], open_[i], direction, fee_rate,
-                            slip, size_frac, leverage, lot, inverse)
+                            s, size_frac, leverage, lot, inverse)
             stop_px = np.nan
         if watch and st[POS] != 0.0:
             stop_px = _bar_stops_nb(st, orders, trades, i, open_[i], high[i], low[i], close[i],
@@ -502,8 +523,11 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
             _charge_funding_nb(st, fund_intra[i])
             stops, watch, stop_px = True, True, np.nan
         if fill_close and sig[i] != 0 and st[RUIN] < 0.0:
+            s = slip
+            if slip_buy is not None:
+                s = book_slip_nb(st, sig[i], direction, slip_buy[i], slip_sell[i], inverse)
             apply_signal_nb(st, orders, trades, i, sig[i], close[i], direction, fee_rate,
-                            slip, size_frac, leverage, lot, inverse)
+                            s, size_frac, leverage, lot, inverse)
             stop_px = np.nan
         pos = st[POS]
         fund = st[FUND]
