@@ -1,7 +1,9 @@
 """Parsing ``--param`` values: ``fast=10``, ``fast=5:50:5`` (a range), ``fast=5,10,20``.
 
 Ranges are ``start:stop:step``, inclusive of start and exclusive of stop, like Python's
-``range`` but also for floats (``lower=20:35:2.5``). Integers stay integers.
+``range`` but also for floats (``lower=20:35:2.5``). Integers stay integers; float
+ranges step in decimal arithmetic, so ``0.1:0.7:0.1`` gives 0.3, not
+0.30000000000000004 (each value is the float nearest the decimal the user wrote).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 
 from kline_lake.errors import InputError
 
@@ -43,11 +46,18 @@ def parse_range(text: str, name: str) -> list[Number]:
     if all(isinstance(v, int) for v in (start, stop, step)):
         values: list[Number] = list(range(start, stop, step))
     else:
-        count = math.ceil((stop - start) / step - 1e-12)
-        values = [start + k * step for k in range(max(count, 0))]
+        values = _decimal_range(parts[0], parts[1], parts[2] if len(parts) == 3 else "1")
     if not values:
         raise InputError(f"parameter {name}: range {text!r} is empty (stop is exclusive)")
     return values
+
+
+def _decimal_range(start: str, stop: str, step: str) -> list[Number]:
+    """The float range [start, stop) stepped exactly in decimal (texts already parsed
+    as finite numbers by `parse_number`)."""
+    lo, hi, inc = (Decimal(t.strip()) for t in (start, stop, step))
+    count = math.ceil((hi - lo) / inc) if hi > lo else 0
+    return [float(lo + k * inc) for k in range(count)]
 
 
 def parse_param(text: str) -> tuple[str, list[Number]]:

@@ -134,6 +134,11 @@ def test_param_parsing():
     assert parse_param("lower=20:30:2.5") == ("lower", [20.0, 22.5, 25.0, 27.5])
     assert parse_param("w=3,5,8") == ("w", [3, 5, 8])
     assert parse_param("x=0.5") == ("x", [0.5])
+    # float ranges step in decimal: the values are the decimals written, not accumulated
+    # float error (0.1 + 2 * 0.1 == 0.30000000000000004), and the stop stays exclusive
+    assert parse_param("sl=0.1:0.7:0.1") == ("sl", [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert parse_param("sl=0.01:0.06:0.01")[1] == [0.01, 0.02, 0.03, 0.04, 0.05]
+    assert parse_param("x=1e-3:4e-3:1e-3")[1] == [0.001, 0.002, 0.003]
     for bad in ("fast", "fast=", "=3", "fast=1:2:0", "fast=5:1", "fast=a:b", "f=nan"):
         with pytest.raises(InputError):
             parse_param(bad)
