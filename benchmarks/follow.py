@@ -9,6 +9,10 @@ limit) of pre-built messages, as fast as it takes them: per kline 1 closing upda
 every closed kline is committed. The process is pinned to one CPU before pyarrow and
 polars start their pools.
 
+Part 1b (recorder, one core): the same path for `--data mark_price`: 200 `@markPrice@1s`
+streams, one update per stream per second of `--minutes` worth of updates, every update a
+row (no REST: a recorder has nothing to backfill).
+
 Part 2 (lag): the fake exchange (real HTTP + WebSocket on loopback) at `--speed`, two
 symbols followed for `--lag-seconds`; lag = the exchange's send delay after the close
 (scaled to real time by the speed) + receive -> commit, in real seconds.
@@ -64,6 +68,20 @@ def build_messages(n_streams: int, minutes: int, updates: int) -> tuple[list[str
     return out, n_streams * minutes
 
 
+def build_mark_messages(n_streams: int, seconds: int) -> tuple[list[str], int]:
+    """Combined-stream markPriceUpdate messages, second by second. Returns (messages, rows)."""
+    out = []
+    for sec in range(seconds):
+        e_ms = T0_MS + sec * 1000
+        for i in range(n_streams):
+            sym = f"S{i}USDT"
+            out.append(json.dumps({"stream": f"{sym.lower()}@markPrice@1s", "data": {
+                "e": "markPriceUpdate", "E": e_ms, "s": sym, "p": f"{100 + sec % 7}.12345678",
+                "i": "100.01000000", "P": "100.02000000", "r": "0.00010000", "T": T0_MS + 8 * 3_600_000}},
+                separators=(",", ":")))
+    return out, n_streams * seconds
+
+
 class ScriptedConnection:
     """The connection seam, replaying messages once, then silent until closed."""
 
@@ -83,12 +101,15 @@ class ScriptedConnection:
         self._closed.set()
 
 
-def throughput(n_streams: int, minutes: int, updates: int, flush_s: float) -> dict:
-    messages, n_closed = build_messages(n_streams, minutes, updates)
+def throughput(n_streams: int, minutes: int, updates: int, flush_s: float, data: str = "klines") -> dict:
+    if data == "klines":
+        messages, n_closed = build_messages(n_streams, minutes, updates)
+    else:
+        messages, n_closed = build_mark_messages(n_streams, minutes * 60)
     symbols = ",".join(f"S{i}USDT" for i in range(n_streams))
     conns: queue.Queue = queue.Queue()
     with FakeExchange(now_ms=T0_MS) as fx, tempfile.TemporaryDirectory() as lake:
-        req = build_request(market="um", data="klines", interval="1m", symbols=symbols, lake=lake,
+        req = build_request(market="um", data=data, interval="1m", symbols=symbols, lake=lake,
                             base_url=fx.base_url, ws_url=None, duration=None, flush_seconds=str(flush_s),
                             silence_seconds="600", streams_per_connection=None)
 
@@ -143,6 +164,7 @@ def main() -> None:
     minutes = 10 if args.quick else 60
     tp = throughput(args.streams, minutes, args.updates, args.flush_seconds)
     path_only = throughput(args.streams, minutes, args.updates, 3600.0)  # no flush until the end
+    rec = throughput(args.streams, max(1, minutes // 6), 0, args.flush_seconds, data="mark_price")
     lg = lag(args.speed, args.lag_seconds or (10 if args.quick else 30), 0.25)
     print("| measure | value |\n|---|---|")
     print(f"| follower throughput, {tp['streams']} streams, one core | {tp['messages_per_s']:,} messages/s "
@@ -151,10 +173,13 @@ def main() -> None:
     print(f"| message path only (parse, route, buffer; commits deferred), {tp['streams']} streams | "
           f"{path_only['received_per_s']:,} messages/s |")
     print(f"| receive -> commit (flush {args.flush_seconds:g} s), p50 | {tp['lag_recv_to_commit_p50_s']} s |")
+    print(f"| recorder (mark_price), {rec['streams']} streams, one core | {rec['messages_per_s']:,} updates/s, "
+          f"each a row ({rec['messages']:,} updates committed in {rec['seconds']} s, {rec['commits']} commits) |")
     print(f"| kline close -> commit, fake exchange at {lg['speed']:g}x, flush {lg['flush_s']} s | "
           f"p50 {lg['lag_p50_s']} s, p95 {lg['lag_p95_s']} s, max {lg['lag_max_s']} s ({lg['klines']} klines) |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"throughput": tp, "message_path": path_only, "lag": lg}, indent=2) + "\n")
+    Path(args.json).write_text(json.dumps({"throughput": tp, "message_path": path_only, "recorder": rec, "lag": lg},
+                                          indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,20 @@ def test_parse_agg_trade_and_mark_price_events() -> None:
     assert b.row["event_time"] == 1_568_014_460_893 and streams.book_ticker_update(update) is None
 
 
+@pytest.mark.parametrize(("market", "data", "needle"), [
+    ("us", "mark_price", "no stream for dataset 'mark_price' on market 'us'"),
+    ("spot", "book_ticker", "bookTicker events carry no event or transaction time"),
+    ("us", "book_ticker", "bookTicker events carry no event or transaction time"),
+])
+def test_recorder_datasets_on_spot_markets_are_refused(market: str, data: str, needle: str, tmp_path) -> None:
+    from kline_lake.cli.follow_cmd import build_request
+
+    with pytest.raises(InputError, match=needle):  # the CLI prints it as one line, exit 2 (above)
+        build_request(market=market, data=data, interval="1m", symbols="BTCUSDT", lake=str(tmp_path),
+                      base_url=None, ws_url=None, duration=None, flush_seconds="5", silence_seconds="30",
+                      streams_per_connection=None)
+
+
 def test_download_refuses_the_recorder_dataset(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-c", "from kline_lake.cli import main; main()", "download",
                            "--market", "um", "--data", "mark_price", "--symbols", "BTCUSDT", "--start", "2026-01-01",
@@ -103,9 +117,6 @@ def test_ws_url_resolution() -> None:
     (["--market", "um", "--data", "funding", "--symbols", "BTCUSDT"], "no stream for dataset 'funding'"),
     (["--market", "spot", "--data", "mark_price", "--symbols", "BTCUSDT"],
      "no stream for dataset 'mark_price' on market 'spot'"),
-    (["--market", "us", "--data", "mark_price", "--symbols", "BTCUSD"], "no stream for dataset 'mark_price'"),
-    (["--market", "spot", "--data", "book_ticker", "--symbols", "BTCUSDT"],
-     "bookTicker events carry no event or transaction time"),
     (["--market", "xx", "--symbols", "BTCUSDT"], "unknown market"),
     (["--market", "um", "--symbols", "BTCUSDT", "--ws-url", "http://h:1"], "--ws-url must start with ws://"),
     (["--market", "um", "--symbols", "BTCUSDT", "--duration", "soon"], "--duration must be"),
