@@ -19,7 +19,7 @@ from backtest.multi_asset.cli import portfolio_cmd
 from backtest.outputs import STDOUT, check_outputs, to_stdout, write_output
 from backtest.params import parse_param, parse_params, single_values
 from backtest.results import LOWER_IS_BETTER
-from backtest.strategies import REGISTRY
+from backtest.strategies import INPUT_REGISTRY, REGISTRY
 from backtest.walkforward_cli import walk_forward_command
 from kline_lake.cli import run_cli
 from kline_lake.core.intervals import ALL_INTERVALS
@@ -191,8 +191,19 @@ def cli() -> None:
     """
 
 
+SLIPPAGE_CHOICES = {"bps": "fixed", "book": "book_ticker"}
+
+
 @cli.command("run")
 @_common
+@click.option("--input", "inputs", metavar="NAME", multiple=True,
+              help="A strategy input in force at each bar's close, repeatable: "
+                   "open_interest, ratios (top-trader/taker long-short), spread (book "
+                   "ticker, bps); um/cm, read from the lake's metrics/book_ticker.")
+@click.option("--slippage", "slippage_model", type=click.Choice(list(SLIPPAGE_CHOICES)),
+              default="bps", show_default=True,
+              help="bps: --slippage-bps on every fill; book: buys at the best ask and sells "
+                   "at the best bid of the lake's book ticker in force at the fill time.")
 @_as_input_errors
 def run_cmd(**kw: Any) -> None:
     """Backtest one strategy with fixed parameters.
@@ -212,7 +223,8 @@ def run_cmd(**kw: Any) -> None:
 
     params = single_values(parse_params(kw["param"]))
     check_outputs(kw["json_path"], kw["report_path"])
-    result = run(kw["strategy"], params, **_settings(kw))
+    result = run(kw["strategy"], params, inputs=list(kw["inputs"]),
+                 slippage=SLIPPAGE_CHOICES[kw["slippage_model"]], **_settings(kw))
     echo = _echo(kw)
     for line in run_lines(result, given=list(params), requested=(kw["start"], kw["end"])):
         echo(line)
@@ -280,7 +292,7 @@ def strategies_cmd() -> None:
     """
     from backtest.console import strategy_lines
 
-    for line in strategy_lines(REGISTRY):
+    for line in strategy_lines({**REGISTRY, **INPUT_REGISTRY}):
         click.echo(line)
 
 

@@ -27,7 +27,7 @@ Decisions where the issue is silent (also in the README of this package's docstr
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from backtest import fills
+from backtest import fills, run_inputs
 from backtest.coverage import CoverageReport, not_checked
 from backtest.data import Bars, FundingEvents, MarkOpens, load_lake_data, parse_time_us
 from backtest.fees import FeeModel
@@ -70,6 +70,7 @@ from backtest.kernels import (
 from backtest.metrics import compute_metrics
 from backtest.records import TRADE_OPEN, empty_orders, empty_trades
 from backtest.results import RunResult, orders_frame, trades_frame
+from backtest.spread import BookSlippage
 from backtest.strategies import SignalFunc, Strategy, get_strategy
 from kline_lake.core.markets import get_market
 from kline_lake.errors import InputError
@@ -257,8 +258,10 @@ def use_jit(jit: bool | None) -> bool:
     return os.environ.get(NO_JIT_ENV, "") not in ("1", "true", "yes")
 
 
-def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None = None) -> dict:
-    """Run the kernel once; returns its output arrays and records."""
+def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None = None,
+             book: BookSlippage | None = None) -> dict:
+    """Run the kernel once; returns its output arrays and records. `book`: per-bar
+    book-ticker slippage (`backtest.spread`) instead of the fixed bps."""
     b = data.bars
     n = len(b)
     out = {k: np.empty(n) for k in ("equity", "position", "cash", "cum_fees", "cum_funding")}
@@ -269,7 +272,8 @@ def simulate(data: MarketData, sig: np.ndarray, config: Config, jit: bool | None
     status, n_ord, n_tr, _, _, ruin_idx = kernel(
         *k.arrays(), config.kernel_signals(sig), k.fund_at_open, k.fund_intra,
         *config.kernel_args(), out["equity"], out["position"], out["cash"], out["cum_fees"],
-        out["cum_funding"], orders, trades, *config.stop_args(), config.inverse)
+        out["cum_funding"], orders, trades, *config.stop_args(), config.inverse,
+        *(() if book is None else book.kernel_args()))
     out.update(status=int(status), orders=orders[:n_ord], trades=trades[:n_tr],
                ruin_idx=int(ruin_idx))
     return unmirror(out, config.contract_size) if config.inverse else out
@@ -345,7 +349,8 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
         start: TimeLike | None = None, end: TimeLike | None = None, bars: Bars | None = None,
         funding_events: FundingEvents | None = None, mark_opens: MarkOpens | None = None,
         jit: bool | None = None, exchange_filters: bool | ExchangeFilters = True,
-        allow_gaps: bool = False, **settings: Any) -> RunResult:
+        allow_gaps: bool = False, inputs: Sequence[str] = (), slippage: str = "fixed",
+        **settings: Any) -> RunResult:
     """Backtest one strategy over ``[start, end)`` of the lake (or over `bars`).
 
     `settings` are those of `make_config`: cash, direction, fill, fee, maker_fee,
@@ -360,18 +365,25 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
     given without a lake).
     The lake's coverage is checked first (`backtest.coverage`): never-fetched holes refuse
     to run unless `allow_gaps`; ``config["unknown_gaps"]`` counts those run across.
+    `inputs` (``open_interest``, ``ratios``, ``spread``): strategy inputs in force at each
+    bar's close, on the bars the signal function gets (`backtest.inputs`);
+    ``slippage="book_ticker"`` fills at the book ticker's ask/bid (`backtest.spread`).
     """
     config = make_config(market=bars.market if bars is not None else market, **settings)
     strat = get_strategy(strategy)
     resolved = strat.resolve_params(dict(params or {}))
+    names = run_inputs.check(inputs, strat.inputs, slippage, config)
     data = load_market_data(lake, config.market, symbol, interval, start, end, bars=bars,
                             funding_events=funding_events, mark_opens=mark_opens,
                             funding=config.funding, allow_gaps=allow_gaps)
     b = data.bars
     config, notes = with_exchange_filters(config, exchange_filters, lake, b.symbol)
     notes[:0] = data.coverage.notes()
+    extra = run_inputs.prepare(lake, b, names, slippage, config, allow_gaps)
+    data, b = replace(data, bars=extra.bars), extra.bars
+    notes += extra.notes
     sig = strategy_signals(strat, b, resolved, config.direction)
-    sim = simulate(data, sig, config, jit)
+    sim = simulate(data, sig, config, jit, extra.book)
     metrics = compute_metrics(sim["equity"], sim["position"], sim["trades"], config.cash,
                               float(sim["cum_fees"][-1]), float(sim["cum_funding"][-1]),
                               b.bar_days, sim["ruin_idx"])
@@ -380,7 +392,8 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
     cfg = asdict(config) | {"symbol": b.symbol, "interval": b.interval,
                             "start": _iso(b.open_time_us[0]), "end": _iso(b.open_time_us[-1]),
                             "n_bars": len(b), "coverage": data.coverage.summary(),
-                            "unknown_gaps": data.coverage.n_unknown} | account_info(config)
+                            "unknown_gaps": data.coverage.n_unknown} | account_info(config) \
+        | extra.config
     notes += _status_warnings(sim["status"], metrics["ruin_time"])
     return RunResult(metrics, bar_frame(data, sig, sim, config.cash, config.inverse),
                      _trades(sim["trades"], b.open_time_us, config),

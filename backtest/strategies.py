@@ -5,9 +5,11 @@ The engine turns signals into positions by direction: ``long`` goes long on +1 a
 on -1; ``short`` mirrors it (short on -1, flat on +1); ``both`` is long on +1 and short
 on -1. A repeated signal in the current direction does nothing (no pyramiding).
 
-Built in: ``sma_cross``, ``ema_cross``, ``rsi``, ``donchian``, ``hold``. Add your own by
-passing any function ``f(bars, **params) -> array`` to `backtest.run` / `backtest.sweep`
-(its keyword defaults are its parameters), or by building a `Strategy`.
+Built in: ``sma_cross``, ``ema_cross``, ``rsi``, ``donchian``, ``hold``, ``oi_momentum``.
+Add your own by passing any function ``f(bars, **params) -> array`` to `backtest.run` /
+`backtest.sweep` (its keyword defaults are its parameters), or by building a `Strategy`.
+With ``run(..., inputs=[...])`` the function's `bars` also carry the strategy inputs
+(`backtest.inputs`): ``bars.inputs["sum_open_interest"]`` or ``bars.sum_open_interest``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class Strategy:
     `cross_line` ("sma"/"ema") marks crossover strategies whose sweeps compute each
     moving average once per distinct window and cross them inside the batch kernel.
     `follows_direction` marks strategies whose +1 means "enter in the chosen
-    direction" (``hold``): under ``short`` their signal is negated.
+    direction" (``hold``): under ``short`` their signal is negated. `inputs` are the
+    strategy inputs (`backtest.inputs.INPUTS`) a run loads for it (``oi_momentum``).
     """
 
     name: str
@@ -43,6 +46,7 @@ class Strategy:
     validate: Callable[[dict], None] | None = None
     cross_line: str | None = None
     follows_direction: bool = False
+    inputs: tuple[str, ...] = ()
 
     def resolve_params(self, given: Mapping[str, float]) -> dict:
         """Defaults overridden by `given`; InputError on unknown names or bad values."""
@@ -137,6 +141,24 @@ def hold(bars: Bars) -> np.ndarray:
     return out
 
 
+def oi_momentum(bars: Bars, window: int = 12) -> np.ndarray:
+    """+1 when the close and the open interest (``sum_open_interest`` in force at the
+    bar's close, `backtest.inputs`) both rose over the last `window` bars, -1 when the
+    close fell; 0 otherwise and where the open interest is unknown (NaN)."""
+    oi = getattr(bars, "inputs", {}).get("sum_open_interest")
+    if oi is None:
+        raise InputError("oi_momentum needs the open_interest input (inputs=['open_interest'])")
+    out = np.zeros(len(bars), dtype=np.int8)
+    if len(bars) <= window:
+        return out
+    d_close = bars.close[window:] - bars.close[:-window]
+    with np.errstate(invalid="ignore"):
+        d_oi = oi[window:] - oi[:-window]
+        out[window:][(d_close > 0) & (d_oi > 0)] = 1
+    out[window:][d_close < 0] = -1
+    return out
+
+
 REGISTRY: Mapping[str, Strategy] = MappingProxyType({
     "sma_cross": Strategy("sma_cross", sma_cross, {"fast": 10, "slow": 50}, _validate_cross,
                           cross_line="sma"),
@@ -145,6 +167,11 @@ REGISTRY: Mapping[str, Strategy] = MappingProxyType({
     "rsi": Strategy("rsi", rsi, {"window": 14, "lower": 30.0, "upper": 70.0}, _validate_rsi),
     "donchian": Strategy("donchian", donchian, {"window": 20}, _validate_donchian),
     "hold": Strategy("hold", hold, {}, _validate_none, follows_direction=True),
+})
+# strategies that need strategy inputs (`backtest.inputs`): runs only, not batched sweeps
+INPUT_REGISTRY: Mapping[str, Strategy] = MappingProxyType({
+    "oi_momentum": Strategy("oi_momentum", oi_momentum, {"window": 12}, _validate_donchian,
+                            inputs=("open_interest",)),
 })
 
 
@@ -165,9 +192,10 @@ def get_strategy(strategy: str | Strategy | SignalFunc) -> Strategy:
         return strategy
     if callable(strategy):
         return from_function(strategy)
+    known = {**REGISTRY, **INPUT_REGISTRY}
     try:
-        return REGISTRY[strategy]
+        return known[strategy]
     except KeyError:
         raise InputError(
-            f"unknown strategy {strategy!r}; expected one of {', '.join(REGISTRY)}"
+            f"unknown strategy {strategy!r}; expected one of {', '.join(known)}"
         ) from None
