@@ -2,9 +2,11 @@
 
 The one-process pipeline (`kline_lake.archive.ingest.ingest_archive_pieces`: fetch,
 sha256, unzip, parse, commit per month, manifest) is bound by one core. This runs it in
-`workers` processes at once, each on its share of the commit groups (a calendar month
-of klines, a day of trades; `group_for_commit`), dealt round-robin, so a year of one
-series or many series split alike. Each process has its own archive HTTP client and its
+`workers` processes at once: whole series per process when there are enough of them,
+else each series' commit groups (a calendar month of klines, a day of trades;
+`group_for_commit`) dealt round-robin, so a year of one series splits too (its commits
+then take turns on the series lock: the parse and the fetch run in parallel, each
+commit's write does not). Each process has its own archive HTTP client and its
 own `LakeWriter`; a commit is still one atomic partition replace taken under the
 series lock (`lake.lock`, an flock every process honours), and the coverage record and
 the manifest are read-modify-written under that lock, so two processes committing
@@ -51,10 +53,23 @@ class IngestJob:
 
 
 def split_jobs(jobs: list[IngestJob], workers: int) -> list[list[IngestJob]]:
-    """Each job's commit groups dealt round-robin over `workers` shares (a share holds at
-    most one job per series, with whole groups only); empty shares dropped. Pure."""
+    """`jobs` dealt over `workers` shares; empty shares dropped. Pure.
+
+    With at least as many series as workers, whole series are dealt (largest first, each
+    to the share with the fewest pieces so far): no two processes then wait on one
+    series lock. With fewer, each job's commit groups (months) are dealt round-robin, so
+    a share holds at most one job per series, made of whole groups.
+    """
     if not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be within 1..{MAX_WORKERS}, got {workers}")
+    if len(jobs) >= workers:
+        by_series: list[list[IngestJob]] = [[] for _ in range(workers)]
+        loads = [0] * workers
+        for job in sorted(jobs, key=lambda j: -len(j.pieces)):
+            k = loads.index(min(loads))
+            by_series[k].append(job)
+            loads[k] += len(job.pieces)
+        return [share for share in by_series if share]
     shares: list[list[IngestJob]] = [[] for _ in range(workers)]
     turn = 0
     for job in jobs:

@@ -42,10 +42,12 @@ def _jobs() -> list[IngestJob]:
 
 
 def test_two_processes_leave_the_lake_one_process_leaves(archive_server, tmp_path: Path) -> None:
+    """Three processes for two series: the months of one series are split between two of
+    them, which take turns on its lock."""
     _serve_months(archive_server, [(2023, m) for m in range(1, 7)])
     settings = ArchiveSettings(archive_server.base_url, FetchPolicy(backoff_base_s=0.0))
     one = ingest_parallel(tmp_path / "one", _jobs(), settings, workers=1)
-    two = ingest_parallel(tmp_path / "two", _jobs(), settings, workers=2)
+    two = ingest_parallel(tmp_path / "two", _jobs(), settings, workers=3)
     assert not one.errors and not two.errors and not two.rest_pieces
     assert (two.stats.files, two.stats.rows) == (one.stats.files, one.stats.rows) == (12, 2 * 4344)
     snap_one, snap_two = lake_snapshot(tmp_path / "one"), lake_snapshot(tmp_path / "two")
@@ -65,5 +67,8 @@ def test_split_deals_whole_months_round_robin() -> None:
     assert months == sorted(2 * [f"2023-{m:02d}" for m in range(1, 7)])
     assert [sum(len(j.pieces) for j in share) for share in shares] == [3, 3, 3, 3]
     assert all(len({j.key for j in share}) == len(share) for share in shares)
+    by_series = split_jobs(_jobs(), 2)  # as many series as workers: one series each
+    assert [[j.key for j in share] for share in by_series] == [[KEYS[0]], [KEYS[1]]]
+    assert all(len(share[0].pieces) == 6 for share in by_series)
     with pytest.raises(ValueError, match="workers"):
         split_jobs(_jobs(), 0)
