@@ -42,6 +42,7 @@ import polars as pl
 
 from backtest import coverage as cov
 from backtest.data import Bars
+from kline_lake.core import ranges as rg
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import US_PER_MS
 from kline_lake.errors import CoverageError, InputError
@@ -168,9 +169,13 @@ def read_book_ticker(lake: str | Path, market: str, symbol: str, lo_us: int,
           .select("transaction_time", "best_bid_price", "best_ask_price").collect()
           .sort("transaction_time", maintain_order=True))
     times = _time(df, "transaction_time")
-    pieces = silence_gaps(times[times >= lo_us], coverage.read_at(root, key),
-                          QUIET_US["book_ticker"], lo_us, hi_us)
-    unknown, confirmed = _holes(pieces, "minutes of silence")
+    covered = coverage.read_at(root, key)
+    pieces = silence_gaps(times[times >= lo_us], covered, QUIET_US["book_ticker"], lo_us,
+                          hi_us)
+    # a stretch outside every covered range was never fetched, events or not
+    pieces += [(a, b, (b - a) // 60_000_000, "unknown")
+               for a, b in rg.subtract(lo_us, hi_us, covered)]
+    unknown, confirmed = _holes(sorted(set(pieces)), "minutes of silence")
     return Rows("book_ticker", times, {"best_bid": _f64(df, "best_bid_price"),
                                        "best_ask": _f64(df, "best_ask_price")},
                 unknown, confirmed)
