@@ -267,7 +267,8 @@ def run_part(stops: bool, n_bars: int, quick: bool, chunk: int, json_path: str) 
     speed = vbt["run_s"] / ours["run_s"]
     speed_1t = vbt["run_s"] / ours_1t["run_s"]
     mem = ours["peak_rss_mb"] / vbt["peak_rss_mb"]
-    cpu_ratio = vbt["run_cpu_s"] / ours_1t["run_cpu_s"]  # CPU time: robust to a shared box
+    # CPU time: steadier on a shared box (a tiny run can take less than the clock's tick)
+    cpu_ratio = vbt["run_cpu_s"] / max(ours_1t["run_cpu_s"], 1e-6)
     print(f"\nspeed-up: {speed:.1f}x (2 threads), {speed_1t:.1f}x (1 thread), "
           f"{cpu_ratio:.1f}x in CPU seconds (1 thread); "
           f"peak memory: {mem:.3f} of vectorbt's; load average (1, 5, 15 min) "
