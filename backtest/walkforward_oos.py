@@ -71,7 +71,12 @@ def close_at_boundary(res: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarra
     bar's close, as the kernel closes a position: a long sells ``qty`` at
     ``close * (1 - slip)`` and pays ``fee_rate`` of that; a short buys at
     ``close * (1 + slip)`` plus the fee. The closed trade's reason is ``signal`` (a
-    forced close, not a stop). Returns also the closing fee."""
+    forced close, not a stop). Returns also the closing fee.
+
+    A coin account (cm, inverse: ``qty`` signed contracts of ``S`` USD, prices in USD)
+    closes as the exchange settles it: the marked equity moves by
+    ``qty * S * (1/close - 1/exit) - fee`` with ``fee = fee_rate * |qty| * S / exit``,
+    and the trade's PnL is ``qty * S * (1/entry - 1/exit)`` less its fees and funding."""
     eq = res.equity
     equity = eq.get_column("equity").to_numpy().astype(np.float64).copy()
     position = eq.get_column("position").to_numpy().astype(np.float64).copy()
@@ -84,16 +89,22 @@ def close_at_boundary(res: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarra
     close = float(eq.get_column("close")[-1])
     side = 1.0 if qty > 0 else -1.0
     exit_px = close * (1.0 - side * slip)
-    fee = abs(qty) * exit_px * fee_rate
-    # marked value qty * close -> proceeds qty * exit_px - fee
-    equity[-1] -= qty * (close - exit_px) + fee
-    position[-1] = 0.0
     t = trades[-1]  # the kernel writes the open trade last
+    if res.config.get("account") == "coin":
+        size = float(res.config["contract_size"])
+        fee = abs(qty) * size / exit_px * fee_rate
+        equity[-1] += qty * size * (1.0 / close - 1.0 / exit_px) - fee
+        gross = side * t["qty"] * size * (1.0 / t["entry_price"] - 1.0 / exit_px)
+    else:
+        fee = abs(qty) * exit_px * fee_rate
+        # marked value qty * close -> proceeds qty * exit_px - fee
+        equity[-1] -= qty * (close - exit_px) + fee
+        gross = side * (exit_px - t["entry_price"]) * t["qty"]
+    position[-1] = 0.0
     if int(t["status"]) == TRADE_OPEN:
         t["exit_price"], t["exit_fee"], t["status"] = exit_px, fee, TRADE_CLOSED
         t["reason"] = KIND_SIGNAL
-        t["pnl"] = (side * (exit_px - t["entry_price"]) * t["qty"] - t["entry_fee"] - fee
-                    - t["funding_paid"])
+        t["pnl"] = gross - t["entry_fee"] - fee - t["funding_paid"]
     return equity, position, trades, fee
 
 
