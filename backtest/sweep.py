@@ -16,6 +16,7 @@ line. The grid is expanded one chunk at a time, never whole.
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -297,7 +298,9 @@ def run_chunks(strat: Strategy, grid: Mapping[str, Sequence[Any]], data: MarketD
 @dataclass(frozen=True)
 class LakeSource:
     """Where a Dask worker loads a sweep's market data from: the lake path and the
-    range, never the bars themselves."""
+    range, never the bars themselves. `token` is fresh per sweep, so a long-lived
+    worker never serves one sweep's cached bars to a later sweep of a lake that has
+    grown since."""
 
     lake: str
     market: str
@@ -307,6 +310,7 @@ class LakeSource:
     end: Any
     funding: bool
     allow_gaps: bool
+    token: str
 
 
 @functools.lru_cache(maxsize=4)
@@ -433,7 +437,7 @@ def _lake_source(lake: str | Path | None, config: Config, symbol: str, interval:
     """The lake as workers see it: an absolute path (or a URL, kept as given)."""
     root = str(lake) if "://" in str(lake) else str(Path(str(lake)).resolve())
     return LakeSource(root, config.market, symbol, interval, start, end, config.funding,
-                      allow_gaps)
+                      allow_gaps, uuid.uuid4().hex)
 
 
 def _iso(ts_us: int) -> str:

@@ -59,3 +59,27 @@ def test_plain_runs_do_not_import_dask():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_long_lived_worker_does_not_serve_an_earlier_sweeps_bars(tmp_path):
+    """A worker caches the bars of a sweep's `LakeSource`; a later sweep of the same
+    range (on a lake that has grown since) gets a fresh token and reads the lake again."""
+    from backtest.engine import make_config
+    from backtest.sweep import _lake_data, _lake_source
+    from kline_lake.core.series import SeriesKey
+    from kline_lake.lake.synthetic import synthetic_klines
+    from kline_lake.lake.writer import LakeWriter
+    from tests.support.lake import JAN_2024_MS
+
+    day_ms, key = 86_400_000, SeriesKey("um", "klines", "BTCUSDT", "1h")
+    bars = synthetic_klines(JAN_2024_MS, 4 * 24, seed=5, interval="1h")
+    writer = LakeWriter(tmp_path)
+    writer.commit(key, bars.slice(0, 2 * 24),
+                  covered=[(JAN_2024_MS * 1000, (JAN_2024_MS + 2 * day_ms) * 1000)])
+    config = make_config(market="um", funding=False)
+    args = (tmp_path, config, "BTCUSDT", "1h", "2024-01-01", "2024-01-05", True)
+    first = _lake_data(_lake_source(*args))
+    writer.commit(key, bars.slice(2 * 24),
+                  covered=[(JAN_2024_MS * 1000, (JAN_2024_MS + 4 * day_ms) * 1000)])
+    again = _lake_data(_lake_source(*args))
+    assert len(first.bars.close) == 2 * 24 and len(again.bars.close) == 4 * 24
