@@ -175,7 +175,7 @@ def read_book_ticker(lake: str | Path, market: str, symbol: str, lo_us: int,
     # a stretch outside every covered range was never fetched, events or not
     pieces += [(a, b, (b - a) // 60_000_000, "unknown")
                for a, b in rg.subtract(lo_us, hi_us, covered)]
-    unknown, confirmed = _holes(sorted(set(pieces)), "minutes of silence")
+    unknown, confirmed = _holes(sorted(set(pieces)), "minutes")
     return Rows("book_ticker", times, {"best_bid": _f64(df, "best_bid_price"),
                                        "best_ask": _f64(df, "best_ask_price")},
                 unknown, confirmed)

@@ -172,3 +172,13 @@ def test_cli_input_flag(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main([*argv[:-4], "--input", "nope"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("kw, dataset", [({"inputs": ["ratios"]}, "metrics"),
+                                         ({"slippage": "book_ticker"}, "book_ticker")])
+def test_a_dataset_the_lake_lacks_refuses(tmp_path: Path, kw: dict, dataset: str) -> None:
+    bars = bars_15m([100.0, 101.0, 102.0])
+    write_klines(tmp_path, bars)
+    with pytest.raises(CoverageError, match=rf"never fetched its {dataset} for 1 hole\(s\): "
+                                            r"2024-01-01 \.\. 2024-01-01T00:45"):
+        _run(tmp_path, bars, "hold", **kw)
