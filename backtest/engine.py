@@ -50,7 +50,6 @@ from backtest.inverse import (
     is_inverse,
     mirror_bars,
     mirror_lot,
-    resolve_cm_filters,
     resolve_contract_size,
     unmirror,
 )
@@ -284,8 +283,7 @@ def with_exchange_filters(config: Config, exchange_filters: bool | ExchangeFilte
     """`config` with the symbol's exchange filters resolved (see `backtest.filters`),
     and the notes to show when they could not be applied; for cm also the contract size
     and margin coin (`backtest.inverse.resolve_contract_size`)."""
-    resolve = resolve_cm_filters if config.inverse else resolve_filters
-    filters, notes = resolve(exchange_filters, lake, config.market, symbol)
+    filters, notes = resolve_filters(exchange_filters, lake, config.market, symbol)
     config = replace(config, exchange_filters=filters)
     if config.inverse:
         size, coin = resolve_contract_size(config.contract_size, lake, symbol)

@@ -18,8 +18,10 @@ Decisions where the exchange leaves a choice to the client:
   LOT_SIZE" on spot) and the maximum quantities are not modelled.
 - Closing a position is always allowed (its quantity is already on the step grid;
   Binance exempts reduce-only orders from the futures minimum notional).
-- COIN-M orders are whole contracts while the backtester models ``cm`` as a linear
-  contract in quote units, so no filter is applied there (the result says so).
+- COIN-M (``cm``) quantities are contracts: LOT_SIZE's step and minimum are read in
+  contracts and applied to the whole contracts the inverse mirror trades
+  (`backtest.inverse.mirror_lot`); cm lists no minimum notional. Without them the
+  positions are whole contracts all the same.
 - No cached exchangeInfo (or the symbol is not in it, or bars were passed without a
   lake): the run goes on without filters and the result's warnings say so; pass
   ``exchange_filters=False`` to silence it, or an `ExchangeFilters` to give them.
@@ -135,7 +137,7 @@ def resolve_filters(choice: bool | ExchangeFilters, lake: str | Path | None, mar
         return FILTERS_OFF, []
     off = "exchange filters (LOT_SIZE, MIN_NOTIONAL) not applied"
     if market == "cm":
-        return FILTERS_OFF, [f"{off}: cm orders are whole contracts, cm is modelled as linear"]
+        off = "exchange filters (LOT_SIZE) not applied (positions are whole contracts all the same)"
     if lake is None:
         return FILTERS_OFF, [f"{off}: bars were given without a lake to read exchangeInfo "
                              "from (pass exchange_filters=ExchangeFilters(...) or False)"]

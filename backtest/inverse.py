@@ -46,11 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from backtest.filters import (
-    FILTERS_OFF,
     ExchangeFilters,
     load_exchange_info,
-    resolve_filters,
-    symbol_filters,
 )
 from kline_lake.errors import InputError
 
@@ -155,25 +152,6 @@ def check_contract_size(value: float | None) -> float | None:
     if not (np.isfinite(size) and size > 0):
         raise InputError(f"contract size must be positive (USD per contract), got {value!r}")
     return size
-
-
-def resolve_cm_filters(choice: bool | ExchangeFilters, lake: str | Path | None, market: str,
-                       symbol: str) -> tuple[ExchangeFilters, list[str]]:
-    """`backtest.filters.resolve_filters` for cm: LOT_SIZE's step and minimum in
-    contracts (``1``) from the lake's cached cm exchangeInfo, applied to the whole
-    contracts the mirror trades (`mirror_lot`; cm lists no minimum notional)."""
-    if choice is not True:
-        return resolve_filters(choice, lake, market, symbol)
-    off = "exchange filters (LOT_SIZE) not applied (positions are whole contracts all the same)"
-    if lake is None:
-        return FILTERS_OFF, [f"{off}: bars were given without a lake to read exchangeInfo "
-                             "from (pass exchange_filters=ExchangeFilters(...) or False)"]
-    info = load_exchange_info(lake, market)
-    found = None if info is None else symbol_filters(info, symbol, f"lake exchangeInfo ({market})")
-    if found is None:
-        return FILTERS_OFF, [f"{off}: {symbol} is not in a cached {market} exchangeInfo "
-                             f"(any `kline-lake download --market {market}` caches it)"]
-    return found, []
 
 
 def check_contract_filters(filters: ExchangeFilters) -> None:
