@@ -48,6 +48,7 @@ from kline_lake.core.timeutil import US_PER_MS
 from kline_lake.errors import CoverageError, InputError
 from kline_lake.lake import coverage
 from kline_lake.lake.gaps import kline_gaps
+from kline_lake.lake.grid import next_open_us
 from kline_lake.lake.market_gaps import METRICS_INTERVAL, QUIET_US, silence_gaps
 from kline_lake.lake.scan import scan_series
 from kline_lake.lake.storage import lake_root
@@ -99,7 +100,11 @@ def validate_inputs(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def close_times_us(bars: Bars) -> np.ndarray:
-    """Each bar's kline close time: the last microsecond-aligned ms of the bar."""
+    """Each bar's kline close time: the last millisecond of the bar (``1M``: of its
+    calendar month)."""
+    if bars.interval == "1M":
+        ends = [next_open_us(int(t), "1M") for t in bars.open_time_us]
+        return np.asarray(ends, dtype=np.int64) - US_PER_MS
     return bars.open_time_us + (bars.bar_ms - 1) * US_PER_MS
 
 
@@ -200,7 +205,7 @@ def aligned_columns(name: str, rows: Rows, bars: Bars) -> dict[str, np.ndarray]:
 
 def bars_span_us(bars: Bars) -> tuple[int, int]:
     """``[first open, last close)`` of `bars`."""
-    return int(bars.open_time_us[0]), int(bars.open_time_us[-1]) + bars.bar_ms * US_PER_MS
+    return int(bars.open_time_us[0]), int(close_times_us(bars)[-1]) + US_PER_MS
 
 
 def read_rows(lake: str | Path, dataset: str, market: str, symbol: str, bars: Bars) -> Rows:

@@ -182,3 +182,14 @@ def test_a_dataset_the_lake_lacks_refuses(tmp_path: Path, kw: dict, dataset: str
     with pytest.raises(CoverageError, match=rf"never fetched its {dataset} for 1 hole\(s\): "
                                             r"2024-01-01 \.\. 2024-01-01T00:45"):
         _run(tmp_path, bars, "hold", **kw)
+
+
+def test_close_times_are_the_last_ms_of_each_bar_calendar_months_too() -> None:
+    from backtest.inputs import close_times_us
+    from kline_lake.core.timeutil import to_us
+
+    opens = np.array([to_us("2024-01-01", "t"), to_us("2024-02-01", "t")])
+    monthly = Bars("um", "BTCUSDT", "1M", opens, *[np.ones(2)] * 5)
+    assert close_times_us(monthly).tolist() == [to_us("2024-02-01", "t") - 1000,
+                                                to_us("2024-03-01", "t") - 1000]
+    assert close_times_us(bars_15m([1.0]))[0] == T0 + 15 * MIN_US - 1000
