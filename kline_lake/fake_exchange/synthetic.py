@@ -8,7 +8,10 @@ range is computed independently, lazily and vectorized (no history is replayed):
 - Each finer level *refines* its parent bar into 24 or 60 children with a Brownian bridge
   from the parent's open to its close, clipped to the parent's range, with the parent's
   high and low placed on one child each; volume, trades, taker volume and quote volumes
-  are partitioned *exactly* (integers) among the children.
+  are partitioned *exactly* (integers) among the children. Seconds are flat (open = high
+  = low = close: the price of the second's one aggregate trade), the minute's open on its
+  first second, its close on its last, its high and low on interior seconds, so the
+  trades' prices give every kline's open, high, low and close exactly.
 
 So every bar is, by construction, the exact aggregate of its children (open = first,
 high = max, low = min, close = last, sums of the integer volumes): a 1h kline equals the
@@ -21,7 +24,7 @@ Units: prices are integer ticks (`10**-price_decimals`), volumes integer units o
 and formatting is exact. Every second carries at least one trade and one volume unit,
 so 1s klines are never empty.
 
-Aggregate trades: exactly one per data-bearing second, at that second's close price,
+Aggregate trades: exactly one per data-bearing second, at that second's (only) price,
 carrying the second's whole volume and trade count (first/last trade ids are contiguous
 over the symbol's life), so aggTrade quantities and trade counts add up to kline volume
 and trade counts exactly. Its `m` (buyer is maker) is true when the second's taker-buy
@@ -125,6 +128,26 @@ def split_capped(total: np.ndarray, cap: np.ndarray, ratio: np.ndarray) -> np.nd
     return fix_total(raw, total, 0, cap)
 
 
+def _flat_seconds(O: np.ndarray, H: np.ndarray, L: np.ndarray, C: np.ndarray,  # noqa: E741, N803
+                  path: np.ndarray) -> np.ndarray:
+    """Prices (P, 60) of flat seconds: the parent's open first, its close last, the bridge
+    `path` between, and the parent's high and low each placed on an interior second when
+    the path misses them (on two different seconds, the low after the high, so placing
+    one never removes the other)."""
+    p = path.copy()
+    p[:, 0], p[:, -1] = O[:, 0], C[:, 0]
+    rows = np.arange(len(p))
+    inner = p.shape[1] - 2
+    j_hi = 1 + np.argmax(p[:, 1:-1], axis=1)
+    j_lo = 1 + np.argmin(p[:, 1:-1], axis=1)
+    j_lo = np.where(j_lo == j_hi, j_hi % inner + 1, j_lo)
+    need = p.max(axis=1) < H[:, 0]
+    p[rows[need], j_hi[need]] = H[need, 0]
+    need = p.min(axis=1) > L[:, 0]
+    p[rows[need], j_lo[need]] = L[need, 0]
+    return p
+
+
 def refine(parent: Bars, parent_idx: np.ndarray, n: int, child_s: int, key: np.uint64) -> Bars:
     """Children bars (P, n) of parent bars (P,), consistent with them exactly."""
     rows = np.arange(len(parent_idx))
@@ -136,12 +159,15 @@ def refine(parent: Bars, parent_idx: np.ndarray, n: int, child_s: int, key: np.u
     sigma = (H - L).astype(np.float64) * 0.45 / math.sqrt(n)
     c = np.clip(np.rint(O + (C - O) * (k / n) + sigma * bridge), L, H).astype(np.int64)
     c[:, -1] = C[:, 0]
-    o = np.concatenate([O, c[:, :-1]], axis=1)
-    wick = sigma * 0.6
-    h = np.minimum(np.maximum(o, c) + np.rint(np.abs(normal(key, ctr, 1)) * wick).astype(np.int64), H)
-    lo = np.maximum(np.minimum(o, c) - np.rint(np.abs(normal(key, ctr, 2)) * wick).astype(np.int64), L)
-    h[rows, np.argmax(h, axis=1)] = H[:, 0]
-    lo[rows, np.argmin(lo, axis=1)] = L[:, 0]
+    if child_s == 1:  # seconds: flat, one aggregate trade's price each (module docstring)
+        o = h = lo = c = _flat_seconds(O, H, L, C, c)
+    else:
+        o = np.concatenate([O, c[:, :-1]], axis=1)
+        wick = sigma * 0.6
+        h = np.minimum(np.maximum(o, c) + np.rint(np.abs(normal(key, ctr, 1)) * wick).astype(np.int64), H)
+        lo = np.maximum(np.minimum(o, c) - np.rint(np.abs(normal(key, ctr, 2)) * wick).astype(np.int64), L)
+        h[rows, np.argmax(h, axis=1)] = H[:, 0]
+        lo[rows, np.argmin(lo, axis=1)] = L[:, 0]
 
     w = np.exp(0.5 * normal(key, ctr, 3))
     v = child_s + partition(parent["v"] - n * child_s, w)

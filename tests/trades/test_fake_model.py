@@ -1,8 +1,8 @@
 """The fake exchange's data is one stream of trades (issue 17, "Fake exchange"): its
 aggTrades aggregate its trades (each aggTrade's f..l are trade ids whose prices, times and
 sides it carries and whose quantities sum to it), and its klines agree with the bars of
-those trades in the columns the fake models per trade: volume, trade count, close (and
-the times). Open, high, low and the quote/taker-buy columns are partitioned top-down by
+those trades in the columns the fake models per trade: open, high, low, close, volume,
+trade count (and the times). The quote and taker-buy columns are partitioned top-down by
 the synthetic model, not summed from its trades (`fake_exchange.synthetic`), so they are
 not compared.
 
@@ -65,7 +65,7 @@ def _units(col: str) -> pl.Expr:
     return pl.col(col).str.replace(".", "", literal=True).cast(pl.Int64)
 
 
-MODELLED = ["open_time", "close", "volume", "close_time", "trades"]
+MODELLED = ["open_time", "open", "high", "low", "close", "volume", "close_time", "trades"]
 
 
 @pytest.mark.parametrize(("market", "symbol", "day"), CASES)
@@ -81,7 +81,7 @@ def test_klines_agree_with_the_bars_of_the_trades(archive, market: str, symbol: 
 
 
 @pytest.mark.parametrize(("market", "symbol", "day"), CASES)
-def test_kline_volumes_are_exact_sums_of_the_printed_trade_quantities(
+def test_kline_prices_and_volumes_are_those_of_the_printed_trades(
         archive, market: str, symbol: str, day: str) -> None:
     trades = _raw(_csv(archive, market, "trades", symbol, day),
                   ["id", "price", "qty", "quote", "time", "is_buyer_maker"])
@@ -89,10 +89,12 @@ def test_kline_volumes_are_exact_sums_of_the_printed_trade_quantities(
               ["open_time", "o", "h", "l", "c", "v", "close_time", "q", "n", "tb", "tq", "x"])
     minute = 60_000_000 if len(kl["open_time"][0]) == 16 else 60_000  # us from 2025 on spot
     sums = trades.group_by((pl.col("time").cast(pl.Int64) // minute * minute).alias("open")).agg(
-        _units("qty").sum().alias("v"), pl.len().alias("n"), pl.col("price").last().alias("c")
-    ).sort("open")
+        _units("qty").sum().alias("v"), pl.len().alias("n"), pl.col("price").first().alias("o"),
+        _units("price").max().alias("h"), _units("price").min().alias("l"),
+        pl.col("price").last().alias("c")).sort("open")
     want = kl.select(pl.col("open_time").cast(pl.Int64).alias("open"), _units("v").alias("v"),
-                     pl.col("n").cast(pl.UInt32).alias("n"), pl.col("c"))
+                     pl.col("n").cast(pl.UInt32).alias("n"), "o", _units("h").alias("h"),
+                     _units("l").alias("l"), "c")
     assert sums.equals(want)
 
 
