@@ -42,19 +42,20 @@ def _jobs() -> list[IngestJob]:
 
 
 def test_two_processes_leave_the_lake_one_process_leaves(archive_server, tmp_path: Path) -> None:
-    """Three processes for two series: the months of one series are split between two of
-    them, which take turns on its lock."""
+    """Two processes for one series: its months are split between them, and they take
+    turns on its lock for the commits, the coverage record and the manifest."""
     _serve_months(archive_server, [(2023, m) for m in range(1, 7)])
     settings = ArchiveSettings(archive_server.base_url, FetchPolicy(backoff_base_s=0.0))
-    one = ingest_parallel(tmp_path / "one", _jobs(), settings, workers=1)
-    two = ingest_parallel(tmp_path / "two", _jobs(), settings, workers=3)
+    jobs = _jobs()[:1]
+    one = ingest_parallel(tmp_path / "one", jobs, settings, workers=1)
+    two = ingest_parallel(tmp_path / "two", jobs, settings, workers=2)
     assert not one.errors and not two.errors and not two.rest_pieces
-    assert (two.stats.files, two.stats.rows) == (one.stats.files, one.stats.rows) == (12, 2 * 4344)
+    assert (two.stats.files, two.stats.rows) == (one.stats.files, one.stats.rows) == (6, 4344)
     snap_one, snap_two = lake_snapshot(tmp_path / "one"), lake_snapshot(tmp_path / "two")
-    assert sorted(snap_one) == sorted(snap_two) and len(snap_one) == 2 * 6 + 2
+    assert sorted(snap_one) == sorted(snap_two) and len(snap_one) == 6 + 1
     for name, value in snap_one.items():
         assert value.equals(snap_two[name]) if hasattr(value, "equals") else value == snap_two[name], name
-    for key in KEYS:  # every month's coverage and manifest entry survived the other process
+    for key in KEYS[:1]:  # every month's coverage and manifest entry survived the other process
         assert LakeWriter(tmp_path / "two").covered(key) == [(_ms(2023, 1) * 1000, _ms(2023, 7) * 1000)]
         entries = archive_manifest.read_manifest(tmp_path / "two", key)
         assert len(entries) == 6 and entries == archive_manifest.read_manifest(tmp_path / "one", key)
