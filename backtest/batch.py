@@ -5,7 +5,8 @@ A grid point is a strategy parameter combination *and* a stop setting: the stop 
 over 400 parameter combinations x 5 stop levels is one call over 2,000 points. Points
 that differ only in their stops share their input: the crossover kernel indexes the
 same indicator rows (``fast_idx[c]``, ``slow_idx[c]``), the generic kernel the same
-signal row (``sig_idx[c]``); nothing is copied per level. ``sl_trail`` (whether the
+signal row (``sig_idx[c]``); nothing is copied per level, and the crossover of one
+row pair is computed once for all its levels. ``sl_trail`` (whether the
 stop-loss trails) is one setting per call.
 
 Each grid point simulates into its own scratch buffers (allocated inside the parallel
@@ -50,6 +51,14 @@ def _chunk_bounds(n_items, n_chunks, k):
     return min(k * size, n_items), min((k + 1) * size, n_items)
 
 
+@njit(cache=True)
+def _by_line_pair_nb(fast_idx, slow_idx, n_lines):
+    """The grid points ordered by their (fast, slow) indicator rows, grid order within
+    a pair (a stable sort): the points of one parameter combination under its stop
+    levels come out consecutively, so a chunk computes their crossover once."""
+    return np.argsort(fast_idx * n_lines + slow_idx, kind="mergesort")
+
+
 @njit(cache=True, parallel=True)
 def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_open,
                    fund_intra, direction, fill_close, init_cash, size_frac, leverage, fee_rate,
@@ -60,18 +69,25 @@ def sweep_cross_nb(open_, high, low, close, lines, fast_idx, slow_idx, fund_at_o
     ``tp_stop[c]`` (float arrays of the grid's length, NaN = off); `inverse` runs an
     inverse contract's mirror (`backtest.inverse`; its negated crossover signal is the
     caller's swapped fast/slow indices). The grid is split in
-    `n_chunks` parallel chunks (one per thread), each reusing one set of scratch buffers.
+    `n_chunks` parallel chunks (one per thread), each reusing one set of scratch buffers;
+    a chunk walks its points by indicator-row pair (`_by_line_pair_nb`) and computes a
+    pair's crossover once for all the stop levels that share it.
     Returns (metrics, statuses): a METRICS_DT record per grid point and its status."""
     n_combo = fast_idx.shape[0]
     n = close.shape[0]
     out = np.empty(n_combo, dtype=METRICS_DT)
     status = np.zeros(n_combo, dtype=np.int64)
+    order = _by_line_pair_nb(fast_idx, slow_idx, lines.shape[0])
     for k in prange(n_chunks):
         lo, hi = _chunk_bounds(n_combo, n_chunks, k)
         scratch = np.empty((2, n))
         trades = np.empty(n + 1, dtype=TRADE_DT)
-        for c in range(lo, hi):
-            sig = cross_signal_nb(lines[fast_idx[c]], lines[slow_idx[c]])
+        sig = np.zeros(0, dtype=np.int8)
+        for j in range(lo, hi):
+            c = order[j]
+            if j == lo or fast_idx[c] != fast_idx[order[j - 1]] \
+                    or slow_idx[c] != slow_idx[order[j - 1]]:
+                sig = cross_signal_nb(lines[fast_idx[c]], lines[slow_idx[c]])
             status[c] = run_one_nb(open_, high, low, close, sig, fund_at_open, fund_intra,
                                    direction, fill_close, init_cash, size_frac, leverage,
                                    fee_rate, slip, mmr, qty_step, min_qty, min_notional,

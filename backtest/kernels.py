@@ -67,7 +67,9 @@ STATUS_BELOW_MIN = 32  # an entry was skipped: below the exchange's minimum orde
 # slots of the per-run state vector (a float array keeps the helpers' signatures small)
 CASH, POS, FUND, FEES, N_ORD, N_TR = 0, 1, 2, 3, 4, 5
 E_IDX, E_PX, E_FEE, T_FUND, MARGIN, STATUS, RUIN, SL_REF = 6, 7, 8, 9, 10, 11, 12, 13
-N_SLOTS = 14
+# the position's user stop levels, once per fill (LV_OK 0: to compute; `_user_stop_may_act_nb`)
+SL_PX, TP_PX, LV_OK = 14, 15, 16
+N_SLOTS = 17
 
 
 @njit(cache=True)
@@ -249,6 +251,7 @@ def open_position_nb(st, orders, i, side, px, fee_rate, slip, size_frac, leverag
     st[T_FUND] = 0.0
     st[MARGIN] = qty * adj / leverage
     st[SL_REF] = adj
+    st[LV_OK] = 0.0
     _record_order_nb(st, orders, i, side, qty, adj, fee, KIND_SIGNAL)
 
 
@@ -315,8 +318,9 @@ def stop_level_nb(ref_px, frac, below, inverse):
     on an inverse mirror (prices ``1 / price``) the level is set in real price space,
     where below the real price is above the mirrored one: ``ref_px / (1 +/- frac)``
     (`below` then means below the *mirrored* price, i.e. above the real one). A level a
-    real price cannot reach (a real take-profit at or below 0) is inf."""
-    if not inverse:
+    real price cannot reach (a real take-profit at or below 0) is inf; an off one (`frac`
+    NaN) is NaN, which no price reaches."""
+    if not inverse or np.isnan(frac):
         return ref_px * (1.0 - frac) if below else ref_px * (1.0 + frac)
     if below:
         return ref_px / (1.0 + frac)
@@ -365,9 +369,9 @@ def user_stop_exit_nb(pos, ref_px, entry_px, sl_stop, tp_stop, sl_trail, open_px
 @njit(cache=True)
 def _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_stop,
                    sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr, inverse):
-    """Step 3 of `simulate_nb`: exit through a stop hit in bar `i`, else move the trailing
-    reference to the bar's best price. A stop whose fill lies beyond the liquidation
-    price is left to the liquidation (the price reached that first)."""
+    """Step 3 of `simulate_nb` on a bar `i` where `_user_stop_may_act_nb` saw a stop
+    reached: exit through it. A stop whose fill lies beyond the liquidation price is
+    left to the liquidation (the price reached that first)."""
     pos = st[POS]
     px, kind = user_stop_exit_nb(pos, st[SL_REF], st[E_PX], sl_stop, tp_stop, sl_trail,
                                  open_px, high_px, low_px, inverse)
@@ -379,21 +383,42 @@ def _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_
         close_position_nb(st, orders, trades, i, px, fee_rate, slip, kind, inverse)
         if _ruined_when_flat_nb(st, px, fee_rate, slip, leverage, lot, inverse):
             _ruin_nb(st, i)
-        return
-    if sl_trail:
-        if pos > 0.0 and high_px > st[SL_REF]:
+
+
+@njit(cache=True, inline="always")  # a call passing `st` costs its refcount
+def _user_stop_may_act_nb(st, open_px, high_px, low_px, sl_stop, tp_stop, sl_trail, inverse):
+    """Step 3's per-bar test: True if the bar reaches a level of the open position (then
+    `_user_stops_nb` resolves it: `user_stop_exit_nb` finds a stop exactly then), else
+    the trailing reference moves to the bar's best price. The `stop_level_nb` levels are
+    cached in ``SL_PX``/``TP_PX`` per fill and when the reference moves (off = NaN)."""
+    pos = st[POS]
+    if st[LV_OK] == 0.0:
+        st[SL_PX] = stop_level_nb(st[SL_REF], sl_stop, pos > 0.0, inverse)
+        st[TP_PX] = stop_level_nb(st[E_PX], tp_stop, pos < 0.0, inverse)
+        st[LV_OK] = 1.0
+    sl_px, tp_px = st[SL_PX], st[TP_PX]
+    if pos > 0.0:
+        if open_px <= sl_px or low_px <= sl_px or open_px >= tp_px or high_px >= tp_px:
+            return True
+        if sl_trail and high_px > st[SL_REF]:
             st[SL_REF] = high_px
-        elif pos < 0.0 and low_px < st[SL_REF]:
-            st[SL_REF] = low_px
+            st[SL_PX] = stop_level_nb(high_px, sl_stop, True, inverse)
+        return False
+    if open_px >= sl_px or high_px >= sl_px or open_px <= tp_px or low_px <= tp_px:
+        return True
+    if sl_trail and low_px < st[SL_REF]:
+        st[SL_REF] = low_px
+        st[SL_PX] = stop_level_nb(low_px, sl_stop, False, inverse)
+    return False
 
 
 @njit(cache=True)
 def _bar_stops_nb(st, orders, trades, i, open_px, high_px, low_px, close_px, stops, stop_px,
-                  user_stops, sl_stop, tp_stop, sl_trail, liq_on, mmr, fee_rate, slip,
+                  user_hit, sl_stop, tp_stop, sl_trail, liq_on, mmr, fee_rate, slip,
                   leverage, lot, inverse):
-    """Steps 3 and 4 of `simulate_nb` for the open position in bar `i`; returns the
-    liquidation/ruin price to keep for the next bar (NaN = to compute)."""
-    if user_stops and st[E_IDX] < i:
+    """Steps 3 and 4 of `simulate_nb` for the open position in bar `i` (`user_hit`: a
+    user stop is reached); returns the liquidation/ruin price to keep (NaN = to compute)."""
+    if user_hit:
         _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_stop,
                        sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr, inverse)
         if st[POS] == 0.0:
@@ -516,9 +541,13 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
                             s, size_frac, leverage, lot, inverse)
             stop_px = np.nan
         if watch and st[POS] != 0.0:
-            stop_px = _bar_stops_nb(st, orders, trades, i, open_[i], high[i], low[i], close[i],
-                                    stops, stop_px, user_stops, sl_stop, tp_stop, sl_trail,
-                                    liq_on, mmr, fee_rate, slip, leverage, lot, inverse)
+            hit = user_stops and st[E_IDX] < i and _user_stop_may_act_nb(
+                st, open_[i], high[i], low[i], sl_stop, tp_stop, sl_trail, inverse)
+            if hit or stops:
+                stop_px = _bar_stops_nb(st, orders, trades, i, open_[i], high[i], low[i],
+                                        close[i], stops, stop_px, hit, sl_stop, tp_stop,
+                                        sl_trail, liq_on, mmr, fee_rate, slip, leverage, lot,
+                                        inverse)
         if st[POS] != 0.0 and fund_intra[i] != 0.0:
             _charge_funding_nb(st, fund_intra[i])
             stops, watch, stop_px = True, True, np.nan
