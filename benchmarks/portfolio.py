@@ -298,7 +298,10 @@ def main() -> None:
           f"{vbt['peak_rss_process_mb']:.0f} |")
     print(f"| peak RSS of the run above its start (MB) | {mem['ours']:.1f} | "
           f"{mem['vectorbt']:.1f} |")
-    print(f"speedup {report['speedup']:.1f}x, memory ratio {report['memory_ratio']:.2f}, "
+    ratio = report["memory_ratio"]  # None when vectorbt's run added nothing measurable
+    shown = "n/a (vectorbt's run peak did not rise above its start)" if ratio is None \
+        else f"{ratio:.2f}"
+    print(f"speedup {report['speedup']:.1f}x, memory ratio {shown}, "
           f"max relative equity difference {rel:.2e}")
     if sweep is not None:
         _print_sweep(sweep)
