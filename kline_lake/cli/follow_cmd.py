@@ -57,10 +57,11 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
     )
     from kline_lake.core.timeutil import parse_utc_ms
     from kline_lake.live.follower import FollowRequest
-    from kline_lake.live.streams import MAX_STREAMS, validate_stream_dataset
+    from kline_lake.live.streams import MAX_STREAMS, lake_dataset, validate_stream_dataset
 
     mkt = get_market(market)
     validate_stream_dataset(mkt, data)
+    data = lake_dataset(mkt, data)  # spot/us book tickers: spot_book_ticker
     interval = validate_interval(interval, mkt.name)  # used by --data klines only
     names = tuple(validate_symbol(s.strip().upper()) for s in symbols.split(",") if s.strip())
     if not names:

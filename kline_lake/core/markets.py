@@ -33,6 +33,7 @@ DATASETS: tuple[str, ...] = (
     "metrics",
     "book_depth",
     "mark_price",
+    "spot_book_ticker",
 )
 KLINE_DATASETS: frozenset[str] = frozenset({"klines", "mark_klines", "index_klines", "premium_klines"})
 PRICE_KLINE_DATASETS: frozenset[str] = frozenset({"mark_klines", "index_klines", "premium_klines"})
@@ -42,7 +43,10 @@ MARKET_EXTRA_DATASETS: frozenset[str] = frozenset({"book_ticker", "metrics", "bo
 # mark_price: the `<symbol>@markPrice@1s` stream (USD-M, COIN-M) recorded by `kline-lake
 # follow`; the exchange neither archives it nor serves its history over REST, so the lake
 # holds only what a follower recorded (a reconnect is an unrecorded gap, never backfilled).
-STREAM_ONLY_DATASETS: frozenset[str] = frozenset({"mark_price"})
+# spot_book_ticker: spot/us `<symbol>@bookTicker` (no exchange times; stamped with the
+# follower's receive time), recorded by `follow --data book_ticker` on spot and us.
+STREAM_ONLY_DATASETS: frozenset[str] = frozenset({"mark_price", "spot_book_ticker"})
+SPOT_ONLY_DATASETS: frozenset[str] = frozenset({"spot_book_ticker"})
 FUTURES_ONLY_DATASETS: frozenset[str] = frozenset({"funding", *PRICE_KLINE_DATASETS,
                                                    *MARKET_EXTRA_DATASETS, "mark_price"})
 # Datasets the exchange has no REST history for: the archive is their only source.
@@ -172,9 +176,12 @@ def validate_dataset(market: Market, dataset: str) -> str:
         raise InputError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     if dataset in FUTURES_ONLY_DATASETS and not market.is_futures:
         raise InputError(f"dataset {dataset!r} exists only on futures markets (um, cm), not {market.name!r}")
+    if dataset in SPOT_ONLY_DATASETS and market.is_futures:
+        raise InputError(f"dataset {dataset!r} exists only on spot markets (spot, us), not {market.name!r}")
     if dataset in STREAM_ONLY_DATASETS:
         raise InputError(f"dataset {dataset!r} cannot be downloaded: the exchange keeps no history of it; "
-                         f"record it with kline-lake follow --data {dataset}")
+                         f"record it with kline-lake follow --data "
+                         f"{'book_ticker' if dataset == 'spot_book_ticker' else dataset}")
     return dataset
 
 

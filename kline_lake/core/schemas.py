@@ -163,6 +163,23 @@ MARK_PRICE = pa.schema(
     ]
 )
 
+# Spot and Binance.US best bid/ask from the `<symbol>@bookTicker` stream, whose payload is
+# only `u` (order book update id), `s`, `b`/`B`, `a`/`A`: no event or transaction time
+# (https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams#individual-symbol-book-ticker-streams).
+# Recorded by `kline-lake follow --data book_ticker` on spot/us only (no archive, no REST
+# history). Key `update_id`; `recv_time` is the follower's own clock (UTC, us) when the
+# update arrived, never an exchange time, and picks the partition.
+SPOT_BOOK_TICKER = pa.schema(
+    [
+        pa.field("update_id", pa.int64(), nullable=False),
+        pa.field("best_bid_price", pa.float64(), nullable=False),
+        pa.field("best_bid_qty", pa.float64(), nullable=False),
+        pa.field("best_ask_price", pa.float64(), nullable=False),
+        pa.field("best_ask_qty", pa.float64(), nullable=False),
+        pa.field("recv_time", TS, nullable=False),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "klines": KLINES,
     "mark_klines": PRICE_KLINES,
@@ -175,6 +192,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "metrics": METRICS,
     "book_depth": BOOK_DEPTH,
     "mark_price": MARK_PRICE,
+    "spot_book_ticker": SPOT_BOOK_TICKER,
 }
 
 # The unique, sorted key of each dataset; also the column that picks the year/month partition.
@@ -190,6 +208,7 @@ KEYS: dict[str, str] = {
     "metrics": "create_time",
     "book_depth": "depth_key",  # (timestamp, percentage): see book_depth_key
     "mark_price": "event_time",
+    "spot_book_ticker": "update_id",
 }
 TIME_COLUMNS: dict[str, str] = {
     "klines": "open_time",
@@ -203,6 +222,7 @@ TIME_COLUMNS: dict[str, str] = {
     "metrics": "create_time",
     "book_depth": "timestamp",
     "mark_price": "event_time",
+    "spot_book_ticker": "recv_time",
 }
 
 

@@ -139,8 +139,8 @@ class StreamHub:
             return AggTradeFeed(name, self.fx.source, spec, now_ms)
         if name.kind == "markPrice":  # futures only: elsewhere a name that never sends
             return MarkPriceFeed(name, self.fx.source, spec if market in ("um", "cm") else None, now_ms)
-        if name.kind == "bookTicker":  # the futures payload (spot's has no times: not served)
-            return BookTickerFeed(name, self.fx.source, spec if market in ("um", "cm") else None, now_ms)
+        if name.kind == "bookTicker":  # spot/us: spot's payload (no event type, no times)
+            return BookTickerFeed(name, self.fx.source, spec, now_ms, spot=market in ("spot", "us"))
         book = None
         if spec is not None:
             with self._lock:

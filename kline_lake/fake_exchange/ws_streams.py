@@ -26,7 +26,8 @@ time. Served by the synthetic source only (a file-backed source has no mark stre
 
 Book ticker (futures `bookTicker`): the same updates as the fake's archive bookTicker
 files (`market_extras.book_ticker`: one per trade, bracketing it), each pushed once its
-event time `E` has passed.
+event time `E` has passed. On spot and Binance.US the same updates (bid <= trade price <=
+ask) in spot's payload: `u`, `s`, `b`, `B`, `a`, `A` only, no event type and no times.
 
 Pure apart from the data source's computation; no I/O.
 """
@@ -250,12 +251,12 @@ class MarkPriceFeed:
 
 
 class BookTickerFeed:
-    """One subscribed futures `<symbol>@bookTicker` stream (see the module docstring)."""
+    """One subscribed `<symbol>@bookTicker` stream, futures or spot (see the module docstring)."""
 
     MAX_LATENCY_MS = 12  # market_extras: E = T + 3..12 ms
 
-    def __init__(self, name: StreamName, source: Any, spec: Any, now_ms: int) -> None:
-        self.name, self.source, self.spec = name, source, spec
+    def __init__(self, name: StreamName, source: Any, spec: Any, now_ms: int, spot: bool = False) -> None:
+        self.name, self.source, self.spec, self.spot = name, source, spec, spot
         self.from_ms = now_ms  # transaction times not yet pushed start here
 
     def poll(self, now_ms: int, send_open: bool) -> list[dict[str, Any]]:
@@ -272,6 +273,9 @@ class BookTickerFeed:
         pd_, qd = self.spec.price_decimals, self.spec.qty_decimals
         bid, ask = fmt_units(rows["bid"], pd_, pd_), fmt_units(rows["ask"], pd_, pd_)
         bq, aq = fmt_units(rows["bid_qty"], qd, qd), fmt_units(rows["ask_qty"], qd, qd)
+        if self.spot:  # spot's payload: no event type, no event or transaction time
+            return [{"u": u, "s": self.spec.symbol, "b": bid[i], "B": bq[i], "a": ask[i], "A": aq[i]}
+                    for i, u in enumerate(rows["update_id"].tolist())]
         return [{"e": "bookTicker", "u": u, "E": e, "T": t, "s": self.spec.symbol, "b": bid[i], "B": bq[i],
                  "a": ask[i], "A": aq[i]}
                 for i, (u, e, t) in enumerate(zip(rows["update_id"].tolist(), rows["E"].tolist(),

@@ -30,7 +30,8 @@ from kline_lake.errors import InputError
 
 META_DIR = "_meta"
 MONTH_FILE = "data.parquet"
-DAILY_FILE_DATASETS: frozenset[str] = frozenset({"agg_trades", "trades", "book_ticker", "mark_price"})
+DAILY_FILE_DATASETS: frozenset[str] = frozenset({"agg_trades", "trades", "book_ticker", "mark_price",
+                                                   "spot_book_ticker"})
 TMP_SUFFIX = ".tmp"
 
 _DAY_FILE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\.parquet")

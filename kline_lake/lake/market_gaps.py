@@ -23,7 +23,8 @@ from kline_lake.core import ranges as rg
 from kline_lake.lake.grid import inside_covered
 
 MINUTE_US = 60_000_000
-QUIET_US: dict[str, int] = {"book_ticker": MINUTE_US, "book_depth": 5 * MINUTE_US}
+QUIET_US: dict[str, int] = {"book_ticker": MINUTE_US, "book_depth": 5 * MINUTE_US,
+                            "spot_book_ticker": MINUTE_US}
 METRICS_INTERVAL = "5m"
 
 

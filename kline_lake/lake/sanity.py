@@ -109,7 +109,7 @@ def _rules(table: pa.Table, dataset: str, interval: str | None) -> list[tuple]:
     if dataset == "funding":
         return [("funding rate finite", ~np.isfinite(_num(table, "funding_rate")),
                  ("funding_rate",))]
-    if dataset == "book_ticker":
+    if dataset in ("book_ticker", "spot_book_ticker"):
         bid, ask = _num(table, "best_bid_price"), _num(table, "best_ask_price")
         ok = _positive(bid) & _positive(ask)
         return [("best bid and ask > 0 and finite", ~ok, ("best_bid_price", "best_ask_price")),

@@ -61,7 +61,7 @@ from kline_lake.live.state import SeriesState
 from kline_lake.live.streams import Connector
 from kline_lake.live.trade_track import AggTradeTrack
 
-FOLLOW_DATASETS = ("klines", "agg_trades", "mark_price", "book_ticker")
+FOLLOW_DATASETS = ("klines", "agg_trades", "mark_price", "book_ticker", "spot_book_ticker")
 COMMIT_WORKERS = 8
 RECONNECT_POLICY = RetryPolicy(max_attempts=1_000_000, base_delay_s=0.2, max_delay_s=30.0, jitter=0.5)
 
@@ -317,7 +317,8 @@ class Follower:
 
     def _read(self, conn: streams.Connection, serial: int) -> str:
         """Read until the connection ends; returns why it ended."""
-        parse = streams.PARSERS[self.req.dataset]
+        recv_parse = streams.RECV_PARSERS.get(self.req.dataset)
+        parse = streams.PARSERS.get(self.req.dataset)
         while not self._stop_conns.is_set():
             try:
                 text = conn.recv(timeout=self.req.silence_s)
@@ -327,7 +328,7 @@ class Follower:
                 return str(exc)
             try:
                 _stream, event = streams.parse_message(text)
-                item = parse(event)
+                item = recv_parse(event, time.time_ns() // 1000) if recv_parse else parse(event)
             except ValueError as exc:
                 return str(exc)
             self._events.put(("msg", streams.event_time_ms(event), item, time.monotonic(), serial))

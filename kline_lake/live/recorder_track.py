@@ -23,6 +23,12 @@ ids with gaps, so a missed update cannot be told either. Two consecutive updates
 connection cover the stretch between their transaction times (the connection was live
 and answering pings, the book was quiet in between); a reconnect or silence past the
 timeout leaves the stretch uncovered. Rows are keyed by `update_id`.
+
+`spot_book_ticker` (spot and Binance.US `<symbol>@bookTicker`, recorded by `follow --data
+book_ticker` there): the payload has no event or transaction time, so each row carries
+`recv_time`, the follower's clock (UTC us) when the update arrived, and coverage and
+partitions follow that clock; otherwise as `book_ticker`. A duplicate keeps its first
+receipt.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from kline_lake.core.schemas import conform, ts_column
+from kline_lake.core.schemas import TS, conform, ts_column
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import ms_to_us
 from kline_lake.live import streams
@@ -43,6 +49,7 @@ from kline_lake.live.state import SeriesState
 from kline_lake.live.streams import Recorded
 
 TAIL_KEYS = 8
+COMMITTED_KEYS = 4096  # a late duplicate of these is dropped (spot: it would re-stamp recv_time)
 
 
 def mark_price_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
@@ -74,6 +81,19 @@ def book_ticker_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return conform(table, "book_ticker")
 
 
+def spot_book_ticker_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Parsed spot `bookTicker` rows (`streams.spot_book_ticker_update`) -> the spot_book_ticker table."""
+    def col(name: str) -> np.ndarray:
+        return np.fromiter((r[name] for r in rows), np.float64, len(rows))
+
+    ints = np.fromiter((r["update_id"] for r in rows), np.int64, len(rows))
+    recv = np.fromiter((r["recv_time"] for r in rows), np.int64, len(rows))
+    table = pa.table({"update_id": ints, "best_bid_price": col("best_bid_price"),
+                      "best_bid_qty": col("best_bid_qty"), "best_ask_price": col("best_ask_price"),
+                      "best_ask_qty": col("best_ask_qty"), "recv_time": pa.array(recv, pa.int64()).view(TS)})
+    return conform(table, "spot_book_ticker")
+
+
 @dataclass(frozen=True)
 class RecorderSpec:
     """How one recorder dataset's updates come: their period (None: when the book
@@ -84,7 +104,8 @@ class RecorderSpec:
 
 
 RECORDERS = {"mark_price": RecorderSpec(1000, mark_price_table),
-             "book_ticker": RecorderSpec(None, book_ticker_table)}
+             "book_ticker": RecorderSpec(None, book_ticker_table),
+             "spot_book_ticker": RecorderSpec(None, spot_book_ticker_table)}
 
 
 def recorded_ranges(times_ms: Sequence[int], max_gap_ms: int | None) -> list[tuple[int, int]]:
@@ -103,6 +124,7 @@ class RecorderTrack:
         self.dataset = follower.req.dataset
         self.spec = RECORDERS[self.dataset]
         self.max_gap_ms = None if self.spec.period_ms is None else self.spec.period_ms * 3 // 2
+        self.committed: dict[str, dict[int, None]] = {}  # per symbol, the last COMMITTED_KEYS keys
 
     def key(self, symbol: str) -> SeriesKey:
         return SeriesKey(self.f.req.market.name, self.dataset, symbol)
@@ -133,7 +155,8 @@ class RecorderTrack:
 
     def on_item(self, state: SeriesState, update: Recorded, recv_t: float, serial: int) -> None:
         state.received += 1
-        state.buffer[update.key] = (update.row, recv_t)
+        if update.key not in self.committed.get(state.symbol, ()):  # a duplicate keeps its first receipt
+            state.buffer.setdefault(update.key, (update.row, recv_t))
         state.seen.setdefault(serial, []).append(update.time_ms)
         state.last_closed_ms = max(state.last_closed_ms or 0, update.time_ms)
 
@@ -149,6 +172,10 @@ class RecorderTrack:
             self.f.writer.commit(state.key, self.spec.table(rows), covered)
             done = time.monotonic()
             result = (len(rows), [done - recv_t for _, recv_t in state.buffer.values()])
+        recent = self.committed.setdefault(state.symbol, {})
+        recent.update(dict.fromkeys(state.buffer))
+        for k in list(recent)[:max(0, len(recent) - COMMITTED_KEYS)]:
+            del recent[k]
         if state.seen:  # only the newest connection can continue; keep its latest keys
             last = max(state.seen)
             state.seen = {last: sorted(set(state.seen[last]))[-TAIL_KEYS:]}

@@ -7,7 +7,10 @@ COIN-M: https://developers.binance.com/docs/derivatives/coin-margined-futures/we
   USD-M/COIN-M only `<symbol>@markPrice@1s` (event `markPriceUpdate`: `p` mark price,
   `i` index price, `P` estimated settle price, `r` funding rate, `T` next funding time),
   `<symbol>@bookTicker` (futures event `bookTicker`: `u` update id, `E` event time, `T`
-  transaction time, `b`/`B` best bid price/qty, `a`/`A` best ask price/qty);
+  transaction time, `b`/`B` best bid price/qty, `a`/`A` best ask price/qty); spot's
+  `<symbol>@bookTicker` payload is `u`, `s`, `b`, `B`, `a`, `A` only: no event type, no
+  event or transaction time (spot docs, #individual-symbol-book-ticker-streams), so its
+  rows (`spot_book_ticker`) are stamped with the follower's receive time;
 - combined streams at `/stream?streams=<a>/<b>` wrap each event as `{"stream", "data"}`;
 - at most 1024 streams per spot connection, 200 per futures connection;
 - at most 5 incoming messages per second per spot connection, 10 on futures (PING, PONG
@@ -31,9 +34,10 @@ from kline_lake.core.markets import Market
 from kline_lake.errors import InputError, StreamError
 
 STREAM_DATASETS = ("klines", "agg_trades", "mark_price", "book_ticker")
-# markPrice streams exist on USD-M and COIN-M only; spot's bookTicker events carry no
-# event or transaction time (`{"u","s","b","B","a","A"}`), which book_ticker rows need.
-FUTURES_STREAM_DATASETS = frozenset({"mark_price", "book_ticker"})
+# markPrice streams exist on USD-M and COIN-M only. `--data book_ticker` on spot/us records
+# the `spot_book_ticker` dataset (its events carry no exchange time; see `lake_dataset`).
+FUTURES_STREAM_DATASETS = frozenset({"mark_price"})
+SPOT_BOOK_TICKER = "spot_book_ticker"
 MAX_STREAMS = {"spot": 1024, "us": 1024, "um": 200, "cm": 200}
 MAX_MESSAGES_PER_S = {"spot": 5, "us": 5, "um": 10, "cm": 10}
 MAX_CONNECTS_PER_5MIN = 300
@@ -44,12 +48,16 @@ def stream_datasets(market: Market) -> tuple[str, ...]:
     return tuple(d for d in STREAM_DATASETS if market.is_futures or d not in FUTURES_STREAM_DATASETS)
 
 
+def lake_dataset(market: Market, dataset: str) -> str:
+    """The lake dataset a followed `--data` records into: spot/us book tickers go to
+    `spot_book_ticker` (update id + receive time), futures ones to `book_ticker`."""
+    return SPOT_BOOK_TICKER if dataset == "book_ticker" and not market.is_futures else dataset
+
+
 def validate_stream_dataset(market: Market, dataset: str) -> str:
     """`dataset` if the market streams it, else InputError."""
-    if dataset == "book_ticker" and not market.is_futures:
-        raise InputError(f"no stream for dataset 'book_ticker' on market {market.name!r}: its bookTicker "
-                         "events carry no event or transaction time, which book_ticker rows are keyed and "
-                         "partitioned by; follow --data book_ticker works on um and cm")
+    if dataset == SPOT_BOOK_TICKER and not market.is_futures:
+        return dataset
     if dataset not in stream_datasets(market):
         raise InputError(f"no stream for dataset {dataset!r} on market {market.name!r}; "
                          f"follow supports {', '.join(stream_datasets(market))} there")
@@ -64,7 +72,7 @@ def stream_name(dataset: str, symbol: str, interval: str | None = None) -> str:
         return f"{symbol.lower()}@aggTrade"
     if dataset == "mark_price":
         return f"{symbol.lower()}@markPrice@1s"
-    if dataset == "book_ticker":
+    if dataset in ("book_ticker", SPOT_BOOK_TICKER):
         return f"{symbol.lower()}@bookTicker"
     raise InputError(f"no stream for dataset {dataset!r}")
 
@@ -185,9 +193,26 @@ def book_ticker_update(event: dict[str, Any]) -> Recorded | None:
         raise ValueError(f"malformed bookTicker event: {exc!r}") from None
 
 
+def spot_book_ticker_update(event: dict[str, Any], recv_us: int) -> Recorded | None:
+    """A spot/us `bookTicker` payload (u, s, b, B, a, A; no `e`, no times) as a
+    `spot_book_ticker` row keyed by `u` and stamped `recv_time = recv_us` (the follower's
+    clock when it arrived); None for another event (anything with an `e`)."""
+    if "e" in event or "u" not in event:
+        return None
+    try:
+        row = {"update_id": int(event["u"]), "best_bid_price": float(event["b"]),
+               "best_bid_qty": float(event["B"]), "best_ask_price": float(event["a"]),
+               "best_ask_qty": float(event["A"]), "recv_time": int(recv_us)}
+        return Recorded(str(event["s"]), row["update_id"], int(recv_us) // 1000, row)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed bookTicker event: {exc!r}") from None
+
+
 PARSERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "klines": closed_kline, "agg_trades": agg_trade, "mark_price": mark_price_update,
     "book_ticker": book_ticker_update}
+# Parsers that also take the receive time (UTC us), for payloads without an exchange time.
+RECV_PARSERS: dict[str, Callable[[dict[str, Any], int], Any]] = {SPOT_BOOK_TICKER: spot_book_ticker_update}
 
 
 def event_time_ms(event: dict[str, Any]) -> int | None:

@@ -79,8 +79,8 @@ def test_parse_agg_trade_and_mark_price_events() -> None:
 
 @pytest.mark.parametrize(("market", "data", "needle"), [
     ("us", "mark_price", "no stream for dataset 'mark_price' on market 'us'"),
-    ("spot", "book_ticker", "bookTicker events carry no event or transaction time"),
-    ("us", "book_ticker", "bookTicker events carry no event or transaction time"),
+    ("spot", "mark_price", "no stream for dataset 'mark_price' on market 'spot'"),
+    ("um", "spot_book_ticker", "no stream for dataset 'spot_book_ticker' on market 'um'"),
 ])
 def test_recorder_datasets_on_spot_markets_are_refused(market: str, data: str, needle: str, tmp_path) -> None:
     from kline_lake.cli.follow_cmd import build_request
@@ -89,6 +89,37 @@ def test_recorder_datasets_on_spot_markets_are_refused(market: str, data: str, n
         build_request(market=market, data=data, interval="1m", symbols="BTCUSDT", lake=str(tmp_path),
                       base_url=None, ws_url=None, duration=None, flush_seconds="5", silence_seconds="30",
                       streams_per_connection=None)
+
+
+@pytest.mark.parametrize("market", ["spot", "us"])
+def test_book_ticker_on_spot_markets_records_spot_book_ticker(market: str, tmp_path) -> None:
+    """Spot/us bookTicker events carry no exchange time: `--data book_ticker` there records the
+    `spot_book_ticker` dataset (update id + the follower's receive time), no longer refused."""
+    from kline_lake.cli.follow_cmd import build_request
+
+    req = build_request(market=market, data="book_ticker", interval="1m", symbols="BTCUSDT", lake=str(tmp_path),
+                        base_url=None, ws_url=None, duration=None, flush_seconds="5", silence_seconds="30",
+                        streams_per_connection=None)
+    assert req.dataset == "spot_book_ticker" and streams.stream_name(req.dataset, "BTCUSDT") == "btcusdt@bookTicker"
+    # the spot docs' payload (no e, E, T), stamped with the receive time
+    spot = {"u": 400900217, "s": "BNBUSDT", "b": "25.35190000", "B": "31.21000000", "a": "25.36520000",
+            "A": "40.66000000"}
+    r = streams.spot_book_ticker_update(spot, 1_767_225_600_123_456)
+    assert (r.key, r.time_ms) == (400900217, 1_767_225_600_123) and r.row["recv_time"] == 1_767_225_600_123_456
+    assert r.row["best_bid_price"] == 25.3519 and r.row["best_ask_qty"] == 40.66
+    assert streams.spot_book_ticker_update({"e": "aggTrade", "u": 1}, 0) is None
+    with pytest.raises(ValueError):
+        streams.spot_book_ticker_update({"u": 1, "s": "X"}, 0)
+
+
+def test_download_refuses_spot_book_ticker(tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-c", "from kline_lake.cli import main; main()", "download",
+                           "--market", "spot", "--data", "book_ticker", "--symbols", "BTCUSDT", "--start",
+                           "2026-01-01", "--lake", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "only on futures markets" in lines[0], proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing half-written
 
 
 def test_download_refuses_the_recorder_dataset(tmp_path) -> None:
