@@ -60,7 +60,9 @@ def test_readme_curl_examples_answer():
     """The fake-exchange URLs the README shows curl-ing return what it says."""
     urls = re.findall(r"'http://127\.0\.0\.1:8080(/[^']+)'", README)
     assert urls, "README shows no fake-exchange URL"
-    with FakeExchange(seed=1, minute_seconds=2, weight_limit=40) as fx, httpx.Client() as http:
+    # a real one-minute weight window: the eight requests must fall in one window even
+    # on a loaded machine (a 2 s fake minute let a slow run reset it mid-hammer)
+    with FakeExchange(seed=1, minute_seconds=60, weight_limit=40) as fx, httpx.Client() as http:
         for path in urls:
             assert http.get(fx.base_url + path).status_code == 200, path
         hammer = [u for u in urls if "fapi" in u][0]
