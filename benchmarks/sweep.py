@@ -15,8 +15,8 @@ before that bar's signal, fill a gap at the open and the stop price otherwise
 pays slippage like any fill). With next-open fills they would differ by design: our
 exit signal filled at a bar's open comes before that bar's stops, while vectorbt lets a
 stop hit later in the bar win (see `backtest.kernels.simulate_nb` and
-tests/backtest/test_stops_vectorbt.py). vectorbt computes each chunk's signals once and
-runs them once per level (favouring it). The bars have wicks (high/low beyond
+tests/backtest/test_stops_vectorbt.py). Both engines compute a combination's signals once and
+run them once per level (ours inside the one batched kernel call). The bars have wicks (high/low beyond
 open/close), so stops are hit inside bars as well as by gaps.
 
 vectorbt gets the grid in chunks of ``--vbt-chunk`` columns (default 50), with its
