@@ -139,13 +139,15 @@ def test_fake_exchange_information_bars_close_at_the_threshold(fake_lake) -> Non
 
 
 def test_fake_exchange_1m_bars_equal_klines(fake_lake) -> None:
-    """The fake's aggTrades carry each second's volume and trade count at its close price
-    (fake_exchange.synthetic docstring), so volume, trade count and close agree exactly;
-    open/high/low/taker-buy are not modelled per trade by the fake (see the report)."""
+    """The fake's seconds are flat (one price each: the minute's open first, its close
+    last, high and low inside; fake_exchange.synthetic docstring), so bars of its trades
+    equal its klines in open, high, low, close, volume and trade count, downloaded
+    through the lake; quote and taker-buy volumes are still split top-down by the fake,
+    not summed from its trades (tests/trades/test_fake_model.py)."""
     bars = fake_lake.bars("um", "SRMUSDT", "trades", "1m")
     klines = fake_lake.klines("um", "SRMUSDT", "1m")
     assert bars.height == klines.height == 180
-    cols = ["open_time", "close_time", "volume", "trades", "close"]
+    cols = ["open_time", "close_time", "open", "high", "low", "close", "volume", "trades"]
     assert bars.select(cols).equals(klines.select(cols))
 
 
