@@ -23,34 +23,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from kline_lake.download.distributed import CONNECT_TIMEOUT_S, parse_address
 from kline_lake.errors import InputError
 
-SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")
-CONNECT_TIMEOUT_S = 5.0
 TASKS_PER_WORKER = 4  # enough tasks to balance uneven chunks and to survive a lost worker
-MAX_LOCAL_WORKERS = 256
-
-
-def parse_address(address: str) -> tuple[str, int | str]:
-    """``'local:2'`` -> ('local', 2); ``'tcp://h:8786'`` -> ('remote', 'tcp://h:8786');
-    InputError for anything else."""
-    text = str(address).strip()
-    m = re.fullmatch(r"local:(\d+)", text)
-    if m:
-        n = int(m.group(1))
-        if not 1 <= n <= MAX_LOCAL_WORKERS:
-            raise InputError(f"--dask local:N needs 1 <= N <= {MAX_LOCAL_WORKERS}, got {text!r}")
-        return "local", n
-    m = re.fullmatch(r"([a-z]+)://([^\s/:]+|\[[0-9a-fA-F:]+\]):(\d{1,5})", text)
-    if m and m.group(1) in SCHEMES and 0 < int(m.group(3)) < 65536:
-        return "remote", text
-    raise InputError(f"--dask must be local:N (N worker processes) or a scheduler address "
-                     f"like tcp://HOST:8786, got {text!r}")
 
 
 def _local_cluster(n_workers: int) -> Any:
