@@ -19,7 +19,9 @@ from kline_lake.core.markets import KLINE_DATASETS, Market
 FUNDING_POOL_REQUESTS = 500
 FUNDING_POOL_WINDOW_S = 300
 # The USD-M /futures/data statistics (openInterestHist, the long/short ratios,
-# takerlongshortRatio): "IP rate limit 1000 requests/5min".
+# takerlongshortRatio): "IP rate limit 1000 requests/5min" (checked on the current pages
+# .../usds-margined-futures/market-data/rest-api/Open-Interest-Statistics and
+# .../Taker-BuySell-Volume, where the weight reads 0).
 FUTURES_DATA_POOL_REQUESTS = 1000
 FUTURES_DATA_POOL_WINDOW_S = 300
 
@@ -61,7 +63,8 @@ def request_weight(market: Market, endpoint: str, limit: int | None = None) -> i
     if market.name == "us":
         # Binance.US documents klines 1, aggTrades 1, exchangeInfo 10 (its rest-api.md, last
         # changed 2023-09-06); Binance.com's 2023 weight increases did not apply there.
-        # historicalTrades ("Old Trade Lookup"): weight 5 there.
+        # historicalTrades ("Old trade lookup (MARKET_DATA)"): weight 5 there (rest-api.md of
+        # github.com/binance-us/binance-us-api-docs, checked at its 2024-06-17 revision).
         if endpoint == "historicalTrades":
             return 5
         return 10 if endpoint == "exchangeInfo" else 1
@@ -70,7 +73,9 @@ def request_weight(market: Market, endpoint: str, limit: int | None = None) -> i
         return 2
     if endpoint == "aggTrades":
         return 4
-    if endpoint == "historicalTrades":  # "Old trade lookup": weight 25
+    # "Old trade lookup": weight 25 (developers.binance.com/docs/binance-spot-api-docs/
+    # rest-api/market-data-endpoints#old-trade-lookup, checked 2026-12).
+    if endpoint == "historicalTrades":
         return 25
     if endpoint == "exchangeInfo":
         return 20
