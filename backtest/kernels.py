@@ -9,7 +9,7 @@ One bar at a time, in this order (the order is part of the contract and is teste
 3. the user's stops (``sl_stop``, ``tp_stop``, ``sl_trail``; optional) of a position
    filled before this bar: the stop-loss, then the take-profit, then the trailing
    reference moves to the bar's high (long) / low (short); resolution with worked
-   numbers in `simulate_nb`;
+   numbers in `backtest.stops`;
 4. isolated-margin liquidation (optional): if the bar's low (long) / high (short)
    reaches the liquidation price, the position closes at that price; without it, a
    position whose equity marked at the bar's close is <= 0 is a ruin: it closes at
@@ -44,14 +44,12 @@ from numba import njit
 from backtest.records import (
     KIND_LIQUIDATION,
     KIND_SIGNAL,
-    KIND_SL,
-    KIND_TP,
-    KIND_TRAIL,
     REASON_NONE,
     TRADE_CLOSED,
     TRADE_LIQUIDATED,
     TRADE_OPEN,
 )
+from backtest.stops import stop_level_nb, user_stop_exit_nb
 
 # direction codes
 LONG, SHORT, BOTH = 0, 1, 2
@@ -313,60 +311,6 @@ def _apply_stop_nb(st, orders, trades, i, px, liq_on, fee_rate, leverage, lot, i
 
 
 @njit(cache=True)
-def stop_level_nb(ref_px, frac, below, inverse):
-    """A stop level `frac` below (`below`) or above `ref_px`: ``ref_px * (1 -/+ frac)``;
-    on an inverse mirror (prices ``1 / price``) the level is set in real price space,
-    where below the real price is above the mirrored one: ``ref_px / (1 +/- frac)``
-    (`below` then means below the *mirrored* price, i.e. above the real one). A level a
-    real price cannot reach (a real take-profit at or below 0) is inf; an off one (`frac`
-    NaN) is NaN, which no price reaches."""
-    if not inverse or np.isnan(frac):
-        return ref_px * (1.0 - frac) if below else ref_px * (1.0 + frac)
-    if below:
-        return ref_px / (1.0 + frac)
-    return ref_px / (1.0 - frac) if frac < 1.0 else np.inf
-
-
-@njit(cache=True)
-def user_stop_exit_nb(pos, ref_px, entry_px, sl_stop, tp_stop, sl_trail, open_px, high_px,
-                      low_px, inverse=False):
-    """``(price, kind)`` at which one bar exits a position of signed `pos` through its
-    stops, or ``(NaN, -1)``: the stop-loss at ``ref_px * (1 -/+ sl_stop)`` (`ref_px` is
-    the entry fill price, or the best price seen when trailing) is looked at first, then
-    the take-profit at ``entry_px * (1 +/- tp_stop)``; a bar opening beyond a level fills
-    at its open (see `simulate_nb` for the worked numbers). `inverse`: the levels of
-    `stop_level_nb` on a mirror."""
-    sl_kind = KIND_TRAIL if sl_trail else KIND_SL
-    if pos > 0.0:
-        if not np.isnan(sl_stop):
-            px = stop_level_nb(ref_px, sl_stop, True, inverse)
-            if open_px <= px:
-                return open_px, sl_kind
-            if low_px <= px:
-                return px, sl_kind
-        if not np.isnan(tp_stop):
-            px = stop_level_nb(entry_px, tp_stop, False, inverse)
-            if open_px >= px:
-                return open_px, KIND_TP
-            if high_px >= px:
-                return px, KIND_TP
-    else:
-        if not np.isnan(sl_stop):
-            px = stop_level_nb(ref_px, sl_stop, False, inverse)
-            if open_px >= px:
-                return open_px, sl_kind
-            if high_px >= px:
-                return px, sl_kind
-        if not np.isnan(tp_stop):
-            px = stop_level_nb(entry_px, tp_stop, True, inverse)
-            if open_px <= px:
-                return open_px, KIND_TP
-            if low_px <= px:
-                return px, KIND_TP
-    return np.nan, -1
-
-
-@njit(cache=True)
 def _user_stops_nb(st, orders, trades, i, open_px, high_px, low_px, sl_stop, tp_stop,
                    sl_trail, fee_rate, slip, leverage, lot, liq_on, mmr, inverse):
     """Step 3 of `simulate_nb` on a bar `i` where `_user_stop_may_act_nb` saw a stop
@@ -479,28 +423,10 @@ def simulate_nb(open_, high, low, close, sig, fund_at_open, fund_intra, directio
     stops then use `slip`.
 
     Stops (step 3; `sl_stop`/`tp_stop` NaN = off, fractions of the entry fill price,
-    i.e. after slippage): a long filled at 100 with ``sl_stop=0.02, tp_stop=0.05`` has
-    its stop-loss at 98 and its take-profit at 105, a short at 102 and 95. They are
-    looked at from the bar after the fill (the fill's own bar is neither checked nor
-    used by the trailing stop), before liquidation and the bar's own signal:
-
-    - a bar opening beyond a level exits at the open (a gap): open 97 -> exit at 97,
-      open 106 -> exit at 106;
-    - else a bar whose range reaches the level exits at the level: open 99, low 97.5
-      -> exit at 98; open 101, high 106 -> exit at 105;
-    - a bar reaching both (open 100, low 97, high 106) exits at the stop-loss, 98: the
-      path inside a bar is unknown, so the conservative order is assumed;
-    - the exit is an order like any other: slippage moves it against the trader (98
-      with 10 bps sells at 97.902) and pays the fee rate; its order kind and its
-      trade's ``reason`` are ``KIND_SL``, ``KIND_TP`` or ``KIND_TRAIL``;
-    - ``sl_trail``: the stop-loss follows the best price seen since the fill, updated
-      from each bar's high (long) / low (short) *after* that bar's check; long at 100,
-      ``sl_stop=0.1``: bar high 120 (low 101) -> no exit, stop moves to 108; next bar
-      open 115, low 107 -> exit at 108 (``KIND_TRAIL``); the take-profit stays
-      anchored at the entry;
-    - an exit signal filled at this bar's open (step 2) comes before the stops;
-    - a stop whose fill lies beyond the liquidation price (step 4) is not taken: the
-      liquidation came first on the way there.
+    i.e. after slippage) resolve as `backtest.stops` documents with worked numbers;
+    here an exit signal filled at this bar's open (step 2) comes before them, and a
+    stop whose fill lies beyond the liquidation price (step 4) is not taken: the
+    liquidation came first on the way there.
 
     Ruin: when the account is flat after a close or a liquidation with no equity left
     or too little to place the exchange's minimum order, or when equity marked at a
