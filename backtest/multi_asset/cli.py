@@ -3,6 +3,7 @@
     backtest portfolio --universe um:BTCUSDT,um:ETHUSDT,spot:BTCUSDT --interval 1h \\
         --start 2024-01-01 --end 2024-03-01 --strategy momentum_rank --param k=1 \\
         --rebalance 8h --leverage 2 --json out.json
+    backtest portfolio ... --sl-stop 0.01:0.05:0.01 --tp-stop 0.1 --sl-trail  # swept stops
 
 Bad input (unknown market, symbol or strategy, a symbol the lake lacks, weights over the
 leverage, a spot short, mixed cm margin coins...) prints one line and exits 2.
@@ -15,7 +16,7 @@ from typing import Any
 import click
 
 from backtest.multi_asset.strategies import PORTFOLIO_STRATEGIES
-from backtest.params import parse_params, single_values
+from backtest.params import parse_param, parse_params, single_values
 from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.errors import InputError
 
@@ -63,6 +64,15 @@ def _fmt(value: Any) -> str:
                    "(the result says so); by default such holes refuse to run.")
 @click.option("--leverage", type=float, default=1.0, show_default=True,
               help="Maximum gross exposure as a multiple of equity.")
+@click.option("--sl-stop", default=None, metavar="FRACTION",
+              help="Stop-loss per asset position, a fraction of its entry fill price in "
+                   "(0, 1); a stopped asset stays flat until the next rebalance. Sweep: "
+                   "also START:STOP:STEP (stop exclusive) or A,B,C.")
+@click.option("--tp-stop", default=None, metavar="FRACTION",
+              help="Take-profit per asset position, a fraction of its entry fill price, "
+                   "> 0 (sweep: levels as for --sl-stop).")
+@click.option("--sl-trail", is_flag=True, default=False,
+              help="The stop-loss trails the best price seen since the position's entry.")
 @click.option("--dask", "dask_address", metavar="local:N|ADDRESS", default=None,
               help="Run a sweep's combinations on Dask: local:N starts N worker processes, "
                    "tcp://HOST:8786 uses a running scheduler (its workers must see the lake "
@@ -87,11 +97,14 @@ def portfolio_cmd(**kw: Any) -> None:
     say = (lambda text: click.echo(text, err=True)) \
         if to_stdout(kw["json_path"], kw["report_path"]) else click.echo
     grid = parse_params(kw["param"])
+    stops = {name: _stop_option(kw[name], name) for name in ("sl_stop", "tp_stop")}
     if kw["dask_address"] is not None:
         from backtest.distributed import parse_address
 
         parse_address(kw["dask_address"])
-    if any(len(v) > 1 for v in grid.values()):
+    kw.update(stops)
+    if any(len(v) > 1 for v in grid.values()) or any(isinstance(v, list)
+                                                     for v in stops.values()):
         _sweep(grid, kw, say)
         return
     if kw["dask_address"] is not None:
@@ -104,13 +117,17 @@ def portfolio_cmd(**kw: Any) -> None:
                            cash=kw["cash"], fee=kw["fee"], slippage_bps=kw["slippage_bps"],
                            funding=kw["funding"], leverage=kw["leverage"], fill=kw["fill"],
                            rebalance=kw["rebalance"], threshold=kw["threshold"],
-                           allow_gaps=kw["allow_gaps"])
+                           allow_gaps=kw["allow_gaps"], sl_stop=kw["sl_stop"],
+                           tp_stop=kw["tp_stop"], sl_trail=kw["sl_trail"])
     except InputError:
         raise
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     for name in SHOWN:
         say(f"{name:>14}: {_fmt(result.metrics[name])}")
+    if kw["sl_stop"] is not None or kw["tp_stop"] is not None:
+        for name in ("n_sl_exits", "n_tp_exits", "n_trail_exits"):
+            say(f"{name:>14}: {result.metrics[name]}")
     for name, stats in result.assets.items():
         say(f"{name:>18}  pnl {_fmt(stats['pnl'])}  fees {_fmt(stats['fees_paid'])}  "
             f"funding {_fmt(stats['funding_paid'])}")
@@ -128,6 +145,14 @@ def portfolio_cmd(**kw: Any) -> None:
             click.echo(f"report: {write_portfolio_report(result, kw['report_path'])}", err=True)
 
 
+def _stop_option(text: str | None, name: str) -> float | list[float] | None:
+    """``0.02`` -> 0.02; ``0.01:0.05:0.01`` or ``0.01,0.02`` -> the levels (a sweep)."""
+    if text is None:
+        return None
+    values = [float(v) for v in parse_param(f"{name}={text}")[1]]
+    return values if any(c in text for c in ":,") else values[0]
+
+
 def _sweep(grid: dict, kw: dict[str, Any], say) -> None:
     """`--param` with several values: every combination on one loaded panel, in one
     batched kernel call (on Dask workers with --dask)."""
@@ -142,12 +167,17 @@ def _sweep(grid: dict, kw: dict[str, Any], say) -> None:
                                 slippage_bps=kw["slippage_bps"], funding=kw["funding"],
                                 leverage=kw["leverage"], fill=kw["fill"],
                                 rebalance=kw["rebalance"], threshold=kw["threshold"],
-                                allow_gaps=kw["allow_gaps"], dask=kw["dask_address"])
+                                allow_gaps=kw["allow_gaps"], dask=kw["dask_address"],
+                                sl_stop=kw["sl_stop"], tp_stop=kw["tp_stop"],
+                                sl_trail=kw["sl_trail"])
     except InputError:
         raise
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    cols = [*grid, "final_equity", "total_return", "sharpe", "max_drawdown", "turnover"]
+    swept = [name for name, value in kw.items() if name in ("sl_stop", "tp_stop")
+             and isinstance(value, list)]
+    cols = [*grid, *swept, "final_equity", "total_return", "sharpe", "max_drawdown",
+            "turnover"]
     say(f"{frame.height} combinations, by sharpe:")
     say("  ".join(cols))
     shown = frame.sort(pl.col("sharpe").fill_nan(None), descending=True, nulls_last=True)

@@ -21,6 +21,12 @@ Decisions where the issue is silent:
   (1/entry - 1/exit)``, fees ``fee_rate * contracts * contractSize / price`` and funding
   ``contracts * contractSize / mark * rate`` in coin: the kernel runs the mirrored
   linear model described in `kernel`.
+- Stops (``sl_stop``, ``tp_stop``, ``sl_trail``; one setting for every asset): per asset
+  position, resolved as in `backtest.run` (`backtest.stops`, worked numbers there),
+  anchored at the fill that opened the position (a same-side resize keeps the levels);
+  after a stop exit the asset stays flat until the next rebalance fill re-applies its
+  target weight. Exits are orders of kind ``sl``/``tp``/``trail``, counted in the
+  metrics (``n_sl_exits``, ``n_tp_exits``, ``n_trail_exits``) and per asset.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from backtest import fills
-from backtest.engine import use_jit
+from backtest.engine import use_jit, validate_stops
 from backtest.fees import FeeModel
 from backtest.multi_asset.kernel import N_ACC, order_capacity, simulate_portfolio_nb
 from backtest.multi_asset.panel import SPOT_MARKETS, Panel, load_panel
@@ -136,29 +142,52 @@ def account_kind(panel: Panel) -> str:
     return "inverse"
 
 
-def kernel_inputs(panel: Panel, w: np.ndarray, inverse: bool) -> dict[str, np.ndarray]:
-    """Prices, weights and funding as the kernel takes them (mirrored for inverse)."""
+def check_stops(sl_stop: float | None, tp_stop: float | None,
+                sl_trail: bool) -> tuple[float, float, bool]:
+    """The stops as the kernel takes them (NaN = off); InputError as `backtest.run`
+    gives it (``0 < sl_stop < 1``, ``tp_stop > 0``, a trail needs a stop-loss)."""
+    for name, stop in (("sl stop", sl_stop), ("tp stop", tp_stop)):
+        if stop is not None and (isinstance(stop, bool)
+                                 or not isinstance(stop, int | float | np.number)):
+            raise InputError(f"{name} takes one value here (several levels: a portfolio "
+                             "sweep)")
+    validate_stops(sl_stop, tp_stop, bool(sl_trail))
+    return (np.nan if sl_stop is None else float(sl_stop),
+            np.nan if tp_stop is None else float(tp_stop), bool(sl_trail))
+
+
+def kernel_inputs(panel: Panel, w: np.ndarray, inverse: bool,
+                  stops: bool = False) -> dict[str, np.ndarray]:
+    """Prices, weights and funding as the kernel takes them (mirrored for inverse);
+    high and low only with `stops` (else no rows: the kernel does not read them)."""
     m = panel.n_assets
+    none = np.empty((0, m))
     if not inverse:
         return {"open": panel.open, "close": panel.close, "weights": w,
                 "fund_at_open": panel.fund_at_open, "fund_intra": panel.fund_intra,
-                "inverse": np.zeros(m, np.bool_), "lot_step": np.zeros(m)}
-    with np.errstate(divide="ignore"):
+                "inverse": np.zeros(m, np.bool_), "lot_step": np.zeros(m),
+                "high": panel.high if stops else none, "low": panel.low if stops else none}
+    with np.errstate(divide="ignore"):  # the mirror's high is the real low's mirror
         return {"open": 1.0 / panel.open, "close": 1.0 / panel.close, "weights": -w,
                 "fund_at_open": -panel.fund_at_open, "fund_intra": -panel.fund_intra,
-                "inverse": np.ones(m, np.bool_), "lot_step": panel.contract_size.copy()}
+                "inverse": np.ones(m, np.bool_), "lot_step": panel.contract_size.copy(),
+                "high": 1.0 / panel.low if stops else none,
+                "low": 1.0 / panel.high if stops else none}
 
 
 def simulate(panel: Panel, w: np.ndarray, rebal: np.ndarray, *, cash: float,
              fee_rate: np.ndarray, slip: float, leverage: float, fill: str, threshold: float,
-             inverse: bool, jit: bool | None = None) -> dict[str, Any]:
-    """One kernel call; returns its output arrays (kernel units) and records."""
+             inverse: bool, jit: bool | None = None,
+             stops: tuple[float, float, bool] = (np.nan, np.nan, False)) -> dict[str, Any]:
+    """One kernel call; returns its output arrays (kernel units) and records. `stops`:
+    ``(sl_stop, tp_stop, sl_trail)`` of `check_stops`."""
     n, m = panel.n_bars, panel.n_assets
-    k = kernel_inputs(panel, w, inverse)
+    stops_on = not (np.isnan(stops[0]) and np.isnan(stops[1]))
+    k = kernel_inputs(panel, w, inverse, stops_on)
     out = {name: np.empty(n) for name in ("equity", "cash", "gross", "net", "fees", "funding")}
     out["position"] = np.empty((n, m))
     acc = np.zeros((m, N_ACC))
-    orders = empty_orders(order_capacity(w, rebal))
+    orders = empty_orders(order_capacity(w, rebal, stops_on))
     kernel = simulate_portfolio_nb if use_jit(jit) else simulate_portfolio_nb.py_func
     status, n_ord = kernel(
         np.ascontiguousarray(k["open"]), np.ascontiguousarray(k["close"]), panel.tradable,
@@ -166,7 +195,8 @@ def simulate(panel: Panel, w: np.ndarray, rebal: np.ndarray, *, cash: float,
         np.ascontiguousarray(k["fund_intra"]), panel.delist_idx, k["inverse"], k["lot_step"],
         fill == "close", float(cash), fee_rate, slip, float(leverage), float(threshold),
         out["equity"], out["cash"], out["gross"], out["net"], out["fees"], out["funding"],
-        out["position"], acc, orders)
+        out["position"], acc, orders, np.ascontiguousarray(k["high"]),
+        np.ascontiguousarray(k["low"]), *stops)
     out.update(status=int(status), orders=orders[:n_ord], acc=acc, close=k["close"])
     return out
 
@@ -197,17 +227,20 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
               fee: float | None = None, slippage_bps: float = 0.0, funding: bool = True,
               leverage: float = 1.0, fill: str = "next_open", rebalance: str | None = None,
               threshold: float = 0.0, allow_gaps: bool = False,
-              jit: bool | None = None) -> PortfolioResult:
+              sl_stop: float | None = None, tp_stop: float | None = None,
+              sl_trail: bool = False, jit: bool | None = None) -> PortfolioResult:
     """Backtest a portfolio strategy over ``[start, end)`` of the lake's `universe`.
 
     `strategy`: a built-in name (`PORTFOLIO_STRATEGIES`) or ``f(panel, **params) ->
     weights``. `panel` replaces lake/universe/interval/start/end (already loaded).
     Settings share `backtest.run`'s names (cash, fee, slippage_bps, funding, leverage,
-    fill, allow_gaps) plus `rebalance` and `threshold`; see the module docstring. The
+    fill, allow_gaps, sl_stop, tp_stop, sl_trail) plus `rebalance` and `threshold`; see
+    the module docstring (stops: per asset position, flat until the next rebalance). The
     lake's coverage is checked per asset as in `backtest.run`: never-fetched holes refuse
     (CoverageError, exit 2) unless ``allow_gaps=True``, which runs and says so.
     """
     check_settings(cash, leverage, fill, threshold)
+    stops = check_stops(sl_stop, tp_stop, sl_trail)
     slip = fills.slippage_fraction(slippage_bps)
     name, func = get_weight_func(strategy)
     resolved = resolve_params(func, dict(params or {}))
@@ -222,11 +255,14 @@ def portfolio(strategy: str | WeightFunc = "equal_weight",
     w = check_weights(panel, func(panel, **resolved), leverage, rebal)
     rates = fee_rates(panel, fee)
     sim = simulate(panel, w, rebal, cash=cash, fee_rate=rates, slip=slip, leverage=leverage,
-                   fill=fill, threshold=threshold, inverse=inverse, jit=jit)
+                   fill=fill, threshold=threshold, inverse=inverse, jit=jit, stops=stops)
     config = {"universe": list(panel.assets), "interval": panel.interval, "cash": float(cash),
               "fee_rates": rates.tolist(), "slippage_bps": float(slippage_bps),
               "funding": bool(funding), "leverage": float(leverage), "fill": fill,
               "rebalance": rebalance, "threshold": float(threshold),
+              "sl_stop": sl_stop if sl_stop is None else float(sl_stop),
+              "tp_stop": tp_stop if tp_stop is None else float(tp_stop),
+              "sl_trail": bool(sl_trail),
               "account": "coin" if inverse else "quote", "n_bars": panel.n_bars,
               "allow_gaps": bool(allow_gaps), "unknown_gaps": panel.unknown_gaps}
     return build_result(panel, lambda: target_weights(panel, w, rebal), sim, name, resolved,

@@ -14,19 +14,31 @@ Arrays in, arrays out, a status code instead of exceptions. One bar ``i`` at a t
    the cash the account may spend, ``cash + (leverage - 1) * V``; one that needs more is
    reduced to what that cash pays for, fee included. ``threshold`` skips an asset whose
    weight drift ``|w - qty * open / V|`` is below it;
-3. funding inside the bar is charged on the positions held after the open fill;
-4. ``fill="close"``: this bar's weights fill at its close, as in 2;
-5. an asset whose data ends here because it was delisted (``delist_idx[a] == i``) is
+3. stops (``sl_stop``, ``tp_stop``, ``sl_trail``; optional, one setting for every asset),
+   per asset position, resolved by `backtest.stops` exactly as for ``run`` (worked
+   numbers there): checked from the bar after the fill that opened the position (from
+   flat, or across zero); a gap fills at the open, else at the level, the stop-loss
+   before the take-profit in one bar; slippage and the asset's fee as for any fill;
+   order kind `KIND_SL`/`KIND_TP`/`KIND_TRAIL`; then, without an exit, the trailing
+   reference moves to the bar's high (long) / low (short). The levels are anchored at
+   the opening fill price: a rebalance that resizes the position on the same side keeps
+   them (vectorbt's ``upon_stop_update="keep"``). After a stop the asset stays flat
+   until the next rebalance fill re-applies its target weight (a new position, new
+   levels); an asset without a bar is not checked;
+4. funding inside the bar is charged on the positions held after the open fill;
+5. ``fill="close"``: this bar's weights fill at its close, as in 2;
+6. an asset whose data ends here because it was delisted (``delist_idx[a] == i``) is
    closed at this bar's close (slippage, fee; order kind `KIND_DELIST`);
-6. equity is marked at the close (the last close for an asset without a bar):
+7. equity is marked at the close (the last close for an asset without a bar):
    ``equity = (cash + sum(qty * close)) - fund``; funding sits in its own accumulator
    subtracted last, so a held portfolio's equity with funding equals its equity without
    funding minus ``funding_paid`` exactly.
 
 Inverse (COIN-M) contracts enter the kernel already mirrored by `backtest.multi_asset.
 engine`: price ``1 / p``, quantity ``-contracts * contractSize``, weight ``-w``,
-``lot_step = contractSize``; ``inverse[a]`` makes slippage act on the real price
-(a real buy at ``p * (1 + slip)`` is a mirrored sell at ``(1 / p) / (1 + slip)``).
+``lot_step = contractSize``, high ``1 / low`` and low ``1 / high``; ``inverse[a]`` makes
+slippage act on the real price (a real buy at ``p * (1 + slip)`` is a mirrored sell at
+``(1 / p) / (1 + slip)``) and sets the stop levels in real USD prices (`backtest.stops`).
 """
 
 from __future__ import annotations
@@ -34,7 +46,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest.multi_asset.records import KIND_DELIST, KIND_REBALANCE
+from backtest.multi_asset.records import KIND_DELIST, KIND_REBALANCE, KIND_SL
+from backtest.stops import trail_ref_nb, user_stop_exit_nb
 
 STATUS_OK = 0
 STATUS_BAD_INPUT = 8  # array shapes disagree
@@ -45,9 +58,12 @@ STATUS_CASH_LIMITED = 64  # a buy was reduced to the cash the account may spend
 # slots of the scalar state vector
 CASH, FUND, N_ORD, STATUS, FEES = 0, 1, 2, 3, 4
 N_SLOTS = 5
-# columns of the per-asset accumulator (fees, funding, traded notional, cash flow)
-A_FEES, A_FUND, A_TURN, A_FLOW = 0, 1, 2, 3
-N_ACC = 4
+# columns of the per-asset accumulator (fees, funding, traded notional, cash flow, and
+# the exits by stop-loss, take-profit, trailing stop: A_SL + kind - KIND_SL)
+A_FEES, A_FUND, A_TURN, A_FLOW, A_SL, A_TP, A_TRAIL = 0, 1, 2, 3, 4, 5, 6
+N_ACC = 7
+# columns of the per-asset stop anchor: entry fill price, trailing reference, entry bar
+S_ENTRY, S_REF, S_IDX = 0, 1, 2
 
 
 @njit(cache=True)
@@ -84,10 +100,11 @@ def _fill_price_nb(price, side, slip, inverse):
 
 
 @njit(cache=True)
-def trade_nb(st, acc, pos, orders, i, a, delta, price, fee_rate, slip, inverse, step,
+def trade_nb(st, acc, pos, anchor, orders, i, a, delta, price, fee_rate, slip, inverse, step,
              spendable, kind):
     """Buy (delta > 0) or sell (< 0) `delta` units of asset `a` at `price`; a buy is cut
-    to `spendable` cash (NaN: no limit), rounded down to `step` when it is set."""
+    to `spendable` cash (NaN: no limit), rounded down to `step` when it is set. A fill
+    that opens a position (from flat, or across zero) anchors its stops in `anchor[a]`."""
     side = 1 if delta > 0.0 else -1
     px = _fill_price_nb(price, side, slip, inverse)
     qty = abs(delta)
@@ -108,7 +125,12 @@ def trade_nb(st, acc, pos, orders, i, a, delta, price, fee_rate, slip, inverse, 
         _flag_nb(st, STATUS_CASH_LIMITED)
     st[CASH] -= side * cost + fee
     st[FEES] += fee
+    before = pos[a]
     pos[a] += side * qty
+    if before == 0.0 or (before > 0.0) != (pos[a] > 0.0):
+        anchor[a, S_ENTRY] = px
+        anchor[a, S_REF] = px
+        anchor[a, S_IDX] = i
     acc[a, A_FEES] += fee
     acc[a, A_TURN] += cost
     acc[a, A_FLOW] -= side * cost + fee
@@ -116,8 +138,8 @@ def trade_nb(st, acc, pos, orders, i, a, delta, price, fee_rate, slip, inverse, 
 
 
 @njit(cache=True)
-def rebalance_nb(st, acc, pos, last_px, orders, i, price_row, tradable_row, w_row, inverse,
-                 step, fee_rate, slip, leverage, threshold):
+def rebalance_nb(st, acc, pos, anchor, last_px, orders, i, price_row, tradable_row, w_row,
+                 inverse, step, fee_rate, slip, leverage, threshold):
     """Fill one row of target weights at `price_row` (see the module docstring)."""
     m = pos.shape[0]
     value = st[CASH] - st[FUND]
@@ -151,8 +173,27 @@ def rebalance_nb(st, acc, pos, last_px, orders, i, price_row, tradable_row, w_ro
         spendable = np.nan
         if delta[a] > 0.0:
             spendable = (st[CASH] - st[FUND]) + (leverage - 1.0) * value
-        trade_nb(st, acc, pos, orders, i, a, delta[a], price_row[a], fee_rate[a], slip,
-                 inverse[a], step[a], spendable, KIND_REBALANCE)
+        trade_nb(st, acc, pos, anchor, orders, i, a, delta[a], price_row[a], fee_rate[a],
+                 slip, inverse[a], step[a], spendable, KIND_REBALANCE)
+
+
+@njit(cache=True)
+def stops_nb(st, acc, pos, anchor, orders, i, open_row, high_row, low_row, tradable_row,
+             inverse, fee_rate, slip, sl_stop, tp_stop, sl_trail):
+    """Step 3 for every open position of bar `i` (see the module docstring)."""
+    for a in range(pos.shape[0]):
+        if pos[a] == 0.0 or not tradable_row[a] or anchor[a, S_IDX] >= i:
+            continue
+        px, kind = user_stop_exit_nb(pos[a], anchor[a, S_REF], anchor[a, S_ENTRY], sl_stop,
+                                     tp_stop, sl_trail, open_row[a], high_row[a], low_row[a],
+                                     inverse[a])
+        if kind >= 0:
+            trade_nb(st, acc, pos, anchor, orders, i, a, -pos[a], px, fee_rate[a], slip,
+                     inverse[a], 0.0, np.nan, kind)
+            pos[a] = 0.0  # exactly flat (no rounding residue)
+            acc[a, A_SL + kind - KIND_SL] += 1.0
+        elif sl_trail:
+            anchor[a, S_REF] = trail_ref_nb(pos[a], anchor[a, S_REF], high_row[a], low_row[a])
 
 
 @njit(cache=True)
@@ -184,12 +225,15 @@ def _mark_nb(st, pos, last_px, close_row):
 def simulate_portfolio_nb(open_, close, tradable, weights, rebalance, fund_at_open, fund_intra,
                           delist_idx, inverse, lot_step, fill_close, init_cash, fee_rate, slip,
                           leverage, threshold, equity_out, cash_out, gross_out, net_out,
-                          fees_out, fund_out, pos_out, acc, orders):
+                          fees_out, fund_out, pos_out, acc, orders, high, low, sl_stop, tp_stop,
+                          sl_trail):
     """Simulate one portfolio; fills the *_out arrays (fees and funding cumulative),
     `orders` (a `backtest.multi_asset.records.ORDER_DT` buffer).
 
     `weights[t]` is used only where `rebalance[t]`; a NaN weight leaves the asset as it
-    is. `fee_rate`, `inverse` and `lot_step` are per asset. Returns ``(status, n_orders)``.
+    is. `fee_rate`, `inverse` and `lot_step` are per asset. `sl_stop`/`tp_stop` (NaN =
+    off) and `sl_trail` are the stops of step 3; `high`/`low` (bars x assets) are read
+    only when a stop is on (else they may have no rows). Returns ``(status, n_orders)``.
     """
     n, m = close.shape
     if (weights.shape != (n, m) or rebalance.shape[0] != n or pos_out.shape != (n, m)
@@ -203,13 +247,17 @@ def simulate_portfolio_nb(open_, close, tradable, weights, rebalance, fund_at_op
     return run_portfolio_nb(open_, close, tradable, weights, row_of, fund_at_open, fund_intra,
                             delist_idx, inverse, lot_step, fill_close, init_cash, fee_rate,
                             slip, leverage, threshold, equity_out, gross_out, cash_out,
-                            net_out, fees_out, fund_out, pos_out, acc, orders)
+                            net_out, fees_out, fund_out, pos_out, acc, orders, high, low,
+                            sl_stop, tp_stop, sl_trail)
 
 
 @njit(cache=True)
 def _inputs_ok_nb(open_, close, tradable, w_rows, row_of, fund_at_open, fund_intra,
-                  delist_idx, inverse, lot_step, fee_rate, equity_out, gross_out, acc):
+                  delist_idx, inverse, lot_step, fee_rate, equity_out, gross_out, acc, high, low,
+                  stops_on):
     n, m = close.shape
+    if stops_on and (high.shape != (n, m) or low.shape != (n, m)):
+        return False
     if (open_.shape != (n, m) or tradable.shape != (n, m) or w_rows.shape[1] != m
             or fund_at_open.shape != (n, m) or fund_intra.shape != (n, m)
             or row_of.shape[0] != n or delist_idx.shape[0] != m or acc.shape != (m, N_ACC)
@@ -223,38 +271,44 @@ def _inputs_ok_nb(open_, close, tradable, w_rows, row_of, fund_at_open, fund_int
 def run_portfolio_nb(open_, close, tradable, w_rows, row_of, fund_at_open, fund_intra,
                      delist_idx, inverse, lot_step, fill_close, init_cash, fee_rate, slip,
                      leverage, threshold, equity_out, gross_out, cash_out, net_out, fees_out,
-                     fund_out, pos_out, acc, orders):
+                     fund_out, pos_out, acc, orders, high, low, sl_stop, tp_stop, sl_trail):
     """The simulation itself (see the module docstring), with the target weights stored
     compactly: bar ``t`` is a rebalance bar when ``row_of[t] >= 0`` and then uses the
     weights ``w_rows[row_of[t]]``. `equity_out` and `gross_out` are always written;
     `cash_out`, `net_out`, `fees_out`, `fund_out`, `pos_out` only when `pos_out` has
     rows (a sweep passes empty ones, and an empty `orders` buffer to count orders
-    only). Returns ``(status, n_orders)``."""
+    only). Stops as in `simulate_portfolio_nb`. Returns ``(status, n_orders)``."""
     n, m = close.shape
+    stops_on = not (np.isnan(sl_stop) and np.isnan(tp_stop))
     if not _inputs_ok_nb(open_, close, tradable, w_rows, row_of, fund_at_open, fund_intra,
-                         delist_idx, inverse, lot_step, fee_rate, equity_out, gross_out, acc):
+                         delist_idx, inverse, lot_step, fee_rate, equity_out, gross_out, acc,
+                         high, low, stops_on):
         return STATUS_BAD_INPUT, 0
     full = pos_out.shape[0] > 0
     st = np.zeros(N_SLOTS)
     st[CASH] = init_cash
     pos = np.zeros(m)
+    anchor = np.zeros((m, 3))
     last_px = np.full(m, np.nan)
     for i in range(n):
         _charge_funding_nb(st, acc, pos, fund_at_open[i])
         if (not fill_close and i > 0 and row_of[i - 1] >= 0
                 and int(st[STATUS]) & STATUS_RUINED == 0):
-            rebalance_nb(st, acc, pos, last_px, orders, i, open_[i], tradable[i],
+            rebalance_nb(st, acc, pos, anchor, last_px, orders, i, open_[i], tradable[i],
                          w_rows[row_of[i - 1]], inverse, lot_step, fee_rate, slip, leverage,
                          threshold)
+        if stops_on:
+            stops_nb(st, acc, pos, anchor, orders, i, open_[i], high[i], low[i], tradable[i],
+                     inverse, fee_rate, slip, sl_stop, tp_stop, sl_trail)
         _charge_funding_nb(st, acc, pos, fund_intra[i])
         if fill_close and row_of[i] >= 0 and int(st[STATUS]) & STATUS_RUINED == 0:
-            rebalance_nb(st, acc, pos, last_px, orders, i, close[i], tradable[i],
+            rebalance_nb(st, acc, pos, anchor, last_px, orders, i, close[i], tradable[i],
                          w_rows[row_of[i]], inverse, lot_step, fee_rate, slip, leverage,
                          threshold)
         for a in range(m):
             if delist_idx[a] == i and pos[a] != 0.0:
-                trade_nb(st, acc, pos, orders, i, a, -pos[a], close[i, a], fee_rate[a], slip,
-                         inverse[a], 0.0, np.nan, KIND_DELIST)
+                trade_nb(st, acc, pos, anchor, orders, i, a, -pos[a], close[i, a], fee_rate[a],
+                         slip, inverse[a], 0.0, np.nan, KIND_DELIST)
                 pos[a] = 0.0  # exactly flat (no rounding residue)
         equity, gross, net = _mark_nb(st, pos, last_px, close[i])
         equity_out[i] = equity
@@ -268,8 +322,10 @@ def run_portfolio_nb(open_, close, tradable, w_rows, row_of, fund_at_open, fund_
     return int(st[STATUS]), int(st[N_ORD])
 
 
-def order_capacity(weights, rebalance) -> int:
+def order_capacity(weights, rebalance, stops: bool = False) -> int:
     """Rows an order buffer needs: one per finite weight on a rebalance bar, plus one
-    delisting close per asset."""
+    delisting close per asset; with stops, one stop exit per position opened (each needs
+    an order before it), so at most twice that."""
     rows = weights[np.asarray(rebalance, dtype=bool)]
-    return int(np.isfinite(rows).sum()) + weights.shape[1] + 1
+    base = int(np.isfinite(rows).sum()) + weights.shape[1] + 1
+    return 2 * base if stops else base

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-# order kinds (`ORDER_DT["kind"]`)
+from backtest.records import KIND_SL, KIND_TP, KIND_TRAIL
+
+# order kinds (`ORDER_DT["kind"]`): a rebalance, a delisting close, and the stop exits,
+# whose codes are `backtest.records`' (what `backtest.stops.user_stop_exit_nb` returns)
 KIND_REBALANCE, KIND_DELIST = 0, 1
-KIND_NAMES = {KIND_REBALANCE: "rebalance", KIND_DELIST: "delisting"}
+KIND_NAMES = {KIND_REBALANCE: "rebalance", KIND_DELIST: "delisting", KIND_SL: "sl",
+              KIND_TP: "tp", KIND_TRAIL: "trail"}
 
 ORDER_DT = np.dtype([
     ("idx", np.int64),  # bar index of the fill
@@ -19,7 +23,7 @@ ORDER_DT = np.dtype([
     ("qty", np.float64),  # base units (linear) or mirrored USD (inverse), positive
     ("price", np.float64),  # fill price after slippage (1 / price for inverse)
     ("fee", np.float64),  # account currency (quote, or coin for COIN-M)
-    ("kind", np.int64),  # KIND_REBALANCE or KIND_DELIST
+    ("kind", np.int64),  # KIND_REBALANCE, KIND_DELIST, KIND_SL, KIND_TP or KIND_TRAIL
 ])
 
 # per-asset totals of one run (`backtest.multi_asset.results`)
@@ -29,6 +33,9 @@ ASSET_DT = np.dtype([
     ("funding_paid", np.float64),  # positive = paid, negative = received
     ("turnover", np.float64),  # traded notional, account currency
     ("n_orders", np.int64),
+    ("n_sl_exits", np.int64),  # stop exits by reason (`backtest.stops`)
+    ("n_tp_exits", np.int64),
+    ("n_trail_exits", np.int64),
     ("final_position", np.float64),  # base units, or contracts for COIN-M
 ])
 

@@ -8,11 +8,14 @@ portfolio's equity curve, with these portfolio meanings:
 - ``exposure``: the fraction of bars that end with any position open;
 - ``n_trades``: the number of orders (a portfolio has no single round-trip trade), so
   ``win_rate``, ``profit_factor`` and ``expectancy`` are NaN;
-- ``turnover``: the total traded notional; ``n_orders`` the orders.
+- ``turnover``: the total traded notional; ``n_orders`` the orders;
+- ``n_sl_exits``/``n_tp_exits``/``n_trail_exits``: stop exits (orders of kind ``sl``,
+  ``tp``, ``trail``; `backtest.stops`), also per asset.
 
 Per asset (``assets[name]``): ``pnl`` (net of fees and funding; the assets' PnL sum to
 ``final_equity - cash``), ``fees_paid``, ``funding_paid``, ``turnover``, ``n_orders``,
-``final_position`` and ``delisted_at`` (the bar whose close ended it, or None).
+the stop exits by reason, ``final_position`` and ``delisted_at`` (the bar whose close
+ended it, or None).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from backtest.multi_asset.kernel import (
     A_FEES,
     A_FLOW,
     A_FUND,
+    A_SL,
+    A_TP,
+    A_TRAIL,
     A_TURN,
     STATUS_CASH_LIMITED,
     STATUS_RECORDS_FULL,
@@ -139,6 +145,12 @@ def _notes(status: int, panel: Panel) -> list[str]:
     return notes
 
 
+def exit_counts(acc: np.ndarray) -> dict[str, int]:
+    """Stop exits by reason summed over the rows (assets) of a kernel accumulator."""
+    return {name: int(acc[:, col].sum()) for name, col in
+            (("n_sl_exits", A_SL), ("n_tp_exits", A_TP), ("n_trail_exits", A_TRAIL))}
+
+
 def _per_asset(panel: Panel, sim: dict, orders: np.ndarray, positions: np.ndarray
                ) -> dict[str, dict[str, Any]]:
     acc, pos = sim["acc"], sim["position"]
@@ -151,7 +163,8 @@ def _per_asset(panel: Panel, sim: dict, orders: np.ndarray, positions: np.ndarra
         d = int(panel.delist_idx[k])
         out[name] = {"pnl": float(pnl[k]), "fees_paid": float(acc[k, A_FEES]),
                      "funding_paid": float(acc[k, A_FUND]), "turnover": float(acc[k, A_TURN]),
-                     "n_orders": int(counts[k]), "final_position": float(positions[-1, k]),
+                     "n_orders": int(counts[k]), **exit_counts(acc[k:k + 1]),
+                     "final_position": float(positions[-1, k]),
                      "delisted_at": _iso(panel.time_us[d]) if d >= 0 else None}
     return out
 
@@ -175,7 +188,7 @@ def build_result(panel: Panel, w: Any, sim: dict, strategy: str, params: dict,
                               float(acc[:, A_FEES].sum()), float(acc[:, A_FUND].sum()),
                               panel.bar_days)
     metrics.update(n_trades=int(orders.shape[0]), n_orders=int(orders.shape[0]),
-                   turnover=float(acc[:, A_TURN].sum()))
+                   turnover=float(acc[:, A_TURN].sum()), **exit_counts(acc))
     peak = np.maximum.accumulate(np.concatenate(([cash0], equity)))[1:]
     net = -sim["net"] if inverse else sim["net"]
     frame = pl.DataFrame({"open_time": _ts(panel.time_us), "equity": equity,

@@ -10,6 +10,15 @@ call each. Each row equals the metrics of the single ``backtest.portfolio(strate
 params, ...)`` run of its combination, value for value (same kernel code, same inputs,
 the same sums).
 
+Stops: ``sl_stop``/``tp_stop`` given as several levels (a list or tuple) are grid
+dimensions after the parameters (`backtest.stop_grid`; ``sl_trail`` is one setting):
+every parameter combination runs under every level combination in the same batched
+call, its weight rows computed and held once for all its levels. Rows come parameter
+combination by parameter combination, each one's stop levels in order (the stops vary
+fastest, as if they were the last parameters), with ``sl_stop``/``tp_stop`` columns
+after the parameters; each row equals the single ``backtest.portfolio(...,
+sl_stop=level)`` run.
+
 ``dask="local:N"`` or ``"tcp://HOST:PORT"`` splits the grid into consecutive blocks, one
 Dask task each (`backtest.distributed`): a task loads the panel itself from the lake
 (`PanelSource`: the lake path and the settings, never the panel, pass through the
@@ -31,6 +40,7 @@ import numpy as np
 import polars as pl
 
 from backtest import fills
+from backtest.engine import make_config
 from backtest.metrics import bars_per_year, metrics_record_to_dict
 from backtest.multi_asset.engine import (
     account_kind,
@@ -43,9 +53,11 @@ from backtest.multi_asset.engine import (
 )
 from backtest.multi_asset.kernel import A_FEES, A_FUND, A_TURN, STATUS_BAD_INPUT
 from backtest.multi_asset.panel import Panel, load_panel
+from backtest.multi_asset.results import exit_counts
 from backtest.multi_asset.strategies import WeightFunc, get_weight_func, resolve_params
 from backtest.multi_asset.sweep_kernel import sweep_portfolio_nb
 from backtest.params import grid_product, grid_size
+from backtest.stop_grid import StopGrid, first_levels, stop_grid, stop_levels
 from kline_lake.errors import InputError
 
 WEIGHT_BUDGET_BYTES = 512 * 2**20  # weight rows held at once; above it, blocks of combos
@@ -63,6 +75,17 @@ class Settings:
     fill: str = "next_open"
     rebalance: str | None = None
     threshold: float = 0.0
+    sl_stop: float | tuple[float, ...] | None = None  # a tuple: swept levels
+    tp_stop: float | tuple[float, ...] | None = None
+    sl_trail: bool = False
+
+    def stops(self) -> StopGrid:
+        """Every stop setting of the sweep (one when no stop is swept), validated as
+        `backtest.portfolio` validates a stop (InputError naming the bad level)."""
+        given = {"sl_stop": self.sl_stop, "tp_stop": self.tp_stop}
+        levels = stop_levels(given)
+        first = first_levels(given, levels)
+        return stop_grid(make_config(**first, sl_trail=self.sl_trail), levels)
 
 
 @dataclass(frozen=True)
@@ -94,18 +117,22 @@ def _weight_rows(panel: Panel, func: WeightFunc, params: Mapping[str, Any], s: S
     return -w[rows] if inverse else w[rows]
 
 
-def _metrics_rows(combos: list[dict], out: np.ndarray, acc: np.ndarray,
+def _metrics_rows(combos: list[dict], stops: StopGrid, out: np.ndarray, acc: np.ndarray,
                   n_orders: np.ndarray) -> list[dict[str, Any]]:
-    """Each combination's row: its parameters, then the metrics of a single run
+    """Each point's row (combination by combination, its stop levels fastest): its
+    parameters, its swept stops, then the metrics of a single run
     (`results.build_result` computes them the same way)."""
     rows = []
-    for c, params in enumerate(combos):
+    for c in range(out.shape[0]):
+        p, lv = divmod(c, stops.n_levels)
+        level = {name: float(stops.sl[lv] if name == "sl_stop" else stops.tp[lv])
+                 for name in stops.levels}
         rec = metrics_record_to_dict(out[c])
         rec.update(fees_paid=float(acc[c][:, A_FEES].sum()),
                    funding_paid=float(acc[c][:, A_FUND].sum()))
         rec.update(n_trades=int(n_orders[c]), n_orders=int(n_orders[c]),
-                   turnover=float(acc[c][:, A_TURN].sum()))
-        rows.append({**params, **rec})
+                   turnover=float(acc[c][:, A_TURN].sum()), **exit_counts(acc[c]))
+        rows.append({**combos[p], **level, **rec})
     return rows
 
 
@@ -119,7 +146,9 @@ def run_combos(panel: Panel, strategy: str | WeightFunc, combos: list[dict], s: 
     rows = np.flatnonzero(rebal)
     row_of = np.full(panel.n_bars, -1, dtype=np.int64)
     row_of[rows] = np.arange(rows.size)
-    k = kernel_inputs(panel, np.empty((0, 0)), inverse)
+    stops = s.stops()
+    stops_on = not (np.isnan(stops.sl).all() and np.isnan(stops.tp).all())
+    k = kernel_inputs(panel, np.empty((0, 0)), inverse, stops_on)
     rates = fee_rates(panel, s.fee)
     slip = fills.slippage_fraction(s.slippage_bps)
     kernel = sweep_portfolio_nb if jit else sweep_portfolio_nb.py_func
@@ -130,16 +159,20 @@ def run_combos(panel: Panel, strategy: str | WeightFunc, combos: list[dict], s: 
         w_rows = np.empty((len(block), rows.size, panel.n_assets))
         for c, params in enumerate(block):
             w_rows[c] = _weight_rows(panel, func, params, s, rebal, rows, inverse)
+        n_levels = stops.n_levels
         out, acc, n_orders, status = kernel(
             np.ascontiguousarray(k["open"]), np.ascontiguousarray(k["close"]), panel.tradable,
             w_rows, row_of, np.ascontiguousarray(k["fund_at_open"]),
             np.ascontiguousarray(k["fund_intra"]), panel.delist_idx, k["inverse"],
             k["lot_step"], s.fill == "close", float(s.cash), rates, slip, float(s.leverage),
             float(s.threshold), bars_per_year(panel.bar_days), float(panel.bar_days),
-            min(len(block), numba.get_num_threads()))
+            min(len(block) * n_levels, numba.get_num_threads()),
+            np.repeat(np.arange(len(block), dtype=np.int64), n_levels),
+            np.ascontiguousarray(k["high"]), np.ascontiguousarray(k["low"]),
+            np.tile(stops.sl, len(block)), np.tile(stops.tp, len(block)), stops.sl_trail)
         if (status & STATUS_BAD_INPUT).any():
             raise ValueError("portfolio sweep kernel: array shapes disagree")
-        out_rows.extend(_metrics_rows(block, out, acc, n_orders))
+        out_rows.extend(_metrics_rows(block, stops, out, acc, n_orders))
     return out_rows
 
 
@@ -178,15 +211,20 @@ def portfolio_sweep(strategy: str | WeightFunc, grid: Mapping[str, Sequence[Any]
     """One row per combination of `grid` (first parameter varying slowest): the
     parameters, then every metric of `backtest.portfolio` for them. `settings` are
     `portfolio`'s (cash, fee, slippage_bps, funding, leverage, fill, rebalance,
-    threshold). `dask` (``"local:N"`` or a scheduler address) runs blocks of the grid on
+    threshold, sl_stop, tp_stop, sl_trail); a stop given as a list of levels is swept
+    (see the module docstring). `dask` (``"local:N"`` or a scheduler address) runs blocks of the grid on
     a Dask cluster whose workers read the lake themselves; the rows are identical."""
     from backtest.engine import use_jit
 
     unknown = sorted(set(settings) - set(Settings.__dataclass_fields__))
     if unknown:
         raise TypeError(f"portfolio_sweep() got unexpected keyword(s) {', '.join(unknown)}")
+    for name in ("sl_stop", "tp_stop"):
+        if isinstance(settings.get(name), list | range | np.ndarray):
+            settings[name] = tuple(settings[name])
     s = Settings(**settings)
     check_settings(s.cash, s.leverage, s.fill, s.threshold)
+    s.stops()  # bad stop levels fail before any work
     _, func = get_weight_func(strategy)
     combos = grid_product(grid)
     if not combos:
