@@ -220,11 +220,13 @@ def agg_trades(
 def trades_for_seconds(
     path: SymbolPath, secs: np.ndarray, times_ms: np.ndarray, life: Segments
 ) -> dict[str, np.ndarray]:
-    """aggTrade columns for consecutive data-bearing seconds `secs`."""
+    """aggTrade columns for consecutive data-bearing seconds `secs` (plus `lot`, the
+    quantity units of the lots its trades split `q` into: `trades.expand`). A second's
+    trades all take its side (`tb` is 0 or `v`: `synthetic`), so `m` is exact."""
     if not len(secs):
         empty = np.empty(0, dtype=np.int64)
         return {"a": empty, "p": empty, "q": empty, "f": empty, "l": empty, "T": empty,
-                "m": np.empty(0, dtype=bool)}
+                "m": np.empty(0, dtype=bool), "lot": empty}
     first = int(secs[0])
     bars = path.level("second", secs)
     before = path.aggregate([(s0, min(s1, first)) for s0, s1 in life if s0 < first])
@@ -239,6 +241,7 @@ def trades_for_seconds(
         "l": last_ids,
         "T": times_ms,
         "m": bars["tb"] * 2 < bars["v"],
+        "lot": np.full(len(secs), path.units.lot, dtype=np.int64),  # trades split q in lots
     }
 
 

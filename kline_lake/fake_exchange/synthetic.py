@@ -8,27 +8,32 @@ range is computed independently, lazily and vectorized (no history is replayed):
 - Each finer level *refines* its parent bar into 24 or 60 children with a Brownian bridge
   from the parent's open to its close, clipped to the parent's range, with the parent's
   high and low placed on one child each; volume, trades, taker volume and quote volumes
-  are partitioned *exactly* (integers) among the children. Seconds are flat (open = high
-  = low = close: the price of the second's one aggregate trade), the minute's open on its
-  first second, its close on its last, its high and low on interior seconds, so the
-  trades' prices give every kline's open, high, low and close exactly.
+  are split *exactly* (integers) among the children by `splits`, which also widens a
+  child's wicks where its share of the quote volume needs it. Seconds are flat (open =
+  high = low = close: the price of the second's one aggregate trade), the minute's open on
+  its first second, its close on its last, its high and low on interior seconds; each
+  second is all taker buy or all taker sell (30 of each a minute). So the trades' prices,
+  quantities and maker flags give every kline's open, high, low, close, volume, count,
+  taker-buy volume, quote volume and taker-buy quote volume exactly (`splits` docstring:
+  the invariant that makes the top-down split reach the seconds exactly).
 
 So every bar is, by construction, the exact aggregate of its children (open = first,
 high = max, low = min, close = last, sums of the integer volumes): a 1h kline equals the
-resample of its 60 1m klines, a 1m kline the resample of its 60 1s klines. Randomness
-comes from a counter-based hash (splitmix64) keyed by (seed, market, symbol, level), so
+resample of its 60 1m klines, a 1m kline the resample of its 60 1s klines, and a 1d
+kline the bars of its trades -- yet a 1d kline is read from the day table, never from
+its seconds. Randomness comes from a counter-based hash (splitmix64) keyed by (seed, market, symbol, level), so
 the value of any bar depends only on its index, never on what was asked before.
 
 Units: prices are integer ticks (`10**-price_decimals`), volumes integer units of
-`10**-qty_decimals`, quote volumes integer units of `10**-quote_decimals`: sums are exact
-and formatting is exact. Every second carries at least one trade and one volume unit,
-so 1s klines are never empty.
+`10**-qty_decimals` (whole lots: `splits.Units`), quote volumes integer units of
+`10**-quote_decimals`: sums are exact and formatting is exact. Every second carries at
+least one trade and one lot per trade, so 1s klines are never empty and no trade is.
 
 Aggregate trades: exactly one per data-bearing second, at that second's (only) price,
 carrying the second's whole volume and trade count (first/last trade ids are contiguous
 over the symbol's life), so aggTrade quantities and trade counts add up to kline volume
-and trade counts exactly. Its `m` (buyer is maker) is true when the second's taker-buy
-volume is under half its volume. Agg ids count data-bearing seconds since listing.
+and trade counts exactly. Its `m` (buyer is maker) is true when the second is a taker
+sell second (its taker-buy volume is 0). Agg ids count data-bearing seconds since listing.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kline_lake.fake_exchange import splits
+from kline_lake.fake_exchange.splits import fix_total, partition
 from kline_lake.fake_exchange.universe import SymbolSpec, segments_s, utc_ms
 
 FIELDS = ("o", "h", "l", "c", "v", "t", "tb", "q", "tq")
@@ -47,6 +54,7 @@ SUM_FIELDS = ("v", "t", "tb", "q", "tq")
 LEVEL_S = {"day": 86_400, "hour": 3_600, "minute": 60, "second": 1}
 _PARENT = {"hour": ("day", 24), "minute": ("hour", 60), "second": ("minute", 60)}
 HORIZON_S = utc_ms("2040-01-01 00:00") // 1000  # data exists until then at the latest
+DAY_MINUTES = 1440
 PATH_EPOCH_DAY = utc_ms("2017-01-01 00:00") // 86_400_000  # every day table starts here
 
 Bars = dict[str, np.ndarray]
@@ -91,64 +99,8 @@ def normal(key: np.uint64, counter: np.ndarray, stream: int) -> np.ndarray:
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-def fix_total(parts: np.ndarray, total: np.ndarray, lo: np.ndarray | int, hi: np.ndarray | int) -> np.ndarray:
-    """Adjust integer `parts` (P, n) by whole units so each row sums to `total` (P,),
-    keeping lo <= parts <= hi. Requires sum(lo) <= total <= sum(hi) per row."""
-    parts = parts.copy()
-    lo_b = np.broadcast_to(lo, parts.shape)
-    hi_b = np.broadcast_to(hi, parts.shape)
-    for _ in range(10_000):
-        diff = total - parts.sum(axis=1)
-        if not diff.any():
-            return parts
-        need = np.abs(diff)
-        room = np.where((diff > 0)[:, None], hi_b - parts, parts - lo_b)
-        movable = np.maximum((room > 0).sum(axis=1), 1)
-        step = np.minimum(room, (-(-need // movable))[:, None])
-        over = np.maximum(np.cumsum(step, axis=1) - need[:, None], 0)
-        step = np.clip(step - over, 0, None)
-        if not step.any():
-            raise ValueError("fix_total: target outside the bounds")
-        parts += np.sign(diff)[:, None] * step
-    raise ValueError("fix_total did not converge")
-
-
-def partition(total: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Split non-negative integer totals (P,) into (P, n) non-negative integer parts
-    proportional to `weights`, summing exactly."""
-    frac = weights / weights.sum(axis=1, keepdims=True)
-    raw = np.floor(total[:, None].astype(np.float64) * frac).astype(np.int64)
-    raw = np.maximum(raw, 0)
-    return fix_total(raw, total, 0, np.iinfo(np.int64).max // 4)
-
-
-def split_capped(total: np.ndarray, cap: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """Parts in [0, cap] near `cap * ratio`, summing exactly to `total` (<= cap.sum())."""
-    raw = np.clip(np.floor(cap * ratio), 0, cap).astype(np.int64)
-    return fix_total(raw, total, 0, cap)
-
-
-def _flat_seconds(O: np.ndarray, H: np.ndarray, L: np.ndarray, C: np.ndarray,  # noqa: E741, N803
-                  path: np.ndarray) -> np.ndarray:
-    """Prices (P, 60) of flat seconds: the parent's open first, its close last, the bridge
-    `path` between, and the parent's high and low each placed on an interior second when
-    the path misses them (on two different seconds, the low after the high, so placing
-    one never removes the other)."""
-    p = path.copy()
-    p[:, 0], p[:, -1] = O[:, 0], C[:, 0]
-    rows = np.arange(len(p))
-    inner = p.shape[1] - 2
-    j_hi = 1 + np.argmax(p[:, 1:-1], axis=1)
-    j_lo = 1 + np.argmin(p[:, 1:-1], axis=1)
-    j_lo = np.where(j_lo == j_hi, j_hi % inner + 1, j_lo)
-    need = p.max(axis=1) < H[:, 0]
-    p[rows[need], j_hi[need]] = H[need, 0]
-    need = p.min(axis=1) > L[:, 0]
-    p[rows[need], j_lo[need]] = L[need, 0]
-    return p
-
-
-def refine(parent: Bars, parent_idx: np.ndarray, n: int, child_s: int, key: np.uint64) -> Bars:
+def refine(parent: Bars, parent_idx: np.ndarray, n: int, child_s: int, key: np.uint64,
+           units: splits.Units) -> Bars:
     """Children bars (P, n) of parent bars (P,), consistent with them exactly."""
     rows = np.arange(len(parent_idx))
     ctr = parent_idx.astype(np.int64)[:, None] * n + np.arange(n)[None, :]
@@ -159,24 +111,52 @@ def refine(parent: Bars, parent_idx: np.ndarray, n: int, child_s: int, key: np.u
     sigma = (H - L).astype(np.float64) * 0.45 / math.sqrt(n)
     c = np.clip(np.rint(O + (C - O) * (k / n) + sigma * bridge), L, H).astype(np.int64)
     c[:, -1] = C[:, 0]
-    if child_s == 1:  # seconds: flat, one aggregate trade's price each (module docstring)
-        o = h = lo = c = _flat_seconds(O, H, L, C, c)
-    else:
-        o = np.concatenate([O, c[:, :-1]], axis=1)
-        wick = sigma * 0.6
-        h = np.minimum(np.maximum(o, c) + np.rint(np.abs(normal(key, ctr, 1)) * wick).astype(np.int64), H)
-        lo = np.maximum(np.minimum(o, c) - np.rint(np.abs(normal(key, ctr, 2)) * wick).astype(np.int64), L)
-        h[rows, np.argmax(h, axis=1)] = H[:, 0]
-        lo[rows, np.argmin(lo, axis=1)] = L[:, 0]
-
+    side = _sides(parent, units)
     w = np.exp(0.5 * normal(key, ctr, 3))
-    v = child_s + partition(parent["v"] - n * child_s, w)
-    t = child_s + partition(parent["t"] - n * child_s, w * np.exp(0.3 * normal(key, ctr, 4)))
+    count_w = w * np.exp(0.3 * normal(key, ctr, 4))
+    if child_s == 1:  # flat seconds, one aggregate trade's price each (module docstring)
+        c[:, 0] = O[:, 0]
+        order = np.argsort(uniform(key, ctr, 6), axis=1)
+        sec = splits.seconds(units, {**side, "l": parent["l"], "h": parent["h"]}, c, order, w, count_w)
+        p, lots = sec["p"], sec["lots"]
+        q = units.vp(p) * lots
+        return _bars(p, p, p, p, np.where(sec["buy"], lots, 0), np.where(~sec["buy"], lots, 0),
+                     np.where(sec["buy"], q, 0), np.where(~sec["buy"], q, 0), sec["t"], units)
+    o = np.concatenate([O, c[:, :-1]], axis=1)
+    wick = sigma * 0.6
+    h = np.minimum(np.maximum(o, c) + np.rint(np.abs(normal(key, ctr, 1)) * wick).astype(np.int64), H)
+    lo = np.maximum(np.minimum(o, c) - np.rint(np.abs(normal(key, ctr, 2)) * wick).astype(np.int64), L)
+    h[rows, np.argmax(h, axis=1)] = H[:, 0]
+    lo[rows, np.argmin(lo, axis=1)] = L[:, 0]
+
+    n_min = child_s // 60
     ratio = np.clip((parent["tb"] / parent["v"])[:, None] + 0.1 * normal(key, ctr, 5), 0.02, 0.98)
-    tb = split_capped(parent["tb"], v, ratio)
-    q = partition(parent["q"], v * (o + h + lo + c).astype(np.float64))
-    tq = split_capped(parent["tq"], q, tb / v)
-    return {"o": o, "h": h, "l": lo, "c": c, "v": v, "t": t, "tb": tb, "q": q, "tq": tq}
+    base = splits.WMIN * n_min
+    wb = base + partition(side["wb"] - base * n, w * ratio)
+    ws = base + partition(side["ws"] - base * n, w * (1.0 - ratio))
+    if units.inverse_a:  # COIN-M: every trade is one contract
+        t = wb + ws
+    else:  # at least one trade per second, at least one lot per trade
+        t = fix_total(child_s + partition(side["t"] - n * child_s, count_w), side["t"], child_s, wb + ws)
+    a, b = units.extremes(parent["l"], parent["h"])
+    natural = units.vp((o + h + lo + c) // 4)
+    xb = splits.split_values(side["xb"], wb, natural, a, b, n_min)
+    xs = splits.split_values(side["xs"], ws, natural, a, b, n_min)
+    lo, h = splits.widen(units, lo, h, L, H, [(wb, xb), (ws, xs)], n_min)
+    return _bars(o, h, lo, c, wb, ws, xb, xs, t, units)
+
+
+def _sides(bars: Bars, units: splits.Units) -> dict[str, np.ndarray]:
+    """A bar's two taker sides in the path's own units: lots (wb, ws), values (xb, xs)."""
+    return {"wb": bars["tb"] // units.lot, "ws": (bars["v"] - bars["tb"]) // units.lot,
+            "xb": bars["tq"] // units.qf, "xs": (bars["q"] - bars["tq"]) // units.qf, "t": bars["t"]}
+
+
+def _bars(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, wb: np.ndarray, ws: np.ndarray,
+          xb: np.ndarray, xs: np.ndarray, t: np.ndarray, units: splits.Units) -> Bars:
+    """Bars in kline units: volumes in quantity units, quote volumes in 10**-quote_decimals."""
+    return {"o": o, "h": h, "l": lo, "c": c, "v": (wb + ws) * units.lot, "t": t, "tb": wb * units.lot,
+            "q": (xb + xs) * units.qf, "tq": xb * units.qf}
 
 
 def combine(bars: Bars) -> dict[str, int]:
@@ -231,6 +211,7 @@ class SymbolPath:
         self.keys = {lvl: stable_key(self.seed, "asset", s.base_asset, lvl) for lvl in LEVEL_S}
         self.keys.update({k: stable_key(self.seed, s.market, s.symbol, k) for k in ("trade", "funding")})
         end_s = min(s.delisted_ms // 1000 if s.delisted_ms else HORIZON_S, HORIZON_S)
+        self.units = splits.Units.of(s)
         self.first_day = min(PATH_EPOCH_DAY, s.listed_ms // 86_400_000)
         self.last_day = (end_s - 1) // 86_400  # inclusive
         self.days = self._day_table(self.last_day - self.first_day + 1)
@@ -249,20 +230,24 @@ class SymbolPath:
         idx = idx[:-1]
         h = np.rint(np.maximum(o, c) * (1.002 + 0.012 * np.abs(normal(key, idx, 1)))).astype(np.int64)
         lo = np.maximum(np.rint(np.minimum(o, c) * (0.998 - 0.012 * np.abs(normal(key, idx, 2)))), 1).astype(np.int64)
-        v = np.rint(s.daily_volume * 10**s.qty_decimals * np.exp(0.35 * normal(key, idx, 3))).astype(np.int64)
-        v = np.maximum(v, 3 * 86_400)
-        t = 86_400 + np.rint(s.daily_trades * np.exp(0.3 * normal(key, idx, 4))).astype(np.int64)
-        tb = np.rint(v * np.clip(0.5 + 0.04 * normal(key, idx, 5), 0.3, 0.7)).astype(np.int64)
-        typical = (o + h + lo + c) / 4.0
-        q = np.rint(self._quote(v, typical)).astype(np.int64)
-        tq = np.rint(q * (tb / v)).astype(np.int64)
-        return {"o": o, "h": h, "l": lo, "c": c, "v": v, "t": t, "tb": tb, "q": q, "tq": tq}
-
-    def _quote(self, v: np.ndarray, price_ticks: np.ndarray) -> np.ndarray:
-        s = self.spec
-        if s.contract_size:  # COIN-M: base-asset volume = contracts * size / price
-            return v * s.contract_size / (price_ticks / 10**s.price_decimals) * 10**s.quote_decimals
-        return v * price_ticks * 10.0 ** (s.quote_decimals - s.qty_decimals - s.price_decimals)
+        u = self.units
+        scale = s.daily_volume * 10**s.qty_decimals / u.lot
+        lots = np.maximum(np.rint(scale * np.exp(0.35 * normal(key, idx, 3))).astype(np.int64),
+                          3 * splits.WMIN * DAY_MINUTES)
+        side_min = splits.WMIN * DAY_MINUTES
+        wb = np.clip(np.rint(lots * np.clip(0.5 + 0.04 * normal(key, idx, 5), 0.3, 0.7)).astype(np.int64),
+                     side_min, lots - side_min)
+        ws = lots - wb
+        if u.inverse_a:  # COIN-M: one contract per trade
+            t = lots
+        else:  # at least one trade per second, at most one per lot
+            t = np.minimum(86_400 + np.rint(s.daily_trades * np.exp(0.3 * normal(key, idx, 4))).astype(np.int64),
+                           lots)
+        a, b = u.extremes(lo, h)
+        natural = u.vp((o + h + lo + c) // 4)
+        xb = np.clip(wb * natural, *splits.side_bounds(a, b, wb, DAY_MINUTES))
+        xs = np.clip(ws * natural, *splits.side_bounds(a, b, ws, DAY_MINUTES))
+        return _bars(o, h, lo, c, wb, ws, xb, xs, t, u)
 
     def level(self, name: str, idx: np.ndarray) -> Bars:
         """Bars of level `name` at absolute indices `idx` (e.g. epoch minute numbers),
@@ -276,7 +261,7 @@ class SymbolPath:
         parent_name, n = _PARENT[name]
         parents, pos = np.unique(idx // n, return_inverse=True)
         pbars = self.level(parent_name, parents)
-        children = refine(pbars, parents, n, LEVEL_S[name], self.keys[name])
+        children = refine(pbars, parents, n, LEVEL_S[name], self.keys[name], self.units)
         return {f: children[f][pos, idx % n] for f in FIELDS}
 
     def run(self, name: str, first: int, count: int) -> Bars:

@@ -4,13 +4,13 @@ Each data-bearing second has one aggregate trade (`series.agg_trades`) at the se
 close price, carrying the second's whole volume `v` and trade count `t`, first/last trade
 ids `f..l`. Its trades are the `t` ids `f..l`, all at the aggregate's price, time and
 taker side (an aggTrade is, by the exchange's definition, trades "at the same time, from
-the same order, with the same price"), whose integer quantities (units of
-`10**-qty_decimals`) split `v` and sum to it exactly: the first `v % t` trades take one
-unit more than `v // t`. So trades -> aggTrades -> klines volume and counts agree.
-
-A second with fewer volume units than trades would yield zero-quantity trades; the
-synthetic paths carry on average several units per trade and none such second was seen
-(documented rather than guarded).
+the same order, with the same price"), whose quantities split `v` in whole lots (the
+aggTrade's `lot`: `synthetic`/`splits`; spot's lot puts price * quantity on the 1e-8
+quote grid, COIN-M's trades are one contract each) and sum to it exactly: the first
+`lots % t` trades take one lot more than `lots // t`. A second never has more trades
+than lots (`splits`), so no trade is empty. So trades -> aggTrades -> klines agree in
+volume, count, taker-buy volume and, since each trade's quote quantity is exact, in
+quote volumes too.
 
 Looking up a trade id: the agg id whose `f..l` contains it is found by bisection over
 agg ids (trade ids grow with agg ids), each probe one `series.trades_for_seconds` call.
@@ -65,8 +65,9 @@ def expand(aggs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     rep = np.repeat(np.arange(len(counts)), counts)
     ids = np.repeat(aggs["f"], counts) + (np.arange(len(rep)) - np.repeat(np.cumsum(counts) - counts, counts))
     pos = ids - np.repeat(aggs["f"], counts)  # index of the trade inside its aggTrade
-    v, t = np.repeat(aggs["q"], counts), np.repeat(counts, counts)
-    qty = v // t + (pos < v % t)
+    lot = np.repeat(aggs["lot"], counts) if "lot" in aggs else 1
+    v, t = np.repeat(aggs["q"], counts) // lot, np.repeat(counts, counts)
+    qty = (v // t + (pos < v % t)) * lot
     return {"id": ids, "p": aggs["p"][rep], "q": qty, "T": aggs["T"][rep], "m": aggs["m"][rep],
             "a": aggs["a"][rep]}
 

@@ -43,6 +43,11 @@ class SymbolSpec:
     Prices are integers on a grid of `10**-price_decimals`; quantities on a grid of
     `10**-qty_decimals` (contracts for COIN-M, where `qty_decimals` is 0); quote volumes
     (base-asset volume for COIN-M) on a grid of `10**-quote_decimals`.
+
+    COIN-M: every synthetic trade is one contract (so a day's trade count is its volume
+    in contracts), and the ticks are finer than the real ones (0.001 BTC, 0.0001 ETH) so
+    that contract size / price moves by at most 1e-8 from one tick to the next: the
+    exact top-down quote split of `fake_exchange.splits` needs that.
     """
 
     market: str
@@ -108,11 +113,11 @@ UNIVERSE: tuple[SymbolSpec, ...] = (
                base_price=2.0, daily_volume=5_000_000.0, daily_trades=150_000,
                price_decimals=4, **{**_UM, "qty_decimals": 0}),
     SymbolSpec("cm", "BTCUSD_PERP", "BTC", listed="2020-08-10 08:00", delisted=None,
-               base_price=42_000.0, daily_volume=5_000_000.0, daily_trades=300_000,
-               price_decimals=1, contract_size=100, **_CM),
+               base_price=42_000.0, daily_volume=400_000.0, daily_trades=400_000,
+               price_decimals=3, contract_size=100, **_CM),
     SymbolSpec("cm", "ETHUSD_PERP", "ETH", listed="2020-08-14 08:00", delisted=None,
-               base_price=2_400.0, daily_volume=8_000_000.0, daily_trades=250_000,
-               price_decimals=2, contract_size=10, **_CM),
+               base_price=2_400.0, daily_volume=300_000.0, daily_trades=300_000,
+               price_decimals=4, contract_size=10, **_CM),
 )
 
 # Exchange-wide maintenance windows per market, [start, end) on whole hours, UTC.

@@ -1,7 +1,6 @@
 """Bars from trades (`kline_lake.lake.bars`): hand-computed time and information bars,
 chunking never changes a result (streaming), and against the fake exchange: bars from
-trades == bars from aggTrades, and 1m bars == the exchange's 1m klines in the columns
-the fake exchange's trades determine."""
+trades == bars from aggTrades, and 1m bars == the exchange's 1m klines in every column."""
 
 from __future__ import annotations
 
@@ -139,16 +138,14 @@ def test_fake_exchange_information_bars_close_at_the_threshold(fake_lake) -> Non
 
 
 def test_fake_exchange_1m_bars_equal_klines(fake_lake) -> None:
-    """The fake's seconds are flat (one price each: the minute's open first, its close
-    last, high and low inside; fake_exchange.synthetic docstring), so bars of its trades
-    equal its klines in open, high, low, close, volume and trade count, downloaded
-    through the lake; quote and taker-buy volumes are still split top-down by the fake,
-    not summed from its trades (tests/trades/test_fake_model.py)."""
+    """Bars of the fake's trades (downloaded over REST) equal its 1m klines in every
+    column: prices (flat seconds), volumes, counts, and quote and taker-buy volumes (the
+    fake splits those top-down so exactly that its trades sum to them: `fake_exchange.
+    splits`; whole archive days, 1h/1d and every market in tests/lake/test_bars_exact.py)."""
     bars = fake_lake.bars("um", "SRMUSDT", "trades", "1m")
     klines = fake_lake.klines("um", "SRMUSDT", "1m")
     assert bars.height == klines.height == 180
-    cols = ["open_time", "close_time", "open", "high", "low", "close", "volume", "trades"]
-    assert bars.select(cols).equals(klines.select(cols))
+    assert bars.equals(klines.select(bars.columns))
 
 
 def test_bars_bad_source_and_unknown_series(fake_lake) -> None:

@@ -1,10 +1,11 @@
 """The fake exchange's data is one stream of trades (issue 17, "Fake exchange"): its
 aggTrades aggregate its trades (each aggTrade's f..l are trade ids whose prices, times and
-sides it carries and whose quantities sum to it), and its klines agree with the bars of
-those trades in the columns the fake models per trade: open, high, low, close, volume,
-trade count (and the times). The quote and taker-buy columns are partitioned top-down by
-the synthetic model, not summed from its trades (`fake_exchange.synthetic`), so they are
-not compared.
+sides it carries and whose quantities sum to it), and its klines of every interval equal
+the bars of those trades in every column the trades determine: open, high, low, close,
+volume, quote volume, trade count, taker-buy volume and taker-buy quote volume (and the
+times). The quote and taker-buy columns are split top-down so exactly that the seconds'
+trades sum to them (`fake_exchange.splits`), on spot, USD-M and COIN-M (whose quote
+volume is the base-asset volume, the sum of the trades' printed base quantities).
 
 The oracle is the fake's own published files, compared as the exchange prints them: the
 archive's daily trades/aggTrades/klines CSVs (the same values its REST and WebSocket
@@ -29,10 +30,13 @@ from kline_lake.lake.bars import build_bars
 
 NOW_MS = 1_760_000_000_000  # 2025-10-09
 ROOT = {"spot": "spot", "um": "futures/um", "cm": "futures/cm"}
-# (market, symbol, day): spot 2023-03-24 and cm 2023-08-01 have maintenance gaps.
+# (market, symbol, day): spot 2023-03-24, um 2022-11-10 and cm 2023-08-01 have
+# maintenance gaps; NEWUSDT 2025 is a microsecond spot day; SRMUSDT's quote grid (1e-4)
+# is coarser than its klines print (5 decimals).
 CASES = [
     ("spot", "XMRUSDT", "2023-03-24"),
     ("spot", "NEWUSDT", "2025-07-01"),
+    ("um", "SRMUSDT", "2022-11-10"),
     ("cm", "ETHUSD_PERP", "2023-08-01"),
 ]
 
@@ -65,36 +69,47 @@ def _units(col: str) -> pl.Expr:
     return pl.col(col).str.replace(".", "", literal=True).cast(pl.Int64)
 
 
-MODELLED = ["open_time", "open", "high", "low", "close", "volume", "close_time", "trades"]
+def _dec(col: str) -> pl.Expr:
+    """A printed decimal, exactly (trade quotes and kline quote volumes print different
+    numbers of decimals)."""
+    return pl.col(col).cast(pl.Decimal(38, 12))
+
+
+ALL = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
+       "taker_buy_volume", "taker_buy_quote_volume"]
 
 
 @pytest.mark.parametrize(("market", "symbol", "day"), CASES)
 def test_klines_agree_with_the_bars_of_the_trades(archive, market: str, symbol: str, day: str) -> None:
     trades = pl.from_arrow(parse_archive_csv(_csv(archive, market, "trades", symbol, day), "trades"))
     assert trades.height > 10_000
-    for interval in ("1m", "1h"):
+    for interval in ("1m", "1h", "1d"):
         klines = pl.from_arrow(parse_archive_csv(
             _csv(archive, market, "klines", symbol, day, interval), "klines"))
         bars = build_bars([trades], "trades", interval)
         assert bars.height == klines.height > 0, interval
-        assert bars.select(MODELLED).equals(klines.select(MODELLED)), interval
+        assert bars.select(ALL).equals(klines.select(ALL)), interval
 
 
 @pytest.mark.parametrize(("market", "symbol", "day"), CASES)
-def test_kline_prices_and_volumes_are_those_of_the_printed_trades(
+def test_kline_columns_are_the_sums_of_the_printed_trades(
         archive, market: str, symbol: str, day: str) -> None:
     trades = _raw(_csv(archive, market, "trades", symbol, day),
                   ["id", "price", "qty", "quote", "time", "is_buyer_maker"])
     kl = _raw(_csv(archive, market, "klines", symbol, day, "1m"),
               ["open_time", "o", "h", "l", "c", "v", "close_time", "q", "n", "tb", "tq", "x"])
     minute = 60_000_000 if len(kl["open_time"][0]) == 16 else 60_000  # us from 2025 on spot
+    buy = pl.col("is_buyer_maker").str.to_lowercase() == "false"
     sums = trades.group_by((pl.col("time").cast(pl.Int64) // minute * minute).alias("open")).agg(
         _units("qty").sum().alias("v"), pl.len().alias("n"), pl.col("price").first().alias("o"),
         _units("price").max().alias("h"), _units("price").min().alias("l"),
-        pl.col("price").last().alias("c")).sort("open")
+        pl.col("price").last().alias("c"), _dec("quote").sum().alias("q"),
+        _units("qty").filter(buy).sum().alias("tb"), _dec("quote").filter(buy).sum().alias("tq"),
+    ).sort("open")
     want = kl.select(pl.col("open_time").cast(pl.Int64).alias("open"), _units("v").alias("v"),
                      pl.col("n").cast(pl.UInt32).alias("n"), "o", _units("h").alias("h"),
-                     _units("l").alias("l"), "c")
+                     _units("l").alias("l"), "c", _dec("q").alias("q"), _units("tb").alias("tb"),
+                     _dec("tq").alias("tq"))
     assert sums.equals(want)
 
 
