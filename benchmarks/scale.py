@@ -231,12 +231,21 @@ def table(rows: list[dict]) -> str:
 
 
 def ratios(rows: list[dict]) -> dict:
-    """Per-symbol time and peak RSS of each size over the smallest size's."""
-    base = rows[0]
-    return {str(r["symbols"]): {
-        "wall_s_per_symbol": r["wall_s_per_symbol"] / base["wall_s_per_symbol"],
-        "cpu_s_per_symbol": r["cpu_s_per_symbol"] / base["cpu_s_per_symbol"],
-        "peak_rss": r["peak_rss_mb"] / base["peak_rss_mb"]} for r in rows}
+    """Per-symbol time and peak RSS of each size over the smallest size's, and the
+    marginal seconds per added symbol from the previous size (free of the fixed start-up
+    cost a process pays once: imports, JIT)."""
+    base, out = rows[0], {}
+    for prev, r in zip([None, *rows[:-1]], rows, strict=True):
+        out[str(r["symbols"])] = {
+            "wall_s_per_symbol": r["wall_s_per_symbol"] / base["wall_s_per_symbol"],
+            "cpu_s_per_symbol": r["cpu_s_per_symbol"] / base["cpu_s_per_symbol"],
+            "peak_rss": r["peak_rss_mb"] / base["peak_rss_mb"]}
+        if prev is not None:
+            added = r["symbols"] - prev["symbols"]
+            out[str(r["symbols"])].update({
+                "marginal_wall_s_per_symbol": (r["wall_s"] - prev["wall_s"]) / added,
+                "marginal_cpu_s_per_symbol": (r["cpu_s"] - prev["cpu_s"]) / added})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nover the smallest size: " + ", ".join(
         f"{n}: time/symbol x{v['wall_s_per_symbol']:.2f} (CPU x{v['cpu_s_per_symbol']:.2f}), "
         f"peak RSS x{v['peak_rss']:.2f}" for n, v in summary.items()))
+    print("per added symbol: " + ", ".join(
+        f"up to {n}: {v['marginal_wall_s_per_symbol']:.2f} s ({v['marginal_cpu_s_per_symbol']:.2f} s CPU)"
+        for n, v in summary.items() if "marginal_wall_s_per_symbol" in v))
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"sizes": rows, "months": args.months, "prebuild": build,
