@@ -7,8 +7,8 @@ sum to every parent *exactly* in all of them: a kline's quote volume and taker-b
 columns are the decimal sums of its trades' printed values, at every interval, yet no
 coarse kline ever looks at its seconds (a whole-life 1d request reads the day table).
 
-Units (`Units`): volumes are counted in lots (`lot` quantity units; spot's lot is 1e-6
-BTC, so that price * quantity of a trade lies on the 1e-8 quote grid), values in
+Units (`Units`): volumes are counted in lots (`lot` quantity units; spot BTCUSDT's lot is
+1e-6 BTC, so that price * quantity of a trade lies on the 1e-8 quote grid), values in
 integers that are 1 lot at one "value price" `vp(p)`:
 - linear markets (spot, USD-M): vp(p) = p in ticks, and a quote unit of the kline is
   `qf` values (1 unless the product grid is coarser than the printed quote grid);
@@ -26,14 +26,23 @@ vp(high)), b = max(...), each side satisfies the invariant
 
     W >= WMIN * n   and   a * W + MARGIN * n * (b - a) <= X <= b * W - MARGIN * n * (b - a)
 
-A parent splits X among its children inside the children's widest intervals (the
-parent's own a, b), summing exactly (`fix_total`); each child then widens its own
-wicks (its high up, its low down, never past the parent's) as little as makes its X
-satisfy the invariant with its own a, b (`widen`; the parent's range always does). A
-minute satisfying the invariant is split into 60 flat seconds exactly (`seconds`):
-30 buy and 30 sell seconds; per side, one second at each extreme price absorbs the
-volume the others leave (its `u` lots at the high-value price), and two one-lot
-"tuning" seconds at prices whose values make up the remainder.
+(the day table is built so). A parent splits each side's X among its children
+(`split_values`): every child starts at its natural value (its lots at its typical
+price; the parent's price path is already steered so those add up to nearly X:
+`synthetic._steer`) and takes a share of the rest in proportion to its room inside its
+own interval; only when the children's own intervals cannot hold X is it split inside
+the widest intervals (the parent's a, b), and those children widen their wicks (high
+up, low down, never past the parent's) as little as makes their X fit (`widen`; the
+parent's whole range always does). All sums are exact (`fix_total`).
+
+A minute is split into 60 flat seconds exactly (`seconds`): 30 buy and 30 sell seconds;
+per side, one second at each extreme price absorbs the volume the 26 ordinary ones leave
+(`u` lots at the high-value price), and two one-lot "tuning" seconds sit at prices whose
+values make up the remainder (every integer in [2a, 2b] is the sum of two values). The
+ordinary seconds get as much of the volume as still leaves the pair a solution (a few
+shares tried, largest first); with one lot each, and their prices kept inside a window
+that depends on X (`_steady`), a solution always exists -- that, with the open and
+close seconds' fixed prices, is what MARGIN = 3 pays for.
 """
 
 from __future__ import annotations
@@ -43,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 WMIN = 64  # lots per side per minute, at least
-MARGIN = 30  # value slack per side per minute, in (b - a) units
+MARGIN = 3  # value slack per side per minute, in (b - a) units (`seconds`)
 SIDE = 30  # seconds per side per minute
 _ALPHAS = (0.85, 0.6, 0.35, 0.15, 0.05, 0.0)  # share of a side's volume on its ordinary seconds
 
@@ -132,6 +141,9 @@ def partition(total: np.ndarray, weights: np.ndarray) -> np.ndarray:
     frac = weights / weights.sum(axis=1, keepdims=True)
     raw = np.floor(total[:, None].astype(np.float64) * frac).astype(np.int64)
     raw = np.maximum(raw, 0)
+    short = total - raw.sum(axis=1)
+    if ((short >= 0) & (short <= raw.shape[1])).all():  # the usual case: one unit more each
+        return raw + (np.arange(raw.shape[1])[None, :] < short[:, None])  # to the first parts
     return fix_total(raw, total, 0, np.iinfo(np.int64).max // 4)
 
 
@@ -141,13 +153,32 @@ def side_bounds(a: np.ndarray, b: np.ndarray, w: np.ndarray, n_min: int | np.nda
     return a * w + slack, b * w - slack
 
 
-def split_values(x: np.ndarray, w: np.ndarray, natural: np.ndarray, a: np.ndarray, b: np.ndarray,
-                 n_min: int) -> np.ndarray:
-    """Split each parent's side value x (P,) among children of side volumes w (P, n) near
-    `natural` value prices, each inside the widest interval the parent's range allows."""
-    lo, hi = side_bounds(a[:, None], b[:, None], w, n_min)
-    raw = partition(x, w.astype(np.float64) * natural.astype(np.float64))
-    return fix_total(raw, x, lo, hi)
+def split_values(x: np.ndarray, w: np.ndarray, natural: np.ndarray, own: tuple[np.ndarray, np.ndarray],
+                 widest: tuple[np.ndarray, np.ndarray], n_min: int) -> np.ndarray:
+    """Split each parent's side value x (P,) among children of side volumes w (P, n),
+    summing exactly: each child at its `natural` value price, moved within its `own`
+    range's interval (children's (a, b)) towards the parent's total, in proportion to
+    its room; a parent whose children's own intervals cannot hold x is split inside the
+    `widest` intervals (the parent's (a, b)), and `widen` then widens the children."""
+    lo_max, hi_max = side_bounds(widest[0][:, None], widest[1][:, None], w, n_min)
+    lo_own, hi_own = side_bounds(own[0], own[1], w, n_min)
+    # inside the widest interval too, so that widening a child for its other side (up to
+    # the parent's whole range) keeps this side valid
+    lo_own, hi_own = np.maximum(lo_own, lo_max), np.minimum(hi_own, hi_max)
+    valid = (lo_own <= hi_own).all(axis=1)
+    hi_own = np.maximum(hi_own, lo_own)
+    nat = np.clip(w * natural, lo_own, hi_own)
+    rest = x - nat.sum(axis=1)
+    room = np.where(rest[:, None] > 0, hi_own - nat, nat - lo_own)
+    total_room = room.sum(axis=1)
+    fits = (valid & (np.abs(rest) <= total_room))[:, None]
+    shift = np.floor(np.abs(rest)[:, None].astype(np.float64) * room / np.maximum(total_room, 1)[:, None])
+    raw_own = nat + np.sign(rest)[:, None] * np.minimum(shift.astype(np.int64), room)
+    if fits.all():
+        return fix_total(raw_own, x, lo_own, hi_own)
+    raw_max = partition(x, w.astype(np.float64) * natural.astype(np.float64))
+    return fix_total(np.where(fits, raw_own, raw_max), x, np.where(fits, lo_own, lo_max),
+                     np.where(fits, hi_own, hi_max))
 
 
 def widen(units: Units, low: np.ndarray, high: np.ndarray, parent_low: np.ndarray, parent_high: np.ndarray,
@@ -156,7 +187,6 @@ def widen(units: Units, low: np.ndarray, high: np.ndarray, parent_low: np.ndarra
     side (w, x) of each child satisfy the invariant with the child's own range."""
     pa, pb = units.extremes(parent_low, parent_high)
     m = MARGIN * n_min
-    low, high = low.copy(), high.copy()
 
     def ok(lo_p: np.ndarray, hi_p: np.ndarray) -> np.ndarray:
         a, b = units.extremes(lo_p, hi_p)
@@ -221,16 +251,18 @@ def seconds(units: Units, minute: dict[str, np.ndarray], path: np.ndarray, order
         s_hi, s_lo, f1, f2, others = secs[:, :1], secs[:, 1:2], secs[:, 2:3], secs[:, 3:4], secs[:, 4:]
         buy[rows, secs] = is_buy
         price[rows, s_hi], price[rows, s_lo] = hi_price, lo_price
+        w, x = w[:, None], x[:, None]
+        price[rows, others] = _steady(units, price[rows, others], others, w, x, a, b, low, high)
         value_o = units.vp(price[rows, others])
         w_o = weights[rows, others]
-        w, x = w[:, None], x[:, None]
         done = np.zeros((len(path), 1), dtype=bool)
         vo_pick = np.ones(others.shape, dtype=np.int64)
         u_pick = np.zeros((len(path), 1), dtype=np.int64)
         e_pick = np.zeros((len(path), 1), dtype=np.int64)
-        for alpha in _ALPHAS:
-            extra = np.floor(alpha * (w[:, 0] - (others.shape[1] + 4))).astype(np.int64)
-            vo = 1 + partition(np.maximum(extra, 0), w_o)
+        share = w_o / w_o.sum(axis=1, keepdims=True)
+        for alpha in _ALPHAS:  # the pair takes what the ordinary seconds leave: no exact sum
+            extra = np.maximum(np.floor(alpha * (w - (others.shape[1] + 4))), 0)
+            vo = 1 + np.floor(extra * share).astype(np.int64)
             wp = w - 2 - vo.sum(axis=1, keepdims=True)
             y = x - (vo * value_o).sum(axis=1, keepdims=True) - a * wp
             u = np.where(d > 0, np.clip((y - 2 * a) // np.maximum(d, 1), 1, wp - 1), wp // 2)
@@ -239,6 +271,8 @@ def seconds(units: Units, minute: dict[str, np.ndarray], path: np.ndarray, order
             vo_pick = np.where(good, vo, vo_pick)
             u_pick, e_pick = np.where(good, u, u_pick), np.where(good, e, e_pick)
             done |= good
+            if done.all():
+                break
         if not done.all():
             raise ValueError("synthetic path: a minute's side value cannot be split into seconds")
         wp = w - 2 - vo_pick.sum(axis=1, keepdims=True)
@@ -254,6 +288,28 @@ def seconds(units: Units, minute: dict[str, np.ndarray], path: np.ndarray, order
         raw = 1 + partition(total - path.shape[1], count_weights)
         trades = fix_total(raw, total, 1, lots)
     return {"p": price, "lots": lots, "t": trades, "buy": buy}
+
+
+def _steady(units: Units, prices: np.ndarray, secs: np.ndarray, w: np.ndarray, x: np.ndarray,
+            a: np.ndarray, b: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """A side's ordinary seconds' prices, clipped so that with one lot each they leave
+    the absorbing pair a feasible remainder: sum(vp - a) <= x - a*w - d and sum(b - vp)
+    <= b*w - x - d (d = b - a). The first and last seconds (open, close) keep their
+    prices and count against those budgets; with the invariant's margin of 3d the free
+    seconds' value window [lo, hi] is never empty (w >= WMIN)."""
+    d = b - a
+    fixed = (secs == 0) | (secs == 59)
+    vals = units.vp(prices)
+    n_free = np.maximum((~fixed).sum(axis=1, keepdims=True), 1)
+    up = x - a * w - d - np.where(fixed, vals - a, 0).sum(axis=1, keepdims=True)
+    down = b * w - x - d - np.where(fixed, b - vals, 0).sum(axis=1, keepdims=True)
+    hi_v, lo_v = a + up // n_free, b - down // n_free
+    if units.inverse_a:  # value falls as the price rises
+        lo_p, hi_p = units.price_at_most(hi_v), units.price_at_least(lo_v)
+    else:
+        lo_p, hi_p = lo_v, hi_v
+    clipped = np.clip(np.clip(prices, lo_p, hi_p), low, high)
+    return np.where(fixed, prices, clipped)
 
 
 def _price_of_value(units: Units, value: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

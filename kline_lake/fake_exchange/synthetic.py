@@ -6,7 +6,8 @@ range is computed independently, lazily and vectorized (no history is replayed):
 - The day level is a table for the symbol's whole life (an Ornstein-Uhlenbeck log-price
   around the symbol's base price; ~8k days, computed once per symbol).
 - Each finer level *refines* its parent bar into 24 or 60 children with a Brownian bridge
-  from the parent's open to its close, clipped to the parent's range, with the parent's
+  from the parent's open to its close, steered (a bump, zero at both ends) so that its
+  volume-weighted price is the parent's, clipped to the parent's range, with the parent's
   high and low placed on one child each; volume, trades, taker volume and quote volumes
   are split *exactly* (integers) among the children by `splits`, which also widens a
   child's wicks where its share of the quote volume needs it. Seconds are flat (open =
@@ -109,12 +110,13 @@ def refine(parent: Bars, parent_idx: np.ndarray, n: int, child_s: int, key: np.u
     walk = np.cumsum(normal(key, ctr, 0), axis=1)
     bridge = walk - (k / n) * walk[:, -1:]
     sigma = (H - L).astype(np.float64) * 0.45 / math.sqrt(n)
-    c = np.clip(np.rint(O + (C - O) * (k / n) + sigma * bridge), L, H).astype(np.int64)
-    c[:, -1] = C[:, 0]
+    drift = O + (C - O) * (k / n) + sigma * bridge
     side = _sides(parent, units)
+    target = _vwap_price(units, side)
     w = np.exp(0.5 * normal(key, ctr, 3))
-    count_w = w * np.exp(0.3 * normal(key, ctr, 4))
+    count_w = w if units.inverse_a else w * np.exp(0.3 * normal(key, ctr, 4))  # cm: counts = lots
     if child_s == 1:  # flat seconds, one aggregate trade's price each (module docstring)
+        c = _steer(drift, w, target, O, L, H, C, flat=True)
         c[:, 0] = O[:, 0]
         order = np.argsort(uniform(key, ctr, 6), axis=1)
         sec = splits.seconds(units, {**side, "l": parent["l"], "h": parent["h"]}, c, order, w, count_w)
@@ -122,12 +124,6 @@ def refine(parent: Bars, parent_idx: np.ndarray, n: int, child_s: int, key: np.u
         q = units.vp(p) * lots
         return _bars(p, p, p, p, np.where(sec["buy"], lots, 0), np.where(~sec["buy"], lots, 0),
                      np.where(sec["buy"], q, 0), np.where(~sec["buy"], q, 0), sec["t"], units)
-    o = np.concatenate([O, c[:, :-1]], axis=1)
-    wick = sigma * 0.6
-    h = np.minimum(np.maximum(o, c) + np.rint(np.abs(normal(key, ctr, 1)) * wick).astype(np.int64), H)
-    lo = np.maximum(np.minimum(o, c) - np.rint(np.abs(normal(key, ctr, 2)) * wick).astype(np.int64), L)
-    h[rows, np.argmax(h, axis=1)] = H[:, 0]
-    lo[rows, np.argmin(lo, axis=1)] = L[:, 0]
 
     n_min = child_s // 60
     ratio = np.clip((parent["tb"] / parent["v"])[:, None] + 0.1 * normal(key, ctr, 5), 0.02, 0.98)
@@ -138,12 +134,48 @@ def refine(parent: Bars, parent_idx: np.ndarray, n: int, child_s: int, key: np.u
         t = wb + ws
     else:  # at least one trade per second, at least one lot per trade
         t = fix_total(child_s + partition(side["t"] - n * child_s, count_w), side["t"], child_s, wb + ws)
+    c = _steer(drift, wb + ws, target, O, L, H, C, flat=False)
+    o = np.concatenate([O, c[:, :-1]], axis=1)
+    wick = sigma * 0.6
+    h = np.minimum(np.maximum(o, c) + np.rint(np.abs(normal(key, ctr, 1)) * wick).astype(np.int64), H)
+    lo = np.maximum(np.minimum(o, c) - np.rint(np.abs(normal(key, ctr, 2)) * wick).astype(np.int64), L)
+    h[rows, np.argmax(h, axis=1)] = H[:, 0]
+    lo[rows, np.argmin(lo, axis=1)] = L[:, 0]
     a, b = units.extremes(parent["l"], parent["h"])
+    own = units.extremes(lo, h)
     natural = units.vp((o + h + lo + c) // 4)
-    xb = splits.split_values(side["xb"], wb, natural, a, b, n_min)
-    xs = splits.split_values(side["xs"], ws, natural, a, b, n_min)
+    xb = splits.split_values(side["xb"], wb, natural, own, (a, b), n_min)
+    xs = splits.split_values(side["xs"], ws, natural, own, (a, b), n_min)
     lo, h = splits.widen(units, lo, h, L, H, [(wb, xb), (ws, xs)], n_min)
     return _bars(o, h, lo, c, wb, ws, xb, xs, t, units)
+
+
+def _vwap_price(units: splits.Units, side: dict[str, np.ndarray]) -> np.ndarray:
+    """(P, 1) the (tick) price whose value price is the bar's volume-weighted value."""
+    w, x = side["wb"] + side["ws"], side["xb"] + side["xs"]
+    if units.inverse_a:
+        return (units.inverse_a * w.astype(np.float64) / x)[:, None]
+    return (x / w)[:, None]
+
+
+def _steer(drift: np.ndarray, weights: np.ndarray, target: np.ndarray, O: np.ndarray,  # noqa: E741, N803
+           L: np.ndarray, H: np.ndarray, C: np.ndarray, flat: bool) -> np.ndarray:  # noqa: N803
+    """Children's closes: the bridge `drift` plus a bump (zero at both ends) scaled so the
+    `weights`-averaged price (mid of open and close; the close itself if `flat`) is the
+    bar's volume-weighted price, clipped to [L, H], the last one = C. So the prices sit
+    where the volume traded, and the exact value split (`splits`) only nudges."""
+    n = drift.shape[1]
+    bump = np.sin(np.pi * np.arange(1, n + 1) / n)[None, :]
+    if flat:
+        m0, mb = drift, bump
+    else:
+        m0 = (np.concatenate([O, drift[:, :-1]], axis=1) + drift) / 2
+        mb = (np.concatenate([np.zeros((1, 1)), bump[:, :-1]], axis=1) + bump) / 2
+    wsum = weights.sum(axis=1, keepdims=True)
+    beta = (target * wsum - (weights * m0).sum(axis=1, keepdims=True)) / (weights * mb).sum(axis=1, keepdims=True)
+    c = np.clip(np.rint(drift + beta * bump), L, H).astype(np.int64)
+    c[:, -1] = C[:, 0]
+    return c
 
 
 def _sides(bars: Bars, units: splits.Units) -> dict[str, np.ndarray]:
