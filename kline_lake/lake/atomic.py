@@ -38,9 +38,9 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def ensure_dir(path: Path) -> None:
-    """Create `path` and missing parents, fsyncing each parent after a new entry, so a
-    directory created for a file survives a power cut together with the file."""
+def create_dirs(path: Path) -> list[Path]:
+    """Create `path` and its missing parents (no fsync); the directories created, top
+    first. One created concurrently by another writer is not counted."""
     path = Path(path)
     missing = []
     probe = path
@@ -49,6 +49,7 @@ def ensure_dir(path: Path) -> None:
         if probe.parent == probe:
             break
         probe = probe.parent
+    created = []
     for directory in reversed(missing):
         try:
             directory.mkdir()
@@ -56,6 +57,14 @@ def ensure_dir(path: Path) -> None:
             if not directory.is_dir():
                 raise
             continue  # created concurrently by another writer
+        created.append(directory)
+    return created
+
+
+def ensure_dir(path: Path) -> None:
+    """Create `path` and missing parents, fsyncing each parent after a new entry, so a
+    directory created for a file survives a power cut together with the file."""
+    for directory in create_dirs(path):
         fsync_dir(directory.parent)
 
 

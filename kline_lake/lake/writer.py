@@ -13,10 +13,13 @@ time ranges they completely answer. Guarantees (DESIGN.md "The lake"):
 - Idempotent and byte-stable: a file whose merged content equals what is stored is not
   rewritten at all, so committing the same rows twice leaves byte-identical files.
 - Atomic and ordered: data files first (temp + fsync + ``os.replace``), then the coverage
-  record, all under the series lock. A crash at any point leaves the old state, or rows
-  without coverage (which a rerun refetches and merges idempotently), never coverage
-  without rows. Orphaned ``.*.tmp`` files are invisible to ``*.parquet`` globs and are
-  removed by the next commit to that partition.
+  record. The temps are built and fsynced outside the series lock, renamed and their
+  directories fsynced under it, then coverage is written, still under it; a partition
+  another writer changed meanwhile is rebuilt under the lock (`kline_lake.lake.staging`).
+  A crash at any point leaves the old state, or rows without coverage (which a rerun
+  refetches and merges idempotently), never coverage without rows. Orphaned ``.*.tmp``
+  files are invisible to ``*.parquet`` globs and are removed by the next commit to that
+  partition once their writer is gone.
 - On object storage (``LakeWriter("s3://bucket/prefix")``, any URL
   `kline_lake.lake.storage.open_storage` accepts) the same order holds without rename:
   each object is built in a local temp file and sent with one PUT (visible whole or not at
@@ -29,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +47,22 @@ from kline_lake.core.schemas import KEYS, SCHEMAS, TIME_COLUMNS, conform
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import year_month
 from kline_lake.errors import InputError, LakeError
-from kline_lake.lake import coverage, layout
-from kline_lake.lake.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
+from kline_lake.lake import coverage, layout, roots
+from kline_lake.lake.atomic import atomic_write_bytes, atomic_write_with, ensure_dir, temp_path_for
 from kline_lake.lake.lock import DEFAULT_TIMEOUT_S, FileLock
+from kline_lake.lake.roots import check_exact_case, check_lake_root, check_root, is_object_store
 from kline_lake.lake.scan import object_series_files
+from kline_lake.lake.staging import (
+    StagedPartition,
+    fsync_all,
+    make_dirs,
+    remove_stale_temps,
+    snapshot,
+)
 from kline_lake.lake.storage import LocalStorage, Storage, StorageLock, open_storage, split_url
 
 __all__ = ["LakeWriter", "ObjectPartition", "SeriesKey", "write_parquet", "merge_rows",
-           "read_data_file"]
+           "read_data_file", "check_root", "check_lake_root", "is_object_store"]
 
 # Row groups of at most this many rows: small enough that row-group statistics let
 # DuckDB/Polars skip most of a day of trades, large enough to compress well.
@@ -169,6 +180,41 @@ def _already_ordered(tables: list[pa.Table], key: str) -> bool:
     return True
 
 
+def _by_month(tables: list[pa.Table], dataset: str) -> dict[tuple[int, int], dict[str, list[pa.Table]]]:
+    """Rows grouped by destination: {(year, month): {file name: [tables]}}, placed chunk
+    by chunk (a batch of archive files concatenated is one chunk per file: no split)."""
+    out: dict[tuple[int, int], dict[str, list[pa.Table]]] = {}
+    for batch in (b for table in tables for b in table.to_batches() if b.num_rows):
+        for (year, month, fname), part in split_by_target(pa.Table.from_batches([batch]), dataset).items():
+            out.setdefault((year, month), {}).setdefault(fname, []).append(part)
+    return out
+
+
+def _stage_partition(pdir: Path, dataset: str, new_by_file: dict[str, list[pa.Table]]
+                     ) -> tuple[StagedPartition, dict[str, pa.Table]]:
+    """What `pdir` holds now, and the merged content of each file that changes (none when
+    the partition holds non-canonical files: it is then rebuilt under the lock)."""
+    part = StagedPartition(pdir, snapshot(pdir), new_by_file)
+    names = [name for name, *_ in part.seen]
+    if any(not layout.is_canonical_file(dataset, n) for n in names):
+        part.rebuild = True
+        return part, {}
+    changed = {}
+    for fname in sorted(new_by_file):
+        old = None
+        if fname in names:
+            try:  # through one open file: a writer may replace the path meanwhile
+                with pa.OSFile(str(pdir / fname)) as handle:
+                    old = read_data_file(handle, dataset, str(pdir / fname))
+            except FileNotFoundError:  # removed since the snapshot: merge under the lock
+                part.rebuild = True
+                return part, {}
+        merged = merge_rows(new_by_file[fname] if old is None else [old, *new_by_file[fname]], dataset)
+        if old is None or not merged.equals(old):
+            changed[fname] = merged
+    return part, changed
+
+
 def split_by_target(table: pa.Table, dataset: str) -> dict[tuple[int, int, str], pa.Table]:
     """Group rows by their (year, month, file name) destination."""
     time_col = TIME_COLUMNS[dataset]
@@ -224,41 +270,93 @@ class LakeWriter:
         self.fault_hook = fault_hook
 
     # ------------------------------------------------------------------ data
-    def commit(self, key: SeriesKey, table: pa.Table,
+    def commit(self, key: SeriesKey, table: pa.Table | Sequence[pa.Table],
                covered: Iterable[tuple[int, int]] = ()) -> None:
         """Merge `table` into the series and record `covered` (half-open us ranges).
 
-        Durable on return. Rows are written before the coverage record, under the lock.
+        `table` may be a list of tables (a batch of months, say): each goes to the
+        partitions its rows fall in, without concatenating the batch first. Durable on
+        return. Rows are written before the coverage record; on a local lake the new
+        files are built and fsynced outside the series lock and published under it
+        (`kline_lake.lake.staging`), on an object store written under it.
         """
-        table = conform(table, key.dataset)
+        tables = [table] if isinstance(table, pa.Table) else list(table)
+        by_month = _by_month([conform(t, key.dataset) for t in tables], key.dataset)
         ranges = rg.validate(covered)
-        with self.lock(key):
-            self._write_rows(key, table)
-            if ranges:
-                self._hook("before-coverage")
-                if self.objects is None:
-                    path = layout.coverage_path(self.root, key)
-                    coverage.write(path, rg.union(coverage.read(path), ranges))
+        staged = self._stage(key, by_month) if self.objects is None else None
+        try:
+            with self.lock(key):
+                if staged is None:
+                    for (year, month), new_by_file in sorted(by_month.items()):
+                        rewrite_partition(self.partition(key, year, month), key.dataset,
+                                          new_by_file, self.fault_hook)
                 else:
-                    rel = _rel(layout.coverage_path(Path(), key))
-                    self.write_meta(rel, coverage.dumps(rg.union(self.covered(key), ranges))
-                                    .encode("utf-8"))
+                    self._publish(key.dataset, staged)
+                if ranges:
+                    self._record_coverage(key, ranges)
+        finally:
+            for part in staged or ():
+                part.discard()
+
+    def _record_coverage(self, key: SeriesKey, ranges: list[tuple[int, int]]) -> None:
+        self._hook("before-coverage")
+        if self.objects is None:
+            path = layout.coverage_path(self.root, key)
+            coverage.write(path, rg.union(coverage.read(path), ranges))
+        else:
+            rel = _rel(layout.coverage_path(Path(), key))
+            self.write_meta(rel, coverage.dumps(rg.union(self.covered(key), ranges)).encode("utf-8"))
 
     def _hook(self, stage: str) -> None:
         if self.fault_hook is not None:
             self.fault_hook(stage)
 
-    def _write_rows(self, key: SeriesKey, table: pa.Table) -> None:
-        if not table.num_rows:
-            return
-        if key.interval in CASE_COLLIDING_INTERVALS and self.objects is None:
-            check_exact_case(layout.series_dir(self.root, key))  # object keys keep case
-        by_month: dict[tuple[int, int], dict[str, pa.Table]] = {}
-        for (year, month, fname), part in split_by_target(table, key.dataset).items():
-            by_month.setdefault((year, month), {})[fname] = part
-        for (year, month), new_by_file in sorted(by_month.items()):
-            rewrite_partition(self.partition(key, year, month), key.dataset, new_by_file,
-                              self.fault_hook)
+    def _stage(self, key: SeriesKey, by_month: dict[tuple[int, int], dict[str, list[pa.Table]]]
+               ) -> list[StagedPartition]:
+        """Step 1 of a local commit, without the lock: the changed files of every touched
+        partition as durable temps (`kline_lake.lake.staging`)."""
+        if by_month and key.interval in CASE_COLLIDING_INTERVALS:
+            check_exact_case(layout.series_dir(self.root, key))
+        parts: list[StagedPartition] = []
+        try:
+            merged = []
+            for (year, month), new_by_file in sorted(by_month.items()):
+                part, changed = _stage_partition(layout.partition_dir(self.root, key, year, month),
+                                                 key.dataset, new_by_file)
+                parts.append(part)
+                merged.extend((part, fname, rows) for fname, rows in changed.items())
+            make_dirs(part.pdir for part, _, _ in merged)
+            for part, fname, rows in merged:
+                tmp = part.temps[fname] = temp_path_for(part.pdir / fname)
+                write_parquet_file(rows, tmp, key.dataset)
+            fsync_all(files=[tmp for part in parts for tmp in part.temps.values()])
+            if merged:
+                self._hook("data-temp-written")
+        except BaseException:
+            for part in parts:
+                part.discard()
+            raise
+        return parts
+
+    def _publish(self, dataset: str, parts: list[StagedPartition]) -> None:
+        """Step 2, under the lock: rename the temps of every partition no other writer
+        changed since step 1 and fsync their directories; rebuild the others here."""
+        published = []
+        for part in parts:
+            if not part.rebuild and snapshot(part.pdir) == part.seen:
+                try:
+                    for fname, tmp in sorted(part.temps.items()):
+                        os.replace(tmp, part.pdir / fname)
+                        del part.temps[fname]
+                        published.append(part.pdir)
+                    continue
+                except FileNotFoundError:  # a temp removed meanwhile: rebuild it here
+                    pass
+            part.discard()
+            rewrite_partition(part.pdir, dataset, part.new_by_file, self.fault_hook)
+        fsync_all(dirs=published)  # once each
+        for _ in dict.fromkeys(published):
+            self._hook("data-replaced")
 
     def partition(self, key: SeriesKey, year: int, month: int) -> Path | ObjectPartition:
         """A series' year/month partition: its directory, or an `ObjectPartition`."""
@@ -316,7 +414,7 @@ class LakeWriter:
         what the opener returns (a path, or an object's bytes fetched when called)."""
         if self.objects is None:
             return [[((lambda p=p: p), str(p)) for p in sorted(pdir.glob("*.parquet"))]
-                    for pdir in list_partitions(self.root, key)]
+                    for pdir in roots.list_partitions(self.root, key)]
         objects, by_dir = self.objects, {}
         for rel in object_series_files(objects, key):
             by_dir.setdefault(rel.rsplit("/", 1)[0], []).append(rel)
@@ -404,72 +502,11 @@ class ObjectPartition:
         self.storage.delete(f"{self.prefix}/{name}")
 
 
-def check_exact_case(series_dir: Path) -> None:
-    """LakeError if the filesystem folded `series_dir`'s name onto another case.
-
-    ``interval=1m`` and ``interval=1M`` (the DESIGN.md layout) are one directory on a
-    case-insensitive filesystem (macOS and Windows defaults); writing both would mix minute
-    and month klines in one file, so the second one is refused instead.
-    """
-    from kline_lake.lake.atomic import ensure_dir
-
-    ensure_dir(series_dir)
-    if series_dir.name not in os.listdir(series_dir.parent):
-        raise LakeError(
-            f"{series_dir}: this filesystem is case-insensitive and already holds another "
-            f"interval under the same name (1m vs 1M); use a case-sensitive lake volume")
-
-
-def check_root(root: Path) -> Path:
-    """Validate a lake root without creating it: InputError if it (or an ancestor) is a
-    file, LakeError if it cannot be created for lack of permission."""
-    if root.exists() and not root.is_dir():
-        raise InputError(f"lake path {root} exists and is not a directory")
-    probe = root
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise InputError(f"lake path {root}: {probe} is a file, not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise LakeError(f"lake path {root} is not writable ({probe})")
-    return root
-
-
-def check_lake_root(lake: str | Path | Storage) -> Path | str:
-    """`check_root` for a local lake (its Path); for an object-store URL (or a
-    `Storage`) the normalised URL, after probing its bucket once (InputError, one line,
-    for an unknown scheme, a missing bucket or package, no credentials)."""
-    if isinstance(lake, Storage) or split_url(lake)[0]:
-        storage = open_storage(lake)
-        if not isinstance(storage, LocalStorage):
-            return storage.uri()
-        lake = storage.path
-    return check_root(Path(lake))
-
-
-def is_object_store(root: str | Path | Storage) -> bool:
-    """True for an object-store root (a URL other than ``file://``)."""
-    if isinstance(root, Storage):
-        return not isinstance(root, LocalStorage)
-    return bool(split_url(root)[0])
-
-
-def list_partitions(root: Path, key: SeriesKey) -> list[Path]:
-    """The existing year/month partition directories of a series, oldest first."""
-    base = layout.series_dir(root, key)
-    out = []
-    for ydir in sorted(base.glob("year=*")):
-        out.extend(sorted(p for p in ydir.glob("month=*") if p.is_dir()))
-    return out
-
-
 def rewrite_partition(pdir: Path | ObjectPartition, dataset: str,
-                      new_by_file: dict[str, pa.Table],
+                      new_by_file: dict[str, pa.Table] | dict[str, list[pa.Table]],
                       fault_hook: FaultHook | None = None) -> list[str]:
-    """Merge `new_by_file` ({canonical file name: rows}) into the partition `pdir` (a
-    directory, or an `ObjectPartition`).
+    """Merge `new_by_file` ({canonical file name: rows, or a list of tables}) into the
+    partition `pdir` (a directory, or an `ObjectPartition`), under the series lock.
 
     If the partition holds only canonical files, only the targeted files are read and
     rewritten. If it holds other ``*.parquet`` files (foreign or pre-compaction), the whole
@@ -480,13 +517,12 @@ def rewrite_partition(pdir: Path | ObjectPartition, dataset: str,
     existing = _prepare(pdir)
     if any(not layout.is_canonical_file(dataset, n) for n in existing):
         stored = [_read(pdir, n, dataset) for n in existing]
-        merged = merge_rows([*stored, *new_by_file.values()], dataset)
+        merged = merge_rows([*stored, *(t for v in new_by_file.values() for t in _listed(v))], dataset)
         return replace_partition(pdir, dataset, merged, fault_hook)[0]
     written = []
     for fname in sorted(new_by_file):
         old = _read(pdir, fname, dataset) if fname in existing else None
-        merged = merge_rows([new_by_file[fname]] if old is None else [old, new_by_file[fname]],
-                            dataset)
+        merged = merge_rows(([] if old is None else [old]) + _listed(new_by_file[fname]), dataset)
         if old is not None and merged.equals(old):
             continue
         _write(pdir, fname, merged, dataset, fault_hook)
@@ -537,7 +573,7 @@ def _prepare(pdir: Path | ObjectPartition) -> list[str]:
     (local only: an object store never shows a half-sent object)."""
     if isinstance(pdir, ObjectPartition):
         return pdir.names()
-    _remove_stale_temps(pdir)
+    remove_stale_temps(pdir)  # orphans only: a live writer's staged temps stay
     return sorted(p.name for p in pdir.glob("*.parquet")) if pdir.is_dir() else []
 
 
@@ -555,6 +591,5 @@ def _write(pdir: Path | ObjectPartition, name: str, table: pa.Table, dataset: st
         write_parquet(table, pdir / name, dataset, fault_hook)
 
 
-def _remove_stale_temps(pdir: Path) -> None:
-    for stale in pdir.glob(f".*{layout.TMP_SUFFIX}"):
-        stale.unlink(missing_ok=True)  # orphaned by a crashed writer; invisible to readers
+def _listed(rows: pa.Table | list[pa.Table]) -> list[pa.Table]:
+    return [rows] if isinstance(rows, pa.Table) else list(rows)
