@@ -22,7 +22,8 @@ Arrays in, arrays out, a status code instead of exceptions. One bar ``i`` at a t
    order kind `KIND_SL`/`KIND_TP`/`KIND_TRAIL`; then, without an exit, the trailing
    reference moves to the bar's high (long) / low (short). The levels are anchored at
    the opening fill price: a rebalance that resizes the position on the same side keeps
-   them (vectorbt's ``upon_stop_update="keep"``). After a stop the asset stays flat
+   them (the analogue of vectorbt's ``upon_stop_update="keep"``; worked numbers in
+   ``tests/portfolio/test_stops.py``). After a stop the asset stays flat
    until the next rebalance fill re-applies its target weight (a new position, new
    levels); an asset without a bar is not checked;
 4. funding inside the bar is charged on the positions held after the open fill;
