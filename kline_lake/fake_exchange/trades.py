@@ -12,8 +12,9 @@ than lots (`splits`), so no trade is empty. So trades -> aggTrades -> klines agr
 volume, count, taker-buy volume and, since each trade's quote quantity is exact, in
 quote volumes too.
 
-Looking up a trade id: the agg id whose `f..l` contains it is found by bisection over
-agg ids (trade ids grow with agg ids), each probe one `series.trades_for_seconds` call.
+Looking up a trade id: the agg id whose `f..l` contains it is found by a search over agg
+ids (trade ids grow with agg ids; interpolation, falling back to bisection), each probe
+one `series.trades_for_seconds` call.
 """
 
 from __future__ import annotations
@@ -41,19 +42,45 @@ def _first_trade_of_agg(path: SymbolPath, life: series.Segments, agg_id: int) ->
 
 
 def agg_id_of_trade(path: SymbolPath, trade_id: int, now_ms: int) -> int | None:
-    """The agg id whose trade range holds `trade_id`, or None past the last trade."""
+    """The agg id whose trade range holds `trade_id`, or None past the last trade.
+
+    First trade ids grow strictly with agg ids (every second trades), so the answer is
+    the last agg id whose first trade is <= `trade_id`: found by interpolating between
+    the bracket's ends (trade counts per second vary slowly), each probe one
+    `_first_trade_of_agg`."""
     life = path.segments(None)
     n_aggs = series.agg_id_of_second(life, now_ms // 1000 + 1)
     if n_aggs <= 0 or trade_id < 0:
         return None if trade_id >= 0 else 0
-    lo, hi = 0, n_aggs - 1  # invariant: first_trade(lo) <= trade_id
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        first = _first_trade_of_agg(path, life, mid)
-        if first is not None and first <= trade_id:
-            lo = mid
+    lo, hi = 0, n_aggs - 1  # agg ids < n_aggs lie inside the life: probes are never None
+    f_lo, f_hi = _first_trade_of_agg(path, life, lo), _first_trade_of_agg(path, life, hi)
+    if f_hi <= trade_id:
+        return hi
+    if trade_id <= f_lo:
+        return lo
+    # Regula falsi on first(a) - trade_id with the Illinois rule (an end kept twice in a
+    # row has its weight halved, so the guesses close in from both sides); a bisection
+    # step whenever two probes did not quarter the bracket bounds the probes at about
+    # twice plain bisection's. Invariant: first(lo) <= trade_id < first(hi).
+    y_lo, y_hi = float(f_lo - trade_id), float(f_hi - trade_id)
+    side, width0, probes = 0, hi - lo, 0
+    while hi - lo > 1:
+        if probes == 2:
+            bisect, width0, probes = 4 * (hi - lo) > width0, hi - lo, 0
         else:
-            hi = mid - 1
+            bisect = False
+        mid = (lo + hi) // 2 if bisect else \
+            min(max(lo + int(-y_lo * (hi - lo) / (y_hi - y_lo)), lo + 1), hi - 1)
+        first = _first_trade_of_agg(path, life, mid)
+        probes += 1
+        if first <= trade_id:
+            lo, y_lo = mid, float(first - trade_id)
+            y_hi = y_hi / 2 if side == -1 else y_hi
+            side = -1
+        else:
+            hi, y_hi = mid, float(first - trade_id)
+            y_lo = y_lo / 2 if side == 1 else y_lo
+            side = 1
     return lo
 
 
