@@ -125,8 +125,8 @@ def vbt_once(panel, w0, stops):
         stop_entry_price="fillprice", stop_exit_price="stopmarket", fees=FEE_RATE,
         slippage=SLIPPAGE_BPS / 1e4, init_cash=INIT_CASH, cash_sharing=True, group_by=True,
         freq="1h")
-    trades = pf.trades.records_readable
-    return pf.value().to_numpy(), int((trades["Status"] == "Closed").sum())
+    closed = pf.trades.values["status"] == 1  # vectorbt's TradeStatus.Closed
+    return pf.value().to_numpy(), int(closed.sum())
 
 
 def child_engine(engine: str, panel, out: str) -> None:
