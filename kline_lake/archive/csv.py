@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from kline_lake.archive.extra_csv import EXTRA_CSV_DATASETS, parse_extra_csv
 from kline_lake.archive.numeric_csv import BOOL, FLOAT, INT, SKIP, read_numeric_csv
+from kline_lake.archive.trades_csv import parse_trades_csv
 from kline_lake.core import schemas
 from kline_lake.core.schemas import klines_table, ts_column
 from kline_lake.errors import InputError
@@ -44,21 +45,15 @@ _AGG_CSV = (
     ("last_trade_id", INT), ("transact_time", INT), ("is_buyer_maker", BOOL),
     ("is_best_match", BOOL),  # spot only: futures files have 7 columns
 )
-_TRADES_CSV = (
-    ("trade_id", INT), ("price", FLOAT), ("quantity", FLOAT), ("quote_quantity", FLOAT),
-    ("time", INT), ("is_buyer_maker", BOOL),
-    ("is_best_match", BOOL),  # spot only: futures files have 6 columns
-)
 _FUNDING_CSV = (("calc_time", INT), ("funding_interval_hours", INT), ("last_funding_rate", FLOAT))
 _CSV_COLUMNS = {
     "klines": _KLINE_CSV, "mark_klines": _PRICE_KLINE_CSV, "index_klines": _PRICE_KLINE_CSV,
     "premium_klines": _PRICE_KLINE_CSV, "agg_trades": _AGG_CSV, "funding": _FUNDING_CSV,
-    "trades": _TRADES_CSV,
 }
 # Columns a file must have: all but the trailing optional one (klines' "ignore", spot's
 # is_best_match).
 _MIN_COLUMNS = {"klines": 11, "mark_klines": 11, "index_klines": 11, "premium_klines": 11,
-                "agg_trades": 7, "funding": 3, "trades": 6}
+                "agg_trades": 7, "funding": 3}
 # The first byte that bytes.strip() would keep (ASCII whitespace is " \t\n\r\v\f").
 _NON_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 
@@ -92,10 +87,12 @@ def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
     """Parse one archive CSV (already unzipped) into the dataset's lake schema."""
     if dataset in EXTRA_CSV_DATASETS:  # book_ticker, metrics, book_depth
         return parse_extra_csv(data, dataset)
-    if dataset not in _CSV_COLUMNS:
+    if dataset not in _CSV_COLUMNS and dataset != "trades":
         raise InputError(f"unknown dataset {dataset!r}")
     if _NON_SPACE.search(data) is None:  # blank: as `not data.strip()`, without the copy
         return schemas.schema_for(dataset).empty_table()
+    if dataset == "trades":  # every trade: its own one-layout kernel
+        return parse_trades_csv(data, header=_has_header(data))
     cols = _read_csv(data, dataset)
     if dataset == "agg_trades":
         n = len(cols["agg_id"])
@@ -103,15 +100,6 @@ def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
             **{name: cols[name] for name in ("agg_id", "price", "quantity", "first_trade_id",
                                              "last_trade_id")},
             "transact_time": ts_column(cols["transact_time"]),
-            "is_buyer_maker": cols["is_buyer_maker"],
-            "is_best_match": cols.get("is_best_match", pa.nulls(n, pa.bool_())),
-        })
-        return schemas.conform(table, dataset)
-    if dataset == "trades":
-        n = len(cols["trade_id"])
-        table = pa.table({
-            **{name: cols[name] for name in ("trade_id", "price", "quantity", "quote_quantity")},
-            "time": ts_column(cols["time"]),
             "is_buyer_maker": cols["is_buyer_maker"],
             "is_best_match": cols.get("is_best_match", pa.nulls(n, pa.bool_())),
         })

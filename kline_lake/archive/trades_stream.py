@@ -1,0 +1,100 @@
+"""An archive trades CSV read from a binary stream in fixed chunks -> the lake's trades table.
+
+A day of trades is gigabytes of CSV. :func:`kline_lake.archive.trades_csv.parse_trades_csv`
+takes the file's bytes, so the whole text sits in memory next to its table (and every
+page of it is faulted in once). Here the text goes through one reused buffer of
+``chunk_bytes`` (8 MiB): each chunk's whole lines are parsed by the same kernel into the
+same columns, the partial last line is carried to the front of the buffer, and the
+peak is the table plus one chunk. The stream can be a file or a zip member
+(``lambda: zipfile.ZipFile(z).open(name)``: inflated as it is read).
+
+The table is the one ``parse_archive_csv`` gives for the stream's bytes, always: whatever
+the kernel refuses, and a stream whose first chunk holds no whole first line (or only
+blanks), is read again whole and handed to the bytes path, which gives the generic
+reader's table or its error (line and column).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from kline_lake.archive.trades_csv import (
+    REFUSED,
+    SAMPLE_BYTES,
+    TradeColumns,
+    column_count,
+    estimate_rows,
+    parse_trades_csv,
+)
+from kline_lake.core.schemas import TRADES
+
+DEFAULT_CHUNK_BYTES = 8 << 20
+_NON_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() keeps
+
+
+@njit(cache=True, nogil=True)
+def _last_newline_nb(buf, end):
+    """The index of the last ``\\n`` in ``buf[:end]``, or -1."""
+    for i in range(end - 1, -1, -1):
+        if buf[i] == 10:
+            return i
+    return -1
+
+
+def _whole(data: bytes) -> pa.Table:
+    """The bytes path for the whole stream, as ``parse_archive_csv(data, "trades")``."""
+    first = _NON_SPACE.search(data)
+    if first is None:
+        return TRADES.empty_table()
+    return parse_trades_csv(data, header=not (first.group().isdigit() or first.group() == b"-"))
+
+
+def parse_trades_stream(open_binary: Callable[[], BinaryIO], *, size_bytes: int | None = None,
+                        chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> pa.Table:
+    """The trades table of the CSV that ``open_binary()`` streams (opened once, or twice
+    when the bytes path must judge it). ``size_bytes``, the CSV's size when known (a
+    file's, a zip member's ``file_size``), sizes the columns once."""
+    with open_binary() as stream:
+        table = _chunked(stream, size_bytes, chunk_bytes)
+    if table is not None:
+        return table
+    with open_binary() as stream:
+        return _whole(stream.read())
+
+
+def _chunked(stream: BinaryIO, size_bytes: int | None, chunk_bytes: int) -> pa.Table | None:
+    buf = np.empty(chunk_bytes + 1, dtype=np.uint8)  # +1: room for the sentinel at the end
+    filled = stream.readinto(memoryview(buf)[:chunk_bytes])
+    head = buf[:filled].tobytes()
+    first_nl = head.find(b"\n")
+    start = _NON_SPACE.search(head)
+    if start is None or first_nl < 0:  # blanks, or a first line longer than a chunk
+        return None
+    n_cols = column_count(head)
+    header = not (start.group().isdigit() or start.group() == b"-")
+    guess = size_bytes if size_bytes is not None else 16 * filled
+    cols = TradeColumns(estimate_rows(head[:SAMPLE_BYTES], guess), n_cols)
+    pos, rows = (first_nl + 1 if header else 0), 0
+    while True:
+        last_nl = _last_newline_nb(buf, filled)
+        if last_nl >= pos:
+            rows = cols.read(buf[:last_nl + 1], pos, rows)
+            if rows == REFUSED:
+                return None
+        carry = buf[max(last_nl + 1, pos):filled].copy()
+        if len(carry) == len(buf) - 1:  # one line fills the buffer: a bigger one
+            buf = np.empty(2 * len(buf) - 1, dtype=np.uint8)
+        buf[:len(carry)] = carry
+        got = stream.readinto(memoryview(buf)[len(carry):len(buf) - 1])
+        pos, filled = 0, len(carry) + got
+        if not got:  # the end: a last line without its newline gets one
+            if len(carry):
+                buf[len(carry)] = 10
+                rows = cols.read(buf[:len(carry) + 1], 0, rows)
+            return None if rows == REFUSED else cols.table(rows)
