@@ -151,6 +151,11 @@ def rebalance_nb(st, acc, pos, anchor, last_px, orders, i, price_row, tradable_r
     if not value > 0.0:
         _flag_nb(st, STATUS_RUINED)
         return
+    for a in range(m):
+        if not np.isnan(w_row[a]) and tradable_row[a]:
+            break
+    else:  # nothing to fill on this row: no order buffers, no sort
+        return
     delta = np.zeros(m)
     order_value = np.full(m, np.inf)
     for a in range(m):
