@@ -49,6 +49,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+# this checkout's kline_lake, for the prebuild here as for the `-c` children run in ROOT
+# (so both build from one source, one model version, also when run from a copy)
+sys.path.insert(0, str(ROOT))
 MAX_INDEX = 500  # kline_lake.fake_exchange.universe.MAX_UNIVERSE_SIZE
 SEED = 7
 FAKE_NOW = "2030-07-01T00:00"  # the fake exchange's pinned clock: all 200 symbols listed
