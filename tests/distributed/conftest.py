@@ -1,4 +1,5 @@
-"""Fixtures for the Dask tests: a real LocalCluster of 2 worker processes, a lake."""
+"""Fixtures for the Dask tests: a lake. The real LocalCluster of 2 worker processes is
+tests/conftest.py's session-wide `cluster`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import numpy as np
 import pytest
 
 from tests.support.backtest import make_bars, write_funding, write_klines
-from tests.support.distributed import new_cluster
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +20,3 @@ def lake(tmp_path_factory: pytest.TempPathFactory):
     rates = np.random.default_rng(3).normal(1e-4, 1e-4, len(times))
     write_funding(root, "um", "BTCUSDT", times, rates)
     return root, b
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with new_cluster() as c:
-        yield c

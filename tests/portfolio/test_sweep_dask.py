@@ -14,7 +14,6 @@ import pytest
 import backtest
 from backtest.multi_asset import sweep
 from backtest.multi_asset.panel import load_panel
-from tests.support.distributed import new_cluster
 from tests.support.portfolio import write_asset
 
 UNIVERSE = "um:AUSDT,um:BUSDT,um:CUSDT,spot:AUSDT"
@@ -30,12 +29,6 @@ def lake(tmp_path_factory) -> Path:
         write_asset(root, "um", sym, 600, seed=20 + k, funding_rate=2e-4)
     write_asset(root, "spot", "AUSDT", 600, seed=30)
     return root
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with new_cluster() as c:
-        yield c
 
 
 def test_lake_sweep_on_dask_equals_local_and_workers_load_the_lake(cluster, lake,

@@ -1,6 +1,7 @@
 """Fixtures for the object-store tests: a real S3-compatible server on loopback (moto's
-ThreadedMotoServer, one per test session), the standard AWS variables pointing at it, a
-fresh bucket. tests/lake/conftest.py registers them."""
+ThreadedMotoServer, one per test session: tests/conftest.py's `moto_server`, shared by
+every module that registers these), the standard AWS variables pointing at it, a fresh
+bucket. tests/lake/conftest.py registers them."""
 
 from __future__ import annotations
 
@@ -10,14 +11,8 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def s3_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def s3_server(moto_server):
+    return moto_server
 
 
 @pytest.fixture
