@@ -194,14 +194,11 @@ def test_cli_bad_stops_are_one_line_exit_2(lake, capsys, args, message):
     assert len(lines) == 1 and message in lines[0], err
 
 
-def test_dask_sweep_with_stop_levels_equals_local(lake):
-    from tests.support.distributed import new_cluster
-
+def test_dask_sweep_with_stop_levels_equals_local(lake, cluster):
     grid = {"lookback": [4, 8, 16]}
     kw = dict(lake=lake, universe=UNIVERSE, interval="1h", start="2024-01-01",
               end="2024-01-13", rebalance="8h", sl_stop=[0.01, 0.02], tp_stop=[0.03, 0.05])
     local = backtest.portfolio_sweep("momentum_rank", grid, **kw)
-    with new_cluster() as cluster:
-        remote = backtest.portfolio_sweep("momentum_rank", grid, **kw, progress=False,
-                                          dask=cluster.scheduler_address)
+    remote = backtest.portfolio_sweep("momentum_rank", grid, **kw, progress=False,
+                                      dask=cluster.scheduler_address)
     assert remote.equals(local) and local.height == 12
