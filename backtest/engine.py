@@ -355,7 +355,7 @@ def run(strategy: str | Strategy | SignalFunc = "sma_cross",
     liquidity, slippage_bps, funding, leverage, size, maintenance_margin_rate, and the
     stops ``sl_stop`` (fraction below the entry fill for a long, above for a short),
     ``tp_stop``, ``sl_trail`` (the stop-loss follows the best price since the entry;
-    resolution inside a bar in `backtest.kernels.simulate_nb`).
+    resolution inside a bar, with worked numbers, in `backtest.stops`).
     `exchange_filters`: True applies the symbol's LOT_SIZE/MIN_NOTIONAL from the lake's
     cached exchangeInfo, False none, an `ExchangeFilters` the values given.
     ``market="cm"``: an inverse contract, `cash` in the margin coin and the results in
