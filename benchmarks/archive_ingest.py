@@ -6,13 +6,18 @@ commit), one file at a time, with pyarrow's CSV reader timed on the same bytes a
 parser's peer; then a year of monthly 1m-kline zips through the archive
 source's own code path (``ingest_archive_pieces``: sha256 while receiving, unzip, parse
 and commit in worker threads, manifest), served from memory by an in-process transport,
-so one file's fsync waits overlap the next file's work as they do in a real download. The
-process is pinned to one CPU (``sched_setaffinity``) and pyarrow, polars and numba to one
-thread before any of them is imported.
+so one file's fsync waits overlap the next file's work as they do in a real download:
+with batched commits (the default), and with one commit per month (``batch_rows=1``, the
+pipeline before batching) in the same run; and the peer on the same zips, one month at a
+time: ``pyarrow.csv.read_csv`` + ``pq.write_table`` (the lake's Parquet options) + fsync.
+The process is pinned to one CPU (``sched_setaffinity``) and pyarrow, polars and numba to
+one thread before any of them is imported.
 
-Part 1b (``--workers 1,2``): a year of monthly 1m-kline zips of two series served over
-loopback HTTP by their own process and ingested by ``archive.parallel.ingest_parallel``
-with 1 and 2 worker processes (pinned to CPU 0, then 0 and 1): the scaling with cores.
+Part 1b (``--workers 1,2``): monthly 1m-kline zips served over loopback HTTP by their own
+process and ingested by ``archive.parallel.ingest_parallel`` with 1 and 2 worker processes
+(pinned to CPU 0, then 0 and 1): one series x two years (its months dealt to the
+workers, which share its lock) and four series x one year (whole series per worker); the
+lakes of every worker count are checked byte-identical (data, coverage, manifest).
 
 Part 2: one year of 1m klines downloaded with ``--source auto`` and with ``--source rest``
 from the fake exchange (loopback, real HTTP), each into a fresh lake: request weight used
@@ -40,6 +45,8 @@ if PINNABLE:
     os.sched_setaffinity(0, {ALL_CPUS[0]})
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import hashlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
@@ -243,8 +250,10 @@ def profile_kline_month(top: int = 15) -> str:
     return out.getvalue()
 
 
+@functools.cache
 def _archive_year(year: int, symbol: str = "BTCUSDT") -> tuple[dict[str, bytes], int]:
-    """The monthly 1m-kline zips of ``year`` and their CHECKSUMs, by archive URL path."""
+    """The monthly 1m-kline zips of ``year`` and their CHECKSUMs, by archive URL path
+    (built once per run: every part reads the same bytes)."""
     files, rows = {}, 0
     for month in range(1, 13):
         csv_bytes, start, end = kline_month_csv(year, month, seed=month)
@@ -257,9 +266,10 @@ def _archive_year(year: int, symbol: str = "BTCUSDT") -> tuple[dict[str, bytes],
     return files, rows
 
 
-def bench_pipeline_year(repeats: int, year: int = 2023) -> dict:
+def bench_pipeline_year(repeats: int, year: int = 2023, batch_rows: int | None = None) -> dict:
     """A year of monthly zips through ``ingest_archive_pieces`` into fresh lakes (best of
-    ``repeats``): zip bytes in memory to committed Parquet, coverage and manifest."""
+    ``repeats``): zip bytes in memory to committed Parquet, coverage and manifest.
+    ``batch_rows=1`` commits month by month (the pipeline before batched commits)."""
     import asyncio
 
     import httpx
@@ -269,7 +279,7 @@ def bench_pipeline_year(repeats: int, year: int = 2023) -> dict:
     from kline_lake.archive.plan import MONTHLY, plan_range
     from kline_lake.core.markets import SPOT
 
-    files, rows = _archive_year(year)
+    files, rows = _archive_year(year, "BTCUSDT")
 
     async def serve(request: httpx.Request) -> httpx.Response:
         body = files.get(request.url.path)
@@ -281,6 +291,8 @@ def bench_pipeline_year(repeats: int, year: int = 2023) -> dict:
         raise RuntimeError(f"expected 12 monthly pieces, planned {pieces}")
     key = SeriesKey("spot", "klines", "BTCUSDT", "1m")
     settings = ArchiveSettings("http://archive.invalid", FetchPolicy())
+    if batch_rows is not None:
+        settings = dataclasses.replace(settings, batch_rows=batch_rows)
 
     async def ingest(root: Path) -> int:
         async with archive_client(transport=httpx.MockTransport(serve)) as client:
@@ -299,11 +311,57 @@ def bench_pipeline_year(repeats: int, year: int = 2023) -> dict:
         if got != rows:
             raise RuntimeError(f"ingested {got} rows, expected {rows}")
     best = min(runs[1:], key=lambda r: r["wall_s"])
+    how = "one commit per month" if batch_rows == 1 else "batched commits"
     return {
-        "case": f"year of 1m klines, 12 monthly zips, archive source ({year})",
+        "case": f"year of 1m klines, 12 monthly zips, archive source ({year}), {how}",
         "rows": rows, "zip_mb": sum(len(v) for k, v in files.items() if k.endswith(".zip")) / 1e6,
         **best, "rows_per_s": rows / best["wall_s"], "rows_per_cpu_s": rows / best["cpu_s"],
     }
+
+
+def bench_pyarrow_peer_year(repeats: int, year: int = 2023) -> dict:
+    """The peer pipeline on the same year of zips, one month at a time: sha256, the same
+    safe unzip, ``pyarrow.csv.read_csv`` (same column types), the lake's table built from
+    its columns, ``pq.write_table`` with the lake's Parquet options, fsync of each file
+    (no lock, coverage or manifest: less durable bookkeeping than the lake's)."""
+    import pyarrow.csv as pacsv
+
+    from kline_lake.archive import numeric_csv as nc
+    from kline_lake.archive.csv import _CSV_COLUMNS
+    from kline_lake.core.schemas import klines_table
+    from kline_lake.lake.writer import write_parquet_file
+
+    files, rows = _archive_year(year, "BTCUSDT")
+    zips = [v for k, v in sorted(files.items()) if k.endswith(".zip")]
+    shas = [hashlib.sha256(z).hexdigest() for z in zips]
+    columns = _CSV_COLUMNS["klines"]
+    types = {nc.INT: pa.int64(), nc.FLOAT: pa.float64(), nc.SKIP: pa.string()}
+    read = pacsv.ReadOptions(column_names=[name for name, _ in columns])
+    convert = pacsv.ConvertOptions(column_types={name: types[kind] for name, kind in columns})
+    runs = []
+    for _ in range(repeats + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            got = 0
+            for i, (zip_bytes, sha) in enumerate(zip(zips, shas, strict=True)):
+                if hashlib.sha256(zip_bytes).hexdigest() != sha:
+                    raise RuntimeError("checksum mismatch in the benchmark")
+                _, csv_bytes = extract_single_csv(zip_bytes, "bench.zip", check_crc=False)
+                parsed = pacsv.read_csv(pa.BufferReader(csv_bytes), read_options=read,
+                                        convert_options=convert)
+                table = klines_table({n: parsed.column(n).to_numpy() for n, _ in columns[:-1]}, "klines")
+                target = Path(tmp) / f"{i:02d}.parquet"
+                write_parquet_file(table, target, "klines")
+                fd = os.open(target, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
+                got += table.num_rows
+            runs.append({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - cpu0})
+        if got != rows:
+            raise RuntimeError(f"peer parsed {got} rows, expected {rows}")
+    best = min(runs[1:], key=lambda r: r["wall_s"])
+    return {"case": f"peer: pyarrow.csv + pq.write_table, same 12 zips ({year})", "rows": rows,
+            **best, "rows_per_s": rows / best["wall_s"], "rows_per_cpu_s": rows / best["cpu_s"]}
 
 
 def _serve_dir(root: Path) -> tuple[subprocess.Popen, str]:
@@ -367,37 +425,53 @@ def bench_parallel(workers_list: list[int], years: tuple[int, ...], repeats: int
                             outcome = ingest_parallel(lake, jobs, settings, workers, pool=pool,
                                                       cpus=cpus[:workers])
                             runs.append(time.perf_counter() - t0)
+                            digest = lake_digest(Path(lake))
                         raise_first(outcome.errors)
                         if outcome.stats.rows != rows:
                             raise RuntimeError(f"ingested {outcome.stats.rows} rows, expected {rows}")
                     best = min(runs[1:])
                     out.append({"workers": workers, "cpus": cpus[:workers], "rows": rows,
                                 "series": len(symbols), "files": len(pieces) * len(symbols),
-                                "wall_s": best, "rows_per_s": rows / best})
+                                "wall_s": best, "rows_per_s": rows / best,
+                                "lake_sha256": digest})
         finally:
             server.kill()
             server.wait()
     for row in out:
         row["speedup_vs_1"] = out[0]["wall_s"] / row["wall_s"]
+        row["lake_identical_to_1_worker"] = row["lake_sha256"] == out[0]["lake_sha256"]
+        if not row["lake_identical_to_1_worker"]:
+            raise RuntimeError(f"{row['workers']} workers left a different lake than 1")
     return out
 
 
+def lake_digest(lake: Path) -> str:
+    """sha256 over every data file, coverage record and manifest of a lake (paths and
+    bytes; the lock files and temp names excluded): equal digests, byte-identical lakes."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in lake.rglob("*") if p.is_file() and p.suffix in (".parquet", ".json")):
+        h.update(str(path.relative_to(lake)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def parallel_table(rows: list[dict]) -> str:
-    lines = ["| workers (CPUs) | series | monthly zips | rows | wall ms | rows/s | vs 1 worker |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| workers (CPUs) | series | monthly zips | rows | wall ms | rows/s | vs 1 worker "
+             "| lake == 1 worker's |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['workers']} ({','.join(map(str, r['cpus']))}) | {r['series']} | {r['files']} "
                      f"| {r['rows']:,} | {1e3 * r['wall_s']:.0f} | {r['rows_per_s'] / 1e6:.2f} M "
-                     f"| {r['speedup_vs_1']:.2f}x |")
+                     f"| {r['speedup_vs_1']:.2f}x | {'yes' if r['lake_identical_to_1_worker'] else 'NO'} |")
     return "\n".join(lines)
 
 
-def pipeline_table(row: dict) -> str:
-    return ("| case | rows | zip MB | wall ms | CPU ms | fsync ms (calls) | rows/s (zip to Parquet) "
-            "| rows per CPU s |\n|---|---|---|---|---|---|---|---|\n"
-            f"| {row['case']} | {row['rows']:,} | {row['zip_mb']:.1f} | {1e3 * row['wall_s']:.0f} "
-            f"| {1e3 * row['cpu_s']:.0f} | {1e3 * row['fsync_s']:.0f} ({row['fsync_calls']}) "
-            f"| {row['rows_per_s'] / 1e6:.2f} M | {row['rows_per_cpu_s'] / 1e6:.2f} M |")
+def pipeline_table(rows: list[dict]) -> str:
+    lines = ["| case | rows | wall ms | CPU ms | fsync calls | rows/s (zip to Parquet) "
+             "| rows per CPU s |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['case']} | {row['rows']:,} | {1e3 * row['wall_s']:.0f} "
+                     f"| {1e3 * row['cpu_s']:.0f} | {row.get('fsync_calls', '-')} "
+                     f"| {row['rows_per_s'] / 1e6:.2f} M | {row['rows_per_cpu_s'] / 1e6:.2f} M |")
+    return "\n".join(lines)
 
 
 def part1(quick: bool, repeats: int) -> list[dict]:
@@ -540,19 +614,26 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (3 if args.quick else 5)
     results: dict = {"ingest_one_core": part1(args.quick, repeats),
                      "pipeline_one_core": bench_pipeline_year(repeats)}
+    if not args.quick:  # the same year committed month by month, and the peer
+        results["pipeline_one_core_monthly_commits"] = bench_pipeline_year(repeats, batch_rows=1)
+        results["pipeline_one_core_pyarrow_peer"] = bench_pyarrow_peer_year(repeats)
     pinned = f"pinned to CPU {sorted(os.sched_getaffinity(0))}" if PINNABLE else "not pinned"
     print(f"## Archive ingest, one core ({pinned})\n")
     print(part1_table(results["ingest_one_core"]))
     print()
-    print(pipeline_table(results["pipeline_one_core"]))
+    print(pipeline_table([results[k] for k in ("pipeline_one_core", "pipeline_one_core_monthly_commits",
+                                               "pipeline_one_core_pyarrow_peer") if k in results]))
     if args.profile:
         print("\n```\n" + profile_kline_month() + "```")
     workers = sorted({int(w) for w in args.workers.split(",") if w.strip()})
     if workers:
-        results["parallel"] = bench_parallel(workers, (2023,), max(1, repeats // 2))
-        print("\n## Parallel ingest: a year of monthly zips of two series over loopback HTTP, "
-              "1 vs N worker processes\n")
-        print(parallel_table(results["parallel"]))
+        results["parallel_one_series"] = bench_parallel(
+            workers, (2023,) if args.quick else (2022, 2023), max(1, repeats // 2), symbols=("BTCUSDT",))
+        results["parallel"] = [] if args.quick else bench_parallel(  # --quick: one series only
+            workers, (2023,), max(1, repeats // 2), symbols=("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"))
+        print("\n## Parallel ingest over loopback HTTP, 1 vs N worker processes: one series (its "
+              "months split), several series (whole series per worker)\n")
+        print(parallel_table(results["parallel_one_series"] + results["parallel"]))
     if not args.skip_download:
         if PINNABLE:
             os.sched_setaffinity(0, ALL_CPUS)  # part 2: the fake exchange gets its own core
