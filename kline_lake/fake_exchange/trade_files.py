@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from kline_lake.fake_exchange.rest import display_decimals, trade_quote_strings
+from kline_lake.fake_exchange.splits import Units
 from kline_lake.fake_exchange.universe import SymbolSpec
 
 
@@ -38,6 +39,9 @@ def _quote_series(spec: SymbolSpec, price_units: np.ndarray, qty_units: np.ndarr
     """The trades' quote quantities as `rest.trade_quote_strings` prints them (price *
     qty exactly on the product's grid; COIN-M's base quantity with 8 decimals)."""
     p, q = np.asarray(price_units, dtype=np.int64), np.asarray(qty_units, dtype=np.int64)
+    if spec.contract_size and (q == 1).all():  # one-contract trades (the synthetic ones):
+        # their base quantity is `splits.Units.vp`, the same text (tests/fake_exchange/test_splits.py)
+        return fmt_units_series(Units.of(spec).vp(p), 8, 8)
     if spec.contract_size:  # a float formatted by Python: keep its exact text
         return pl.Series(trade_quote_strings(spec, p, q))
     grid = spec.price_decimals + spec.qty_decimals
