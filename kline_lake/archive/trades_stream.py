@@ -6,7 +6,10 @@ page of it is faulted in once). Here the text goes through one reused buffer of
 ``chunk_bytes`` (8 MiB): each chunk's whole lines are parsed by the same kernel into the
 same columns, the partial last line is carried to the front of the buffer, and the
 peak is the table plus one chunk. The stream can be a file or a zip member
-(``lambda: zipfile.ZipFile(z).open(name)``: inflated as it is read).
+(``lambda: zipfile.ZipFile(z).open(name)``: inflated as it is read). On 5 M spot trades
+from a file (``benchmarks/trades.py``, one core, same run): 0.89 CPU s, peak RSS 473 MB,
+against the bytes path's 1.16 s / 805 MB and Polars' ``read_csv`` 1.74 s / 380 MB (of
+which our imports, Numba and LLVM, are 224 MB to Polars' 65).
 
 The table is the one ``parse_archive_csv`` gives for the stream's bytes, always: whatever
 the kernel refuses, and a stream whose first chunk holds no whole first line (or only
