@@ -19,7 +19,10 @@ cache (``--zip-cache DIR``, ``fake_exchange.archive_cache``: keyed by the fake's
 digest, so a rerun reuses them and a model change rebuilds), by ``--build-workers``
 processes; the fake exchange then serves them from disk (``--no-prebuild`` times the
 builds inside the first run instead). The fake exchange is one Python process serving
-every request: on a 2-core machine it shares the cores with the downloader.
+every request: on a 2-core machine it shares the cores with the downloader. When others
+edit the fake's source meanwhile (the prebuild and the fake exchange would then disagree
+on the model version; the script warns), run it from a snapshot:
+``git archive HEAD | tar -x -C DIR && cd DIR && python benchmarks/scale.py``.
 
     python benchmarks/scale.py                         # 10, 50, 200 symbols x 24 months
     python benchmarks/scale.py --sizes 10,20,40 --months 3
