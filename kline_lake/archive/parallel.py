@@ -4,13 +4,15 @@ The one-process pipeline (`kline_lake.archive.ingest.ingest_archive_pieces`: fet
 sha256, unzip, parse, commit per month, manifest) is bound by one core. This runs it in
 `workers` processes at once: whole series per process when there are enough of them,
 else each series' commit groups (a calendar month of klines, a day of trades;
-`group_for_commit`) dealt round-robin, so a year of one series splits too (its commits
-then take turns on the series lock: the parse and the fetch run in parallel, each
-commit's write does not). Each process has its own archive HTTP client and its
-own `LakeWriter`; a commit is still one atomic partition replace taken under the
-series lock (`lake.lock`, an flock every process honours), and the coverage record and
-the manifest are read-modify-written under that lock, so two processes committing
-months of one series never lose each other's ranges or entries.
+`group_for_commit`) dealt round-robin, so a year of one series splits too. Its
+processes share the series lock only to publish: each builds and fsyncs its months'
+Parquet files without it and holds it for the renames, the coverage record and the
+manifest (`kline_lake.lake.staging`), so fetch, parse and the zstd write all run in
+parallel. Each process has its own archive HTTP client and its own `LakeWriter`; a
+commit is still an atomic partition replace published under the series lock
+(`lake.lock`, an flock every process honours), and the coverage record and the manifest
+are read-modify-written under that lock, so two processes committing months of one
+series never lose each other's ranges or entries.
 
 Not pure: starts processes (``spawn``: no fork of a process holding threads and locks),
 talks to the archive, writes the lake. The caller may pass its own
