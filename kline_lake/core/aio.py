@@ -11,7 +11,13 @@ async def gather_or_cancel(coros: Sequence[Awaitable[None]], limit: int | None =
     """Run `coros` (at most `limit` at once when given); the first failure (or a
     cancellation, e.g. Ctrl-C) cancels the rest, waits for them to unwind (what they
     committed stays) and is re-raised. Coroutines that never got to start are closed, so
-    no "coroutine ... was never awaited" warning follows an interrupt."""
+    no "coroutine ... was never awaited" warning follows an interrupt.
+
+    The wait for the others to unwind survives further cancellations: with nested calls
+    (series of chunks) a Ctrl-C reaches an inner call twice, once through the task
+    running it and once more when the outer call cancels what is left after its first
+    task ended; leaving at the second would skip the unwinding and the closing.
+    """
     gate = asyncio.Semaphore(limit) if limit else None
 
     async def guarded(c: Awaitable[None]) -> None:
@@ -27,8 +33,23 @@ async def gather_or_cancel(coros: Sequence[Awaitable[None]], limit: int | None =
     except BaseException:
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _unwind(tasks)
+        raise
+    finally:
         for c in coros:
             if inspect.iscoroutine(c):
                 c.close()  # a no-op for those that ran; marks the unstarted ones closed
-        raise
+
+
+async def _unwind(tasks: Sequence[asyncio.Future]) -> None:
+    """Wait until every one of `tasks` has ended, however often this wait is cancelled
+    meanwhile (the caller re-raises what stopped it), and retrieve their outcomes."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        try:
+            _, pending = await asyncio.wait(pending)
+        except asyncio.CancelledError:
+            pending = {t for t in pending if not t.done()}
+    for t in tasks:
+        if not t.cancelled():
+            t.exception()  # retrieved: no "exception was never retrieved" at exit
