@@ -19,7 +19,8 @@ Rules (``parse_rule``; anything else is an InputError of one line):
 
 Sources: ``trades`` (every trade: one count each, the exchange's quote quantity) or
 ``agg_trades`` (count = last_trade_id - first_trade_id + 1, quote = price * quantity:
-every trade of an aggregate trade has its price). Taker-buy volume is the volume of rows
+every trade of an aggregate trade has its price; refused on COIN-M, whose kline quote
+column is the sum of each trade's base quantity, which aggregate trades lack). Taker-buy volume is the volume of rows
 whose buyer is not the maker. For ``tick:N`` on agg_trades a bar closes on the aggregate
 trade that takes the count to N or more.
 
@@ -229,6 +230,12 @@ def lake_bars(lake, market: str, symbol: str, source: str, rule: str, start=None
     spec = parse_rule(rule)
     if source not in SOURCES:
         raise InputError(f"unknown bar source {source!r}; expected one of {', '.join(SOURCES)}")
+    if market == "cm" and source == "agg_trades":
+        # a COIN-M kline's quote column is the base-asset volume, the sum of each trade's
+        # printed baseQty (contracts x contractSize / price, rounded per trade): an
+        # aggregate trade has no baseQty, so its bars' quote columns would be wrong
+        raise InputError("COIN-M bars need source trades: aggregate trades carry no base "
+                         "quantity, so their quote volumes cannot equal the klines'")
     col = _TIME_COLUMN[source]
     start_us, end_us = to_us(start, "start"), to_us(end, "end")
     bounds = lake.read(market, source, symbol, None, start_us, end_us, lazy=True) \

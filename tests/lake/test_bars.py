@@ -168,3 +168,17 @@ def test_trades_view_gaps_and_verify_cover_trades(fake_lake) -> None:
     ids = fake_lake.trades("um", "SRMUSDT")["trade_id"].to_numpy()
     holed = agg_trade_gaps(ids[ids % 1000 != 7], ids[ids % 1000 != 7] * 0 + 1, [])
     assert holed.height == (ids % 1000 == 7).sum() and (holed["missing"] == 1).all()
+
+
+def test_coin_m_bars_from_aggregate_trades_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A COIN-M kline's quote column is the sum of each trade's base quantity, which an
+    aggregate trade lacks: refused before anything is read (Python and CLI, exit 2)."""
+    with pytest.raises(InputError, match="COIN-M bars need source trades") as err:
+        Lake(tmp_path).bars("cm", "BTCUSD_PERP", "agg_trades", "1m")
+    assert "\n" not in str(err.value)
+    exe = str(Path(sys.executable).with_name("kline-lake"))
+    r = subprocess.run([exe, "bars", "--lake", str(tmp_path), "--market", "cm", "--symbol",
+                        "BTCUSD_PERP", "--source", "agg_trades", "--rule", "1m"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "aggregate trades carry no base quantity" in r.stderr
