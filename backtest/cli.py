@@ -17,7 +17,7 @@ import click
 from backtest.metrics import METRIC_NAMES
 from backtest.multi_asset.cli import portfolio_cmd
 from backtest.outputs import STDOUT, check_outputs, to_stdout, write_output
-from backtest.params import parse_param, parse_params, single_values
+from backtest.params import parse_params, parse_stop, single_values
 from backtest.results import LOWER_IS_BETTER
 from backtest.strategies import INPUT_REGISTRY, REGISTRY
 from backtest.walkforward_cli import walk_forward_command
@@ -112,15 +112,6 @@ def _common(fn: Callable) -> Callable:
     return fn
 
 
-def _stop_option(text: str | None, name: str) -> float | list | None:
-    """``0.02`` -> 0.02; ``0.01:0.05:0.01`` or ``0.01,0.02`` -> the levels (for sweep)."""
-    if text is None:
-        return None
-    values = parse_param(f"{name}={text}")[1]
-    return float(values[0]) if len(values) == 1 and not any(c in text for c in ":,") \
-        else [float(v) for v in values]
-
-
 def _settings(kw: dict[str, Any]) -> dict[str, Any]:
     return {
         "lake": kw["lake"], "market": kw["market"], "symbol": kw["symbol"],
@@ -129,8 +120,8 @@ def _settings(kw: dict[str, Any]) -> dict[str, Any]:
         "maker_fee": kw["maker_fee"], "liquidity": kw["liquidity"],
         "slippage_bps": kw["slippage_bps"], "fill": kw["fill"], "funding": kw["funding"],
         "leverage": kw["leverage"], "size": kw["size"], "maintenance_margin_rate": kw["mmr"],
-        "sl_stop": _stop_option(kw["sl_stop"], "sl_stop"),
-        "tp_stop": _stop_option(kw["tp_stop"], "tp_stop"), "sl_trail": kw["sl_trail"],
+        "sl_stop": parse_stop(kw["sl_stop"], "sl_stop"),
+        "tp_stop": parse_stop(kw["tp_stop"], "tp_stop"), "sl_trail": kw["sl_trail"],
         "exchange_filters": kw["exchange_filters"], "allow_gaps": kw["allow_gaps"],
     }
 

@@ -71,6 +71,15 @@ def parse_param(text: str) -> tuple[str, list[Number]]:
     return name, [parse_number(v, name) for v in value.split(",")]
 
 
+def parse_stop(text: str | None, name: str) -> float | list[float] | None:
+    """A ``--sl-stop``/``--tp-stop`` value: ``0.02`` -> 0.02; ``0.01:0.05:0.01`` or
+    ``0.01,0.02`` -> the levels (a sweep); None -> None."""
+    if text is None:
+        return None
+    values = [float(v) for v in parse_param(f"{name}={text}")[1]]
+    return values if any(c in text for c in ":,") else values[0]
+
+
 def parse_params(items: Iterable[str]) -> dict[str, list[Number]]:
     """Every --param, in order; InputError on a repeated name."""
     out: dict[str, list[Number]] = {}

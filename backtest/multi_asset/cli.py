@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from backtest.multi_asset.strategies import PORTFOLIO_STRATEGIES
-from backtest.params import parse_param, parse_params, single_values
+from backtest.params import parse_params, parse_stop, single_values
 from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.errors import InputError
 
@@ -97,7 +97,7 @@ def portfolio_cmd(**kw: Any) -> None:
     say = (lambda text: click.echo(text, err=True)) \
         if to_stdout(kw["json_path"], kw["report_path"]) else click.echo
     grid = parse_params(kw["param"])
-    stops = {name: _stop_option(kw[name], name) for name in ("sl_stop", "tp_stop")}
+    stops = {name: parse_stop(kw[name], name) for name in ("sl_stop", "tp_stop")}
     if kw["dask_address"] is not None:
         from backtest.distributed import parse_address
 
@@ -143,14 +143,6 @@ def portfolio_cmd(**kw: Any) -> None:
             write_output("-", portfolio_report_html(result), "--report")
         else:
             click.echo(f"report: {write_portfolio_report(result, kw['report_path'])}", err=True)
-
-
-def _stop_option(text: str | None, name: str) -> float | list[float] | None:
-    """``0.02`` -> 0.02; ``0.01:0.05:0.01`` or ``0.01,0.02`` -> the levels (a sweep)."""
-    if text is None:
-        return None
-    values = [float(v) for v in parse_param(f"{name}={text}")[1]]
-    return values if any(c in text for c in ":,") else values[0]
 
 
 def _sweep(grid: dict, kw: dict[str, Any], say) -> None:
