@@ -31,9 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kline_lake.archive import manifest as archive_manifest
-from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.archive.fetch import FetchPolicy, fetch_archive_file, fetch_checksum
-from kline_lake.archive.ingest import archive_client, clip_rows
+from kline_lake.archive.ingest import STREAMED_DATASETS, archive_client, clip_rows, parse_fetched
 from kline_lake.archive.manifest import ManifestEntry
 from kline_lake.archive.plan import archive_base_url, archive_url
 from kline_lake.core.aio import gather_or_cancel
@@ -43,7 +42,9 @@ from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import month_end_us, month_start_us, months_overlapping_range
 from kline_lake.errors import InputError, KlineLakeError, NotInArchive, TransientError
 from kline_lake.lake import layout
-from kline_lake.lake.writer import LakeWriter, merge_rows, read_data_file, replace_partition
+from kline_lake.lake.data_files import read_data_file
+from kline_lake.lake.partitions import merge_rows, replace_partition
+from kline_lake.lake.writer import LakeWriter
 
 
 @dataclass
@@ -135,8 +136,9 @@ async def _refresh_one(client: httpx.AsyncClient, writer: LakeWriter, key: Serie
         if sha == entry.sha256:
             report.unchanged += 1
             return None
-        fetched = await fetch_archive_file(client, url, policy)
-        table = await asyncio.to_thread(parse_archive_csv, fetched.csv_bytes, key.dataset)
+        fetched = await fetch_archive_file(client, url, policy,
+                                           stream=key.dataset in STREAMED_DATASETS)
+        table = await asyncio.to_thread(parse_fetched, fetched, key.dataset)
         await asyncio.to_thread(replace_range, writer, key, table, entry.ranges)
     except NotInArchive:
         report.missing.append(entry.path)

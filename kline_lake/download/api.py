@@ -26,8 +26,8 @@ from kline_lake.core.timeutil import format_us, to_us
 from kline_lake.download.progress import DownloadProgress, NullProgress, RunTotals, summary_line
 from kline_lake.download.request import validate_request
 from kline_lake.lake import catalog
+from kline_lake.lake.roots import check_root, is_object_store
 from kline_lake.lake.storage import Storage
-from kline_lake.lake.writer import check_root, is_object_store
 
 T = TypeVar("T")
 

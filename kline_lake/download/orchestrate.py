@@ -36,7 +36,8 @@ from kline_lake.errors import InputError
 from kline_lake.exchange import exchange_info as xinfo
 from kline_lake.exchange.client import ExchangeClient, Session
 from kline_lake.exchange.retry import Clock, RetryPolicy, SystemClock
-from kline_lake.lake.writer import LakeWriter, is_object_store
+from kline_lake.lake.roots import is_object_store
+from kline_lake.lake.writer import LakeWriter
 
 DEFAULT_SERIES_CONCURRENCY = 8
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from kline_lake.core.series import SeriesKey
 from kline_lake.lake import layout
+from kline_lake.lake.data_files import read_data_file
 from kline_lake.lake.inventory import iter_data_files
 from kline_lake.lake.lock import FileLock
-from kline_lake.lake.writer import merge_rows, read_data_file, replace_partition
+from kline_lake.lake.partitions import merge_rows, replace_partition
 
 
 @dataclass

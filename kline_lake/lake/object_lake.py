@@ -8,7 +8,7 @@ Not pure: reads (and, for compact, writes) through a `kline_lake.lake.storage.St
 - `compact_objects` lists the data objects once, and for each partition that holds a
   non-canonical object (or every partition, with ``force``) takes the series' lock object
   (`LakeWriter.lock`), merges the partition's objects and rewrites it through
-  `kline_lake.lake.writer.replace_partition` on an `ObjectPartition`: new objects are
+  `kline_lake.lake.partitions.replace_partition` on an `ObjectPartition`: new objects are
   built locally and sent with one PUT each, old ones deleted only afterwards.
 """
 
@@ -21,9 +21,10 @@ from pathlib import Path
 from kline_lake.core.series import SeriesKey
 from kline_lake.lake import layout
 from kline_lake.lake.compact import CompactReport
+from kline_lake.lake.partitions import ObjectPartition, merge_rows, replace_partition
 from kline_lake.lake.storage import Storage
 from kline_lake.lake.verify import VerifyReport, verify_lake
-from kline_lake.lake.writer import LakeWriter, ObjectPartition, merge_rows, replace_partition
+from kline_lake.lake.writer import LakeWriter
 
 
 def verify_objects(storage: Storage) -> VerifyReport:

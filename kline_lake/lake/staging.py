@@ -15,7 +15,7 @@ this one reads, merges and compresses (the slow part of a commit):
    renamed over their targets, and every such directory is fsynced (again as one
    group); a partition that another writer changed meanwhile (or that holds files
    other than the canonical ones) is rebuilt there and then, under the lock, by the
-   one-step path (`kline_lake.lake.writer.rewrite_partition`). Only then is coverage
+   one-step path (`kline_lake.lake.partitions.rewrite_partition`). Only then is coverage
    written.
 
 Durability is that of the one-step path: every data file is fsynced before its rename,

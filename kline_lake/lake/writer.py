@@ -25,162 +25,48 @@ time ranges they completely answer. Guarantees (DESIGN.md "The lake"):
   each object is built in a local temp file and sent with one PUT (visible whole or not at
   all), and the series lock is a lock object created with a conditional write
   (`kline_lake.lake.storage.StorageLock`; a store that cannot do that is refused).
+
+Each file's Parquet flavour is `kline_lake.lake.data_files`'; merging rows with a
+partition's and rewriting it whole, `kline_lake.lake.partitions`'.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kline_lake.core import ranges as rg
-from kline_lake.core.schemas import KEYS, SCHEMAS, TIME_COLUMNS, conform
+from kline_lake.core.schemas import KEYS, conform
 from kline_lake.core.series import SeriesKey
-from kline_lake.core.timeutil import year_month
-from kline_lake.errors import InputError, LakeError
+from kline_lake.errors import LakeError
 from kline_lake.lake import coverage, layout, roots
-from kline_lake.lake.atomic import atomic_write_bytes, atomic_write_with, ensure_dir, temp_path_for
+from kline_lake.lake.atomic import atomic_write_bytes, temp_path_for
+from kline_lake.lake.data_files import FaultHook, read_data_file, write_parquet_file
 from kline_lake.lake.lock import DEFAULT_TIMEOUT_S, FileLock
-from kline_lake.lake.roots import check_exact_case, check_lake_root, check_root, is_object_store
-from kline_lake.lake.scan import object_series_files
-from kline_lake.lake.staging import (
-    StagedPartition,
-    fsync_all,
-    make_dirs,
-    remove_stale_temps,
-    snapshot,
+from kline_lake.lake.partitions import (
+    ObjectPartition,
+    merge_rows,
+    rewrite_partition,
+    split_by_target,
 )
+from kline_lake.lake.roots import check_exact_case, check_root
+from kline_lake.lake.scan import object_series_files
+from kline_lake.lake.staging import StagedPartition, fsync_all, make_dirs, snapshot
 from kline_lake.lake.storage import LocalStorage, Storage, StorageLock, open_storage, split_url
 
-__all__ = ["LakeWriter", "ObjectPartition", "SeriesKey", "write_parquet", "merge_rows",
-           "read_data_file", "check_root", "check_lake_root", "is_object_store"]
+__all__ = ["LakeWriter"]
 
-# Row groups of at most this many rows: small enough that row-group statistics let
-# DuckDB/Polars skip most of a day of trades, large enough to compress well.
-ROW_GROUP_ROWS = 128 * 1024
-# zstd level 1, not 3: on a month of 1m klines 12 ms instead of 17 ms per write for 11% more
-# bytes (2.34 vs 2.10 MB); on a day of 1M aggTrades 158 vs 248 ms for 8% more bytes.
-ZSTD_LEVEL = 1
-# The klines' four volume columns are stored uncompressed: their digits are noise to zstd
-# (ten real days of BTCUSDT 1m: only 15% smaller for volume and taker_buy_volume, 6% for
-# the quote volumes) and compressing them was a third of the write: 3.6 -> 2.5 ms for the
-# ten days (13.5 -> 9.5 ms for a month of 1m klines), files 7% larger (446 -> 479 KB),
-# Polars reads them faster. Prices (which repeat from minute to minute) keep zstd: 2.3x.
-UNCOMPRESSED_COLUMNS = frozenset({"volume", "quote_volume", "taker_buy_volume",
-                                  "taker_buy_quote_volume"})
-# No dictionary encoding: on ids, times and float columns it cost 3-7x the write time for
-# larger files (measured on 800k agg trades); zstd captures repeated values anyway.
-# Int64 and timestamp columns are DELTA_BINARY_PACKED: a 1m open_time column becomes one
-# constant delta (76 KB -> 0.2 KB for ten real days of BTCUSDT 1m), ids and trade counts
-# shrink too. Floats stay PLAIN. Measured on real BTCUSDT 1m klines, zstd 1, for ten days:
-#   PLAIN everywhere               794 KB   (the lake's format before)
-#   DELTA ints                     639 KB   write 14% faster than PLAIN
-#   DELTA ints + BYTE_STREAM_SPLIT 722 KB   write 2x faster, but prices (which repeat from
-#                                           minute to minute, which zstd finds in PLAIN
-#                                           bytes) grow 50%, and Polars decodes BSS columns
-#                                           at half the speed
-# A lake is written once and read many times: the smaller, faster-to-read format wins.
-# Also measured for the price columns (a month of 1m klines, best of 15): zstd -1 the
-# same size and time as level 1; zstd -3 a little faster but 13% (synthetic) to 44% (eight
-# real days) larger; lz4 or snappy 11-13% larger. None is worth a larger lake.
-_PART = "__file"
-
-FaultHook = Callable[[str], None]
 CASE_COLLIDING_INTERVALS = frozenset({"1m", "1M"})
 # A series lock object left by a writer on another host is broken after this long (a
 # commit holds its lock for seconds); one left by a dead process on this host at once.
 STALE_LOCK_S = 600.0
-
-
-def write_parquet(table: pa.Table, target: Path, dataset: str,
-                  fault_hook: FaultHook | None = None) -> None:
-    """Atomically write `table` (already conformed, sorted) as the lake's Parquet flavour:
-    zstd, DELTA_BINARY_PACKED int and time columns, row-group statistics, declared sort
-    order, a CRC32 checksum per page (so ``verify`` and every rewrite detect flipped or
-    zeroed bytes, which zstd alone can decode into plausible-looking garbage)."""
-    before = (lambda _tmp: fault_hook("data-temp-written")) if fault_hook else None
-    atomic_write_with(target, lambda tmp: write_parquet_file(table, tmp, dataset),
-                      before_replace=before)
-
-
-def write_parquet_file(table: pa.Table, dest: Path, dataset: str) -> None:
-    """Write `table` to `dest` as the lake's Parquet flavour (no atomicity of its own:
-    `write_parquet` and `ObjectPartition.write` wrap it)."""
-    key_index = table.schema.get_field_index(KEYS[dataset])
-    encodings = column_encodings(table.schema)
-    pq.write_table(
-        table, dest, **column_compression(table.schema),
-        write_statistics=True, row_group_size=ROW_GROUP_ROWS, write_page_checksum=True,
-        use_dictionary=False, column_encoding=encodings,
-        sorting_columns=[pq.SortingColumn(key_index)],
-    )
-
-
-def column_encodings(schema: pa.Schema) -> dict[str, str]:
-    """DELTA_BINARY_PACKED for the int64 and timestamp columns (the others stay PLAIN)."""
-    return {field.name: "DELTA_BINARY_PACKED" for field in schema
-            if pa.types.is_int64(field.type) or pa.types.is_timestamp(field.type)}
-
-
-def column_compression(schema: pa.Schema) -> dict[str, dict]:
-    """``pq.write_table``'s compression arguments: zstd at ``ZSTD_LEVEL`` for every column
-    but the `UNCOMPRESSED_COLUMNS`, which are written uncompressed."""
-    codecs = {f.name: "none" if f.name in UNCOMPRESSED_COLUMNS else "zstd" for f in schema}
-    return {"compression": codecs,
-            "compression_level": {name: ZSTD_LEVEL for name, c in codecs.items() if c == "zstd"}}
-
-
-def read_data_file(path: Path | pa.NativeFile, dataset: str, name: str | None = None) -> pa.Table:
-    """Read one lake data file (a path, or an object's bytes in a ``pa.BufferReader``
-    named `name`) in the dataset schema; LakeError naming the file if it is unreadable
-    or a page fails its checksum (a rewrite must not launder corrupted rows into a
-    freshly checksummed file)."""
-    name = str(path) if name is None else name
-    try:
-        table = pq.read_table(path, page_checksum_verification=True)
-    except (OSError, pa.ArrowException) as exc:
-        raise LakeError(f"cannot read lake file {name}: {exc}") from exc
-    try:
-        return conform(table, dataset)
-    except InputError as exc:
-        raise LakeError(f"lake file {name} does not match the {dataset} schema: {exc}") from exc
-
-
-def merge_rows(tables: list[pa.Table], dataset: str) -> pa.Table:
-    """Concatenate, keep the last occurrence of each key (later tables win), sort by key."""
-    key = KEYS[dataset]
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
-        return SCHEMAS[dataset].empty_table()
-    if _already_ordered(tables, key):  # the common append: no hashing, no sort
-        return conform(pa.concat_tables(tables), dataset)
-    frame = pl.from_arrow(pa.concat_tables(tables))
-    frame = frame.unique(subset=[key], keep="last", maintain_order=True).sort(key)
-    return conform(frame.to_arrow(), dataset)
-
-
-def _already_ordered(tables: list[pa.Table], key: str) -> bool:
-    """True when each table's keys strictly increase and each table starts after the
-    previous one ends, so concatenation is already unique and sorted."""
-    last = None
-    for table in tables:
-        column = table.column(key)
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.int64())
-        values = column.to_numpy()
-        if (last is not None and values[0] <= last) or (len(values) > 1 and (np.diff(values) <= 0).any()):
-            return False
-        last = values[-1]
-    return True
 
 
 def _by_month(tables: list[pa.Table], dataset: str) -> dict[tuple[int, int], dict[str, list[pa.Table]]]:
@@ -216,36 +102,6 @@ def _stage_partition(pdir: Path, dataset: str, new_by_file: dict[str, list[pa.Ta
         if old is None or not merged.equals(old):
             changed[fname] = merged
     return part, changed
-
-
-def split_by_target(table: pa.Table, dataset: str) -> dict[tuple[int, int, str], pa.Table]:
-    """Group rows by their (year, month, file name) destination."""
-    time_col = TIME_COLUMNS[dataset]
-    single = _single_target(table, dataset)
-    if single is not None:  # the common case (one archive file): no grouping, no copy
-        return {single: table}
-    frame = pl.from_arrow(table.select([time_col])).with_row_index("__row")
-    ts = pl.col(time_col)
-    name = (ts.dt.strftime("%Y-%m-%d") + ".parquet") if dataset in layout.DAILY_FILE_DATASETS \
-        else pl.lit(layout.MONTH_FILE)
-    frame = frame.with_columns(ts.dt.year().alias("y"), ts.dt.month().alias("m"), name.alias(_PART))
-    out = {}
-    for (year, month, fname), group in frame.group_by(["y", "m", _PART], maintain_order=True):
-        out[(int(year), int(month), str(fname))] = table.take(group["__row"].to_arrow())
-    return out
-
-
-def _single_target(table: pa.Table, dataset: str) -> tuple[int, int, str] | None:
-    """The one (year, month, file name) all rows go to, or None if they span several."""
-    if not table.num_rows:
-        return None
-    bounds = pc.min_max(table.column(TIME_COLUMNS[dataset]).cast(pa.int64()))
-    lo_us, hi_us = bounds["min"].as_py(), bounds["max"].as_py()
-    lo_ym, hi_ym = year_month(lo_us), year_month(hi_us)
-    lo_name, hi_name = layout.file_name(dataset, lo_us), layout.file_name(dataset, hi_us)
-    if lo_ym != hi_ym or lo_name != hi_name:
-        return None
-    return (lo_ym[0], lo_ym[1], lo_name)
 
 
 class LakeWriter:
@@ -464,135 +320,3 @@ class LakeWriter:
 def _rel(path: Path) -> str:
     """A layout path built on ``Path()`` as a storage key."""
     return path.as_posix()
-
-
-class ObjectPartition:
-    """A year/month partition on an object store: `prefix` (its key) in `storage`.
-
-    The object counterpart of a partition directory for `rewrite_partition` and
-    `replace_partition`: each file is built in a local temp directory and sent with one
-    PUT, so readers see the old object or the new one, never part of one.
-    """
-
-    def __init__(self, storage: Storage, prefix: str) -> None:
-        self.storage, self.prefix = storage, prefix.strip("/")
-
-    def __repr__(self) -> str:
-        return f"ObjectPartition({self.storage.uri(self.prefix)!r})"
-
-    def names(self) -> list[str]:
-        """The partition's ``*.parquet`` object names (sorted)."""
-        cut = len(self.prefix) + 1
-        return sorted(k[cut:] for k in self.storage.list_files(self.prefix)
-                      if "/" not in k[cut:] and k.endswith(".parquet")
-                      and not k[cut:].startswith("."))
-
-    def read(self, name: str, dataset: str) -> pa.Table:
-        rel = f"{self.prefix}/{name}"
-        return read_data_file(pa.BufferReader(self.storage.read_bytes(rel)), dataset,
-                              name=self.storage.uri(rel))
-
-    def write(self, name: str, table: pa.Table, dataset: str,
-              fault_hook: FaultHook | None = None) -> None:
-        with tempfile.TemporaryDirectory(prefix="kline-lake-") as tmp:
-            local = Path(tmp) / name
-            write_parquet_file(table, local, dataset)
-            if fault_hook is not None:
-                fault_hook("data-temp-written")
-            self.storage.put_file(f"{self.prefix}/{name}", local)
-
-    def remove(self, name: str) -> None:
-        self.storage.delete(f"{self.prefix}/{name}")
-
-
-def rewrite_partition(pdir: Path | ObjectPartition, dataset: str,
-                      new_by_file: dict[str, pa.Table] | dict[str, list[pa.Table]],
-                      fault_hook: FaultHook | None = None) -> list[str]:
-    """Merge `new_by_file` ({canonical file name: rows, or a list of tables}) into the
-    partition `pdir` (a directory, or an `ObjectPartition`), under the series lock.
-
-    If the partition holds only canonical files, only the targeted files are read and
-    rewritten. If it holds other ``*.parquet`` files (foreign or pre-compaction), the whole
-    partition is normalised: all rows merged and redistributed into canonical files, then
-    the other files removed (after the canonical ones are durable). Returns the names of
-    the files actually (re)written.
-    """
-    existing = _prepare(pdir)
-    if any(not layout.is_canonical_file(dataset, n) for n in existing):
-        stored = [_read(pdir, n, dataset) for n in existing]
-        merged = merge_rows([*stored, *(t for v in new_by_file.values() for t in _listed(v))], dataset)
-        return replace_partition(pdir, dataset, merged, fault_hook)[0]
-    written = []
-    for fname in sorted(new_by_file):
-        old = _read(pdir, fname, dataset) if fname in existing else None
-        merged = merge_rows(([] if old is None else [old]) + _listed(new_by_file[fname]), dataset)
-        if old is not None and merged.equals(old):
-            continue
-        _write(pdir, fname, merged, dataset, fault_hook)
-        written.append(fname)
-        if fault_hook is not None:
-            fault_hook("data-replaced")
-    return written
-
-
-def replace_partition(pdir: Path | ObjectPartition, dataset: str, rows: pa.Table,
-                      fault_hook: FaultHook | None = None) -> tuple[list[str], list[str]]:
-    """Make the partition `pdir` (a directory, or an `ObjectPartition`) hold exactly
-    `rows` (merged: unique sorted keys), in its canonical file(s). The one way the lake
-    rewrites a whole partition: used by writes into non-canonical partitions, `compact`
-    and the archive refresh.
-
-    A canonical file that already holds exactly its share is left alone; files the new
-    layout does not have (foreign, pre-compaction, emptied days) are removed only after
-    every new file is durable, so a crash leaves duplicates (which `verify` reports and a
-    rerun removes), never a loss. The caller holds the series lock. Returns (files
-    written, files the partition holds afterwards).
-    """
-    existing = _prepare(pdir)
-    targets = ({fname: part for (_, _, fname), part in split_by_target(rows, dataset).items()}
-               if rows.num_rows else {})
-    if targets and isinstance(pdir, Path) and not pdir.is_dir():
-        ensure_dir(pdir)
-    written = []
-    for fname in sorted(targets):
-        if (fname in existing and layout.is_canonical_file(dataset, fname)
-                and _read(pdir, fname, dataset).equals(targets[fname])):
-            continue
-        _write(pdir, fname, targets[fname], dataset, fault_hook)
-        written.append(fname)
-        if fault_hook is not None:
-            fault_hook("data-replaced")
-    for name in existing:  # only after every new file is durable
-        if name not in targets:
-            if isinstance(pdir, ObjectPartition):
-                pdir.remove(name)
-            else:
-                (pdir / name).unlink(missing_ok=True)
-    return written, sorted(targets)
-
-
-def _prepare(pdir: Path | ObjectPartition) -> list[str]:
-    """The partition's ``*.parquet`` names, after removing a crashed writer's temp files
-    (local only: an object store never shows a half-sent object)."""
-    if isinstance(pdir, ObjectPartition):
-        return pdir.names()
-    remove_stale_temps(pdir)  # orphans only: a live writer's staged temps stay
-    return sorted(p.name for p in pdir.glob("*.parquet")) if pdir.is_dir() else []
-
-
-def _read(pdir: Path | ObjectPartition, name: str, dataset: str) -> pa.Table:
-    if isinstance(pdir, ObjectPartition):
-        return pdir.read(name, dataset)
-    return read_data_file(pdir / name, dataset)
-
-
-def _write(pdir: Path | ObjectPartition, name: str, table: pa.Table, dataset: str,
-           fault_hook: FaultHook | None) -> None:
-    if isinstance(pdir, ObjectPartition):
-        pdir.write(name, table, dataset, fault_hook)
-    else:
-        write_parquet(table, pdir / name, dataset, fault_hook)
-
-
-def _listed(rows: pa.Table | list[pa.Table]) -> list[pa.Table]:
-    return [rows] if isinstance(rows, pa.Table) else list(rows)

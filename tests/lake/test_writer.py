@@ -257,7 +257,7 @@ def test_minute_and_month_series_stay_apart(writer, lake_root):
 
 
 def test_split_by_target_single_partition_is_the_table_itself() -> None:
-    from kline_lake.lake.writer import split_by_target
+    from kline_lake.lake.partitions import split_by_target
 
     month = synthetic_klines(JAN_2024_MS, 100)
     assert list(split_by_target(month, "klines")) == [(2024, 1, layout.MONTH_FILE)]
