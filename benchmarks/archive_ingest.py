@@ -13,6 +13,10 @@ time: ``pyarrow.csv.read_csv`` + ``pq.write_table`` (the lake's Parquet options)
 The process is pinned to one CPU (``sched_setaffinity``) and pyarrow, polars and numba to
 one thread before any of them is imported.
 
+Part 1a: where that year's one-core time goes, stage by stage (sha256, inflate, parse,
+the Parquet write uncompressed and its zstd, each timed alone in memory), against the time
+budget of 2 M rows/s: what no parser can remove, and what a free parser would reach.
+
 Part 1b (``--workers 1,2``): monthly 1m-kline zips served over loopback HTTP by their own
 process and ingested by ``archive.parallel.ingest_parallel`` with 1 and 2 worker processes
 (pinned to CPU 0, then 0 and 1): one series x two years (its months dealt to the
@@ -329,7 +333,7 @@ def bench_pyarrow_peer_year(repeats: int, year: int = 2023) -> dict:
     from kline_lake.archive import numeric_csv as nc
     from kline_lake.archive.csv import _CSV_COLUMNS
     from kline_lake.core.schemas import klines_table
-    from kline_lake.lake.writer import write_parquet_file
+    from kline_lake.lake.data_files import write_parquet_file
 
     files, rows = _archive_year(year, "BTCUSDT")
     zips = [v for k, v in sorted(files.items()) if k.endswith(".zip")]
@@ -461,6 +465,78 @@ def parallel_table(rows: list[dict]) -> str:
         lines.append(f"| {r['workers']} ({','.join(map(str, r['cpus']))}) | {r['series']} | {r['files']} "
                      f"| {r['rows']:,} | {1e3 * r['wall_s']:.0f} | {r['rows_per_s'] / 1e6:.2f} M "
                      f"| {r['speedup_vs_1']:.2f}x | {'yes' if r['lake_identical_to_1_worker'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+TARGET_ROWS_PER_S = 2_000_000  # issue 15's one-core goal for archive ingest of klines
+
+
+def bench_stage_budget(repeats: int, year: int = 2023) -> dict:
+    """Where one core's time goes for a year of 1m klines, stage by stage on the same 12
+    zips (CPU seconds, best of ``repeats`` each, in memory: no files, no fsync), set
+    against the time budget of ``TARGET_ROWS_PER_S``.
+
+    The stages are the pipeline's own calls: sha256 of the zip, the safe unzip (ISA-L's
+    inflate when installed), `parse_archive_csv`, and the lake's ``pq.write_table`` into a
+    memory buffer, once with its codecs and once with every column uncompressed (the
+    difference is the zstd of the price, time and trade-count columns). ``floor_s`` is
+    the part no parser can remove (sha256 + inflate + write), and ``free_parse_rows_per_s``
+    what even a parser costing nothing would reach without the files' own write and fsync.
+    """
+    import pyarrow.parquet as pq
+
+    from kline_lake.lake.data_files import parquet_options
+
+    files, rows = _archive_year(year, "BTCUSDT")
+    zips = [v for k, v in sorted(files.items()) if k.endswith(".zip")]
+    csvs = [extract_single_csv(z, "bench.zip", check_crc=False)[1] for z in zips]
+    tables = [parse_archive_csv(c, "klines") for c in csvs]
+
+    def write(compressed: bool) -> None:
+        for table in tables:
+            options = parquet_options(table.schema, "klines")
+            if not compressed:
+                options.update(compression="none", compression_level=None)
+            pq.write_table(table, pa.BufferOutputStream(), **options)
+
+    stages = {
+        "sha256": lambda: [hashlib.sha256(z).digest() for z in zips],
+        "inflate": lambda: [extract_single_csv(z, "bench.zip", check_crc=False) for z in zips],
+        "parse": lambda: [parse_archive_csv(c, "klines") for c in csvs],
+        "write_uncompressed": lambda: write(False),
+        "write": lambda: write(True),
+    }
+    best = {}
+    for name, stage in stages.items():
+        times = []
+        for _ in range(repeats + 1):  # the first warms caches; dropped
+            cpu0 = time.process_time()
+            stage()
+            times.append(time.process_time() - cpu0)
+        best[name] = min(times[1:])
+    budget = rows / TARGET_ROWS_PER_S
+    floor = best["sha256"] + best["inflate"] + best["write"]
+    return {
+        "case": f"year of 1m klines ({year}), 12 zips, {sum(map(len, csvs)) / 1e6:.1f} MB of CSV",
+        "rows": rows, **{f"{k}_cpu_s": v for k, v in best.items()},
+        "zstd_cpu_s": best["write"] - best["write_uncompressed"],
+        "target_rows_per_s": TARGET_ROWS_PER_S, "budget_s": budget, "floor_s": floor,
+        "left_for_parse_s": budget - floor, "stages_rows_per_s": rows / (floor + best["parse"]),
+        "free_parse_rows_per_s": rows / floor,
+    }
+
+
+def budget_table(row: dict) -> str:
+    ms = {k: 1e3 * row[f"{k}_cpu_s"] for k in ("sha256", "inflate", "parse", "write_uncompressed", "zstd")}
+    lines = [f"{row['case']}: budget at {row['target_rows_per_s'] / 1e6:.0f} M rows/s = "
+             f"{1e3 * row['budget_s']:.0f} ms\n",
+             "| stage | CPU ms | share of the budget |", "|---|---|---|"]
+    for name, value in ms.items():
+        lines.append(f"| {name} | {value:.0f} | {value / (1e3 * row['budget_s']):.0%} |")
+    lines.append(f"| floor without the parse | {1e3 * row['floor_s']:.0f} "
+                 f"| {row['floor_s'] / row['budget_s']:.0%} |")
+    lines.append(f"\nstages alone: {row['stages_rows_per_s'] / 1e6:.2f} M rows/s; with a parser "
+                 f"costing nothing: {row['free_parse_rows_per_s'] / 1e6:.2f} M rows/s")
     return "\n".join(lines)
 
 
@@ -617,12 +693,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:  # the same year committed month by month, and the peer
         results["pipeline_one_core_monthly_commits"] = bench_pipeline_year(repeats, batch_rows=1)
         results["pipeline_one_core_pyarrow_peer"] = bench_pyarrow_peer_year(repeats)
+    results["stage_budget"] = bench_stage_budget(repeats)
     pinned = f"pinned to CPU {sorted(os.sched_getaffinity(0))}" if PINNABLE else "not pinned"
     print(f"## Archive ingest, one core ({pinned})\n")
     print(part1_table(results["ingest_one_core"]))
     print()
     print(pipeline_table([results[k] for k in ("pipeline_one_core", "pipeline_one_core_monthly_commits",
                                                "pipeline_one_core_pyarrow_peer") if k in results]))
+    print("\n## Where a year's one-core time goes, against the 2 M rows/s budget\n")
+    print(budget_table(results["stage_budget"]))
     if args.profile:
         print("\n```\n" + profile_kline_month() + "```")
     workers = sorted({int(w) for w in args.workers.split(",") if w.strip()})
