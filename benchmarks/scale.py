@@ -200,6 +200,7 @@ def run_size(url: str, server_pid: int, n: int, months: int, state_dir: Path,
     start = month_starts(months)[0]
     env = {**os.environ, "KLINE_LAKE_STATE_DIR": str(state_dir)}
     before, server_cpu = httpx.get(f"{url}/fake/stats").json(), cpu_seconds(server_pid)
+    lake_parent.mkdir(parents=True, exist_ok=True)  # --lake-dir may name a new directory
     lake = Path(tempfile.mkdtemp(prefix=f"scale-{n}-", dir=lake_parent))
     try:
         row = download(url, symbols, start, lake, env)
