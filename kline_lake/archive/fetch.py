@@ -11,7 +11,10 @@ retried with exponential backoff and full jitter (the exchange client's schedule
 :func:`kline_lake.exchange.retry.backoff_delay_s`), then raised as TransientError.
 
 Bodies are held in memory under a size cap (``FetchPolicy.max_zip_bytes``), enforced on
-the declared Content-Length and again while streaming. The archive costs no request
+the declared Content-Length and again while streaming. A verified zip's CSV is inflated
+whole, or (``stream=True``, for a day of trades: gigabytes of CSV) left in the zip and
+inflated as it is read (:func:`kline_lake.archive.zip_safety.open_single_member`, the same
+rules). The archive costs no request
 weight, so there is no limiter here; concurrency is bounded by the caller.
 
 Requests, retries, 429/418 answers and bytes received are counted in the
@@ -29,11 +32,12 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import BinaryIO
 
 import httpx
 
 from kline_lake.archive.checksum import checksum_matches, parse_checksum
-from kline_lake.archive.zip_safety import ZipLimits, extract_single_csv
+from kline_lake.archive.zip_safety import ZipLimits, extract_single_csv, open_single_member
 from kline_lake.errors import (
     ArchiveHTTPError,
     ChecksumError,
@@ -80,15 +84,24 @@ class FetchPolicy:
 
 @dataclass(frozen=True)
 class FetchedArchive:
-    """A verified archive file: its CSV bytes and what was checked."""
+    """A verified archive file: its CSV and what was checked.
+
+    The CSV is ``csv_bytes``, inflated whole, or, fetched with ``stream=True``, still in
+    the verified zip: ``csv_bytes`` is None and ``open_csv()`` returns a binary stream that
+    inflates it as it is read (each call from the start; refusals are UnsafeArchiveError,
+    raised by the read that meets them). ``csv_size`` is its size either way (the
+    member's declared size, for a stream: the stream ends there or raises).
+    """
 
     url: str
     filename: str
     sha256: str
     zip_bytes: int
     member: str
-    csv_bytes: bytes
+    csv_bytes: bytes | None
     attempts: int
+    csv_size: int = 0
+    open_csv: Callable[[], BinaryIO] | None = None
 
 
 def filename_of(url: str) -> str:
@@ -173,13 +186,16 @@ async def fetch_archive_file(
     on_bytes: ByteCallback | None = None,
     rng: random.Random | None = None,
     stats: RequestStats | None = None,
+    stream: bool = False,
 ) -> FetchedArchive:
-    """Download ``url`` and its ``.CHECKSUM``, verify, and extract the CSV.
+    """Download ``url`` and its ``.CHECKSUM``, verify, and extract the CSV (``stream``:
+    check the zip's layout and leave the CSV in it, see :class:`FetchedArchive`).
 
     Every GET is counted in ``stats`` when given. Raises NotInArchive (404/403),
     ChecksumError (still mismatched after ``policy.checksum_attempts`` downloads; names
     the file and both digests), TransientError (retries exhausted), UnsafeArchiveError
-    (bad zip layout/size).
+    (bad zip layout/size; for a stream, the size rules met while inflating are raised
+    by its reads instead).
     """
     policy = policy or FetchPolicy()
     transfer = _Transfer(client, policy, sleep, rng or random.Random(),
@@ -191,12 +207,18 @@ async def fetch_archive_file(
         expected = parse_checksum(body.decode("utf-8", "replace"), name)
         data, got = await transfer.get(url, policy.max_zip_bytes, on_bytes)
         if checksum_matches(got, expected):
-            # inflating a month of klines takes tens of ms: keep it off the event loop
             # the sha256 just matched: skip the redundant CRC-32 pass
+            if stream:  # reads the zip's directory only: no inflating here
+                member, size, opener = open_single_member(data, name, policy.zip_limits,
+                                                          check_crc=False)
+                return FetchedArchive(url, name, got, len(data), member, None, attempt,
+                                      size, opener)
+            # inflating a month of klines takes tens of ms: keep it off the event loop
             member, csv_bytes = await asyncio.to_thread(
                 partial(extract_single_csv, check_crc=False), data, name, policy.zip_limits
             )
-            return FetchedArchive(url, name, got, len(data), member, csv_bytes, attempt)
+            return FetchedArchive(url, name, got, len(data), member, csv_bytes, attempt,
+                                  len(csv_bytes))
         if attempt < policy.checksum_attempts:
             await transfer.backoff(attempt - 1)
     raise ChecksumError(

@@ -3,7 +3,9 @@
 For one series and a list of archive pieces (:mod:`kline_lake.archive.plan`), files are
 downloaded concurrently (:func:`kline_lake.archive.fetch.fetch_archive_file`: sha256
 verified before anything is parsed), parsed straight into Arrow columns
-(:func:`kline_lake.archive.csv.parse_archive_csv`: one Numba pass over the CSV bytes),
+(:func:`kline_lake.archive.csv.parse_archive_csv`: one Numba pass over the CSV bytes; a
+day of trades, gigabytes of CSV, is inflated and parsed 8 MiB at a time instead,
+:func:`kline_lake.archive.trades_stream.parse_trades_stream`, to the same table),
 clipped to the piece, and committed through the :class:`~kline_lake.lake.writer.LakeWriter`
 one calendar month at a time (one commit per month partition, so a month of daily files is
 one rewrite, not thirty; agg_trades commit file by file, matching the lake's per-day trade
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 import pyarrow as pa
@@ -46,6 +48,7 @@ from kline_lake.archive.plan import (
     archive_url,
     fallback_pieces,
 )
+from kline_lake.archive.trades_stream import parse_trades_stream
 from kline_lake.core.aio import gather_or_cancel
 from kline_lake.core.markets import Market
 from kline_lake.core.schemas import TIME_COLUMNS, TS
@@ -63,6 +66,10 @@ DEFAULT_GROUPS_IN_FLIGHT = 2
 # months (a year of 1m klines is 525,600 rows, ~46 MB of columns). A larger group (a
 # month of 1s klines, a big day of trades) is committed on its own, as before.
 DEFAULT_BATCH_ROWS = 600_000
+# Datasets whose CSV is inflated as it is parsed, never held whole: a day of BTCUSDT
+# trades is GBs of text (5 M trades from a zip: 439 MB peak RSS streamed vs 804 MB whole,
+# benchmarks/trades.py). Other archive files are small enough to inflate whole.
+STREAMED_DATASETS = frozenset({"trades"})
 
 
 @dataclass
@@ -146,6 +153,19 @@ def clip_rows(table: pa.Table, dataset: str, start_us: int, end_us: int) -> pa.T
     return table.filter(mask)
 
 
+def parse_fetched(fetched: FetchedArchive, dataset: str) -> pa.Table:
+    """The lake table of a fetched archive file, streamed or whole (see FetchedArchive);
+    the same table either way. CPU-bound: run it in a worker thread."""
+    if fetched.csv_bytes is not None:
+        return parse_archive_csv(fetched.csv_bytes, dataset)
+    if fetched.open_csv is None:
+        raise ValueError(f"{fetched.filename}: fetched archive holds no CSV")
+    if dataset == "trades":
+        return parse_trades_stream(fetched.open_csv, size_bytes=fetched.csv_size)
+    with fetched.open_csv() as stream:
+        return parse_archive_csv(stream.read(), dataset)
+
+
 def group_for_commit(pieces: list[PlanPiece], dataset: str) -> list[list[PlanPiece]]:
     """Archive pieces grouped into commits, in time order: one per calendar month (the
     lake's month partition file), or one per file for agg_trades (the lake keeps a file
@@ -227,9 +247,11 @@ class _SeriesIngest:
             async with self.files_sem:
                 fetched = await fetch_archive_file(
                     self.client, url, self.settings.policy, on_bytes=self.progress.add_bytes,
-                    stats=self.outcome.requests,
+                    stats=self.outcome.requests, stream=self.key.dataset in STREAMED_DATASETS,
                 )
-            table = await asyncio.to_thread(parse_archive_csv, fetched.csv_bytes, self.key.dataset)
+            table = await asyncio.to_thread(parse_fetched, fetched, self.key.dataset)
+            # parsed: the CSV (or the zip it streams from) need not wait for the commit
+            fetched = replace(fetched, csv_bytes=None, open_csv=None)
         except NotInArchive:
             return await self._fallback(piece)
         except KlineLakeError as exc:  # ChecksumError, TransientError, UnsafeArchiveError, InputError
