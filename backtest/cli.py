@@ -14,12 +14,10 @@ from typing import Any
 
 import click
 
-from backtest.metrics import METRIC_NAMES
 from backtest.multi_asset.cli import portfolio_cmd
+from backtest.names import LOWER_IS_BETTER, METRIC_NAMES, STRATEGY_NAMES
 from backtest.outputs import STDOUT, check_outputs, to_stdout, write_output
 from backtest.params import parse_params, parse_stop, single_values
-from backtest.results import LOWER_IS_BETTER
-from backtest.strategies import INPUT_REGISTRY, REGISTRY
 from backtest.walkforward_cli import walk_forward_command
 from kline_lake.cli import run_cli
 from kline_lake.core.intervals import ALL_INTERVALS
@@ -44,7 +42,7 @@ def _common(fn: Callable) -> Callable:
         click.option("--end", metavar="DATE|TIME", required=True,
                      help="End of the range, UTC, exclusive."),
         click.option("--strategy", metavar="NAME", default="sma_cross", show_default=True,
-                     help=f"One of: {', '.join(REGISTRY)} (parameters and defaults: "
+                     help=f"One of: {', '.join(STRATEGY_NAMES)} (parameters and defaults: "
                           "`backtest strategies`)."),
         click.option("--param", "param", metavar="NAME=VALUE", multiple=True,
                      help="A strategy parameter, repeatable; unset ones take their "
@@ -209,11 +207,12 @@ def run_cmd(**kw: Any) -> None:
           --param fast=10 --param slow=50 --fee 0.0005 --slippage-bps 1 \\
           --json out/run.json --report out/run.html
     """
+    params = single_values(parse_params(kw["param"]))
+    check_outputs(kw["json_path"], kw["report_path"])
+    # the engine loads Numba and Polars: imported here, so --help and bad input stay cheap
     from backtest.console import run_lines, window_notes
     from backtest.engine import run
 
-    params = single_values(parse_params(kw["param"]))
-    check_outputs(kw["json_path"], kw["report_path"])
     result = run(kw["strategy"], params, inputs=list(kw["inputs"]),
                  slippage=SLIPPAGE_CHOICES[kw["slippage_model"]], **_settings(kw))
     echo = _echo(kw)
@@ -256,14 +255,14 @@ def sweep_cmd(sort_by: str, top: int, memory_budget: str | None,
           --param fast=5:50:5 --param slow=50:300:25 --sort sharpe --top 20 \\
           --json out/sweep.json --report out/sweep.html
     """
-    from backtest.console import sweep_lines, sweep_window_notes
-    from backtest.sweep import sweep
-
     if sort_by not in METRIC_NAMES:
         raise InputError(f"--sort must be a metric: {', '.join(METRIC_NAMES)}")
     if top < 0:
         raise InputError(f"--top must be >= 0 (0 prints every row), got {top}")
     check_outputs(kw["json_path"], kw["report_path"])
+    from backtest.console import sweep_lines, sweep_window_notes
+    from backtest.sweep import sweep
+
     result = sweep(kw["strategy"], parse_params(kw["param"]), memory_budget=memory_budget,
                    dask=dask_address, **_settings(kw))
     echo = _echo(kw)
@@ -282,6 +281,7 @@ def strategies_cmd() -> None:
       backtest strategies
     """
     from backtest.console import strategy_lines
+    from backtest.strategies import INPUT_REGISTRY, REGISTRY
 
     for line in strategy_lines({**REGISTRY, **INPUT_REGISTRY}):
         click.echo(line)

@@ -34,20 +34,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from backtest.names import METRIC_NAMES  # the fields of one metric record, in report order
 from backtest.records import (
     KIND_SL,
     KIND_TP,
     KIND_TRAIL,
-    METRICS_DT,
     TRADE_DT,
     TRADE_OPEN,
     empty_metrics,
 )
 
 DAYS_PER_YEAR = 365.0
-
-# the fields of one metric record (`backtest.records.METRICS_DT`), in report order
-METRIC_NAMES: tuple[str, ...] = METRICS_DT.names
 
 
 def bars_per_year(bar_days: float) -> float:

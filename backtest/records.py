@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from backtest.names import METRIC_FIELDS
+
 # order kinds (`ORDER_DT["kind"]`), also a closed trade's exit reason (`TRADE_DT["reason"]`):
 # a strategy signal, a liquidation/ruin, a stop-loss, a take-profit, a trailing stop-loss
 KIND_SIGNAL, KIND_LIQUIDATION, KIND_SL, KIND_TP, KIND_TRAIL = 0, 1, 2, 3, 4
@@ -46,29 +48,9 @@ TRADE_DT = np.dtype([
     ("reason", np.int64),  # the exit order's KIND_* (REASON_NONE while open)
 ])
 
-# One run's metrics, in the order reports list them (definitions in `backtest.metrics`).
-METRICS_DT = np.dtype([
-    ("final_equity", np.float64),
-    ("total_return", np.float64),
-    ("cagr", np.float64),
-    ("sharpe", np.float64),
-    ("sortino", np.float64),
-    ("calmar", np.float64),
-    ("max_drawdown", np.float64),
-    ("max_drawdown_duration", np.float64),
-    ("n_trades", np.int64),
-    ("win_rate", np.float64),
-    ("profit_factor", np.float64),
-    ("expectancy", np.float64),
-    ("exposure", np.float64),
-    ("fees_paid", np.float64),
-    ("funding_paid", np.float64),
-    ("n_sl_exits", np.int64),  # trades closed by the stop-loss (`sl_stop`, not trailing)
-    ("n_tp_exits", np.int64),  # trades closed by the take-profit (`tp_stop`)
-    ("n_trail_exits", np.int64),  # trades closed by the trailing stop-loss
-    ("ruined", np.bool_),  # trading stopped: equity gone or below the minimum order
-    ("ruin_idx", np.int64),  # bar index of the ruin, -1 if none
-])
+# One run's metrics, in the order reports list them (definitions in `backtest.metrics`);
+# the fields are declared in `backtest.names`, which the command line reads without NumPy.
+METRICS_DT = np.dtype(list(METRIC_FIELDS))
 
 
 def empty_orders(n: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from backtest.names import LOWER_IS_BETTER
 from backtest.records import (
     KIND_NAMES,
     ORDER_DT,
@@ -27,9 +28,6 @@ from backtest.records import (
 )
 
 _TRADE_STATUS = {TRADE_CLOSED: "closed", TRADE_OPEN: "open", TRADE_LIQUIDATED: "liquidated"}
-# metrics where the smallest value is the best (sweep sorting, `SweepResult.best`)
-LOWER_IS_BETTER = frozenset({"max_drawdown", "max_drawdown_duration", "fees_paid",
-                             "funding_paid"})
 
 
 def json_safe(value: Any) -> Any:

@@ -100,11 +100,14 @@ def walk_forward_command(base: click.Command,
     def callback(train: str, test: str, anchored: bool, objective: str, pbo_blocks: int,
                  wf_dask: str | None, **kw: Any) -> None:
         from backtest.outputs import check_outputs, to_stdout, write_output
-        from backtest.walkforward import walk_forward
 
         check_outputs(kw.get("json_path"), kw.get("report_path"))
+        grid = parse_params(kw["param"])
+        # the walk-forward loads Numba and Polars: imported here, so --help stays cheap
+        from backtest.walkforward import walk_forward
+
         try:
-            result = walk_forward(kw["strategy"], parse_params(kw["param"]), train=train,
+            result = walk_forward(kw["strategy"], grid, train=train,
                                   test=test, anchored=anchored, objective=objective,
                                   n_blocks=pbo_blocks, dask=wf_dask, **settings_of(kw))
         except InputError:

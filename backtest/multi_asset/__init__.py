@@ -9,13 +9,19 @@ them with the Numba kernel (`kernel`) and returns a `PortfolioResult` (`results`
 Named ``multi_asset`` so that ``backtest.portfolio`` is only ever the function: a
 subpackage of that name would be an attribute of `backtest` too, and ``import
 backtest.portfolio.engine as e`` failed while it was one.
+
+The names below are imported on first use (`backtest.lazy`), so ``backtest portfolio
+--help`` (`cli`) does not load the kernels.
 """
 
-from backtest.multi_asset.engine import portfolio
-from backtest.multi_asset.panel import Panel, load_panel
-from backtest.multi_asset.results import PortfolioResult
-from backtest.multi_asset.strategies import PORTFOLIO_STRATEGIES
-from backtest.multi_asset.sweep import portfolio_sweep
+from backtest.lazy import lazy_face
 
 __all__ = ["PORTFOLIO_STRATEGIES", "Panel", "PortfolioResult", "load_panel", "portfolio",
            "portfolio_sweep"]
+lazy_face(__name__, {
+    "portfolio": "backtest.multi_asset.engine",
+    "Panel": "backtest.multi_asset.panel", "load_panel": "backtest.multi_asset.panel",
+    "PortfolioResult": "backtest.multi_asset.results",
+    "PORTFOLIO_STRATEGIES": "backtest.multi_asset.strategies",
+    "portfolio_sweep": "backtest.multi_asset.sweep",
+})

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from backtest.multi_asset.strategies import PORTFOLIO_STRATEGIES
+from backtest.names import PORTFOLIO_STRATEGY_NAMES
 from backtest.params import parse_params, parse_stop, single_values
 from kline_lake.core.intervals import ALL_INTERVALS
 from kline_lake.errors import InputError
@@ -40,7 +40,7 @@ def _fmt(value: Any) -> str:
 @click.option("--start", required=True, help="UTC date/ISO time, inclusive.")
 @click.option("--end", required=True, help="UTC date/ISO time, exclusive.")
 @click.option("--strategy", default="equal_weight", show_default=True,
-              help=f"One of: {', '.join(PORTFOLIO_STRATEGIES)}.")
+              help=f"One of: {', '.join(PORTFOLIO_STRATEGY_NAMES)}.")
 @click.option("--param", "param", multiple=True, metavar="NAME=VALUE",
               help="Strategy parameter (`backtest strategies` lists them); a range a:b:s or "
                    "a list a,b,c sweeps the grid on one panel.")
@@ -90,7 +90,6 @@ def portfolio_cmd(**kw: Any) -> None:
           --start 2024-01-01 --end 2024-03-01 --strategy momentum_rank --param k=1 \\
           --rebalance 8h --leverage 2 --json out.json --report out.html
     """
-    from backtest.multi_asset.engine import portfolio
     from backtest.outputs import check_outputs, to_stdout, write_output
 
     check_outputs(kw["json_path"], kw["report_path"])
@@ -102,6 +101,9 @@ def portfolio_cmd(**kw: Any) -> None:
         from backtest.distributed import parse_address
 
         parse_address(kw["dask_address"])
+    # the engine loads Numba and Polars: imported here, so --help and bad input stay cheap
+    from backtest.multi_asset.engine import portfolio
+
     kw.update(stops)
     if any(len(v) > 1 for v in grid.values()) or any(isinstance(v, list)
                                                      for v in stops.values()):

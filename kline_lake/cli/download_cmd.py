@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
@@ -89,7 +88,6 @@ def download(market: str, dataset: str, symbols: str | None, quote: str | None,
       kline-lake download --market um --data klines --quote USDT --start 2024-01-01 \\
           --dask local:4
     """
-    from kline_lake.download.orchestrate import run_download
     from kline_lake.download.progress import NullProgress, RunTotals, summary_line
     from kline_lake.download.request import validate_request
 
@@ -97,6 +95,11 @@ def download(market: str, dataset: str, symbols: str | None, quote: str | None,
                                interval=interval, start=start, end=end, lake=lake,
                                base_url=base_url, source=source, archive_url=archive_url,
                                days=days, quote=quote)
+    # the download machinery loads Polars, PyArrow and Numba: imported once the input is valid
+    import asyncio
+
+    from kline_lake.download.orchestrate import run_download
+
     if ledger_dir is not None:
         import os
 

@@ -56,7 +56,6 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
         validate_symbol,
     )
     from kline_lake.core.timeutil import parse_utc_ms
-    from kline_lake.live.follower import FollowRequest
     from kline_lake.live.streams import MAX_STREAMS, lake_dataset, validate_stream_dataset
 
     mkt = get_market(market)
@@ -82,12 +81,17 @@ def build_request(*, market: str, data: str, interval: str, symbols: str, lake: 
     if "://" in lake and not lake.startswith("file://"):
         raise InputError(f"kline-lake follow writes a local lake, not {lake}: follow into a "
                          "directory and publish it with kline-lake sync DIR URL")
+    rest_url, ws = resolve_base_url(mkt, base_url), resolve_ws_url(mkt, ws_url, base_url)
+    duration_s = parse_duration_s(duration)
+    flush_s = _positive("--flush-seconds", flush_seconds)
+    silence_s = _positive("--silence-seconds", silence_seconds)
+    # the follower loads the lake writer (Polars, PyArrow): only for input that is valid
+    from kline_lake.live.follower import FollowRequest
+
     return FollowRequest(
-        market=mkt, interval=interval, symbols=names, lake=Path(lake),
-        base_url=resolve_base_url(mkt, base_url), ws_url=resolve_ws_url(mkt, ws_url, base_url),
-        duration_s=parse_duration_s(duration), flush_s=_positive("--flush-seconds", flush_seconds),
-        silence_s=_positive("--silence-seconds", silence_seconds), max_streams_per_connection=per_conn,
-        start_ms=start_ms, dataset=data,
+        market=mkt, interval=interval, symbols=names, lake=Path(lake), base_url=rest_url,
+        ws_url=ws, duration_s=duration_s, flush_s=flush_s, silence_s=silence_s,
+        max_streams_per_connection=per_conn, start_ms=start_ms, dataset=data,
     )
 
 
@@ -133,12 +137,12 @@ def follow(market: str, data: str, interval: str, symbols: str, lake: str, base_
            ws_url: str | None, start: str | None, duration: str | None, flush_seconds: str,
            silence_seconds: str, streams_per_connection: str | None) -> None:
     """Catch up over REST, then keep the lake current from WebSocket streams, gap-free."""
-    from kline_lake.live.follower import Follower
-
     request = build_request(market=market, data=data, interval=interval, symbols=symbols, lake=lake,
                             base_url=base_url, ws_url=ws_url, duration=duration,
                             flush_seconds=flush_seconds, silence_seconds=silence_seconds,
                             streams_per_connection=streams_per_connection, start=start)
+    from kline_lake.live.follower import Follower
+
     tty = sys.stderr.isatty()
     follower = Follower(request, log=(lambda _line: None) if tty else
                         (lambda line: click.echo(f"follow: {line}", err=True)))

@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from kline_lake.core.intervals import validate_interval
 from kline_lake.core.markets import (
     KLINE_DATASETS,
@@ -32,7 +30,6 @@ from kline_lake.core.markets import (
 )
 from kline_lake.core.timeutil import MS_PER_DAY, parse_utc_ms
 from kline_lake.errors import InputError
-from kline_lake.lake.writer import check_lake_root
 
 PATTERN_CHARS = frozenset("*?[")
 _PATTERN_RE = re.compile(r"[\w*?\[\]!-]{1,64}")
@@ -179,6 +176,11 @@ def validate_request(*, market: str, dataset: str, symbols: str | Sequence[str] 
     end_ms = parse_utc_ms(end, what="--end") if end is not None else None
     if end_ms is not None and start_ms is not None and start_ms >= end_ms:
         raise InputError(f"--start {start} is not before --end {end} (--end is exclusive)")
+    # storage (for the lake path) and httpx load in ~0.2 s: only once the rest is valid
+    import httpx
+
+    from kline_lake.lake.roots import check_lake_root
+
     root = check_lake_root(lake)
     try:
         url = resolve_base_url(mkt, base_url)
