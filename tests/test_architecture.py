@@ -47,13 +47,27 @@ def _is_package(name: str) -> bool:
     return MODULES[name].name == "__init__.py"
 
 
+def _lazy_target(node: ast.AST) -> str | None:
+    """The module a string names for a deferred import: ``"pkg.module:attribute"`` (the
+    lazy command and source tables) or exactly a module's name (`backtest.lazy` faces)."""
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return None
+    module, colon, attr = node.value.partition(":")
+    if module in MODULES and (not colon or attr.isidentifier()):
+        return module
+    return None
+
+
 def _imports(name: str) -> set[str]:
-    """Every module of ours that `name` imports, anywhere in its source."""
+    """Every module of ours that `name` imports, anywhere in its source, and every one it
+    names for a deferred import (`_lazy_target`)."""
     path = MODULES[name]
     tree = ast.parse(path.read_text(), str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if (lazy := _lazy_target(node)) is not None:
+            targets = [lazy]
+        elif isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
