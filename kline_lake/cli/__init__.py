@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import sys
 
 import click
@@ -80,15 +81,35 @@ def cli() -> None:
 
 
 def run_cli(group: click.Group, prog_name: str, argv: list[str] | None = None) -> None:
-    """Run a click group, turning this package's errors into one line and an exit code."""
+    """Run a click group, turning this package's errors into one line and an exit code.
+
+    click's own handling is kept (usage errors: its message, exit 2; ``--help``: 0) except
+    for Ctrl-C: wherever it lands (a command's imports, option parsing, a command without
+    its own handler), the run ends with one line and exit 130, as a download interrupted
+    mid-run does, not click's "Aborted!" and 1.
+    """
     try:
-        group.main(args=argv, prog_name=prog_name, standalone_mode=True)
+        code = group.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except click.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo(f"{prog_name}: interrupted", err=True)
+            sys.exit(130)
+        click.echo("Aborted!", err=True)  # an EOF at a prompt, or an explicit abort
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
     except InputError as exc:
         click.echo(f"{prog_name}: error: {exc}", err=True)
         sys.exit(2)
     except KlineLakeError as exc:
         click.echo(f"{prog_name}: error: {exc}", err=True)
         sys.exit(1)
+    except BrokenPipeError:  # `kline-lake query ... | head`: the reader left; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    # a command's return value is not an exit code; an explicit ctx.exit(n) is
+    sys.exit(code if type(code) is int else 0)
 
 
 def main(argv: list[str] | None = None) -> None:
