@@ -219,3 +219,34 @@ def test_late_monthly_file_is_fetched_as_daily_files(archive_server, tmp_path: P
     assert (outcome.stats.files, outcome.stats.not_in_archive, outcome.rest_pieces) == (29, 1, [])
     assert outcome.stats.rows == 29 * 24
     assert LakeWriter(tmp_path).covered(key) == [(us(2024, 2, 1), us(2024, 3, 1))]
+
+
+def test_a_streamed_trades_day_that_breaks_a_zip_rule_is_kept_out(archive_server,
+                                                                 tmp_path: Path) -> None:
+    """A trades day is inflated while it is parsed: a member that inflates past its
+    declared size is refused by the read that meets it, and nothing of it is committed."""
+    from kline_lake.errors import UnsafeArchiveError
+    from tests.support.archive import checksum_line
+
+    key = SeriesKey("spot", "trades", "XMRUSDT")
+    tdir = "data/spot/daily/trades/XMRUSDT"
+    for day in (1, 2):
+        t0 = us(2024, 1, day) // 1000
+        csv = "".join(f"{day * 10**6 + i},100.5,0.25,25.125,{t0 + i * 1000},True,True\n"
+                      for i in range(50_000)).encode()
+        archive_server.add_zip(f"{tdir}/XMRUSDT-trades-2024-01-0{day}.zip", csv)
+    bad = f"{tdir}/XMRUSDT-trades-2024-01-02.zip"
+    raw = bytearray(archive_server.files[bad])
+    cd = raw.rfind(b"PK\x01\x02")
+    raw[22:26] = raw[cd + 24:cd + 28] = (len(csv) - 4096).to_bytes(4, "little")
+    archive_server.files[bad] = bytes(raw)
+    archive_server.files[bad + ".CHECKSUM"] = checksum_line(bytes(raw), bad.rsplit("/", 1)[1])
+    outcome, writer = ingest(archive_server, tmp_path,
+                             plan_range(us(2024, 1, 1), us(2024, 1, 3), us(2024, 6, 1)), key=key)
+    assert [type(e) for e in outcome.errors] == [UnsafeArchiveError]
+    assert "XMRUSDT-trades-2024-01-02.zip" in str(outcome.errors[0])
+    assert "inflates past" in str(outcome.errors[0])
+    assert (outcome.stats.files, outcome.stats.rows) == (1, 50_000)
+    assert writer.covered(key) == [(us(2024, 1, 1), us(2024, 1, 2))]
+    assert read_lake(tmp_path, key).num_rows == 50_000
+    assert list(archive_manifest.read_manifest(tmp_path, key)) == [f"{tdir}/XMRUSDT-trades-2024-01-01.zip"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -17,8 +19,8 @@ from kline_lake.archive.fetch import (
     fetch_archive_file,
     fetch_checksum,
 )
-from kline_lake.errors import ChecksumError, TransientError
-from tests.support.archive import REAL_DIR
+from kline_lake.errors import ChecksumError, TransientError, UnsafeArchiveError
+from tests.support.archive import REAL_DIR, checksum_line
 
 FAST = FetchPolicy(backoff_base_s=0.0)
 PATH = "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2020-01-01.zip"
@@ -124,3 +126,39 @@ def test_fetch_checksum_only(archive_server) -> None:
 
     expected = Path(REAL_DIR, "BTCUSDT-1m-2020-01-01.zip.CHECKSUM").read_text().split()[0]
     assert asyncio.run(go()) == expected
+
+
+def test_stream_leaves_the_csv_in_the_verified_zip(archive_server) -> None:
+    """``stream=True``: the same checks and file, the CSV inflated only as it is read."""
+    path = _serve_real(archive_server)
+    url = f"{archive_server.base_url}/{path}"
+    whole, streamed = _fetch(url), _fetch(url, stream=True)
+    assert whole.open_csv is None and whole.csv_size == len(whole.csv_bytes)
+    assert streamed.csv_bytes is None and streamed.csv_size == len(whole.csv_bytes)
+    assert (streamed.sha256, streamed.zip_bytes, streamed.member, streamed.attempts) == \
+        (whole.sha256, whole.zip_bytes, whole.member, whole.attempts)
+    for _ in range(2):  # each open starts from the beginning
+        with streamed.open_csv() as csv:
+            assert csv.read() == whole.csv_bytes
+
+
+def test_stream_refuses_a_bad_layout_at_fetch_and_a_size_lie_at_read(archive_server) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.csv", b"1\n")
+        zf.writestr("b.csv", b"2\n")
+    two = "data/spot/daily/trades/X/X-trades-2024-01-01.zip"
+    archive_server.files[two] = buf.getvalue()
+    archive_server.files[two + ".CHECKSUM"] = checksum_line(buf.getvalue(), two.rsplit("/", 1)[1])
+    with pytest.raises(UnsafeArchiveError, match="exactly one"):
+        _fetch(f"{archive_server.base_url}/{two}", stream=True)
+    lie = "data/spot/daily/trades/X/X-trades-2024-01-02.zip"
+    data = bytearray(archive_server.add_zip(lie, b"1,2,3,4,5,True,True\n" * 100))
+    cd = data.rfind(b"PK\x01\x02")
+    data[22:26] = data[cd + 24:cd + 28] = (50).to_bytes(4, "little")  # declares 50 bytes
+    archive_server.files[lie] = bytes(data)
+    archive_server.files[lie + ".CHECKSUM"] = checksum_line(bytes(data), lie.rsplit("/", 1)[1])
+    got = _fetch(f"{archive_server.base_url}/{lie}", stream=True)
+    assert got.csv_size == 50
+    with got.open_csv() as csv, pytest.raises(UnsafeArchiveError, match="inflates past"):
+        csv.read()

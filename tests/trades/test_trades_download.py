@@ -8,6 +8,7 @@ import asyncio
 import io
 import zipfile
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from kline_lake.archive import fetch, ingest, zip_safety
+from kline_lake.archive import manifest as archive_manifest
 from kline_lake.archive.csv import parse_archive_csv
 from kline_lake.core.series import SeriesKey
 from kline_lake.core.timeutil import ms_to_us, parse_utc_ms
@@ -24,6 +27,7 @@ from kline_lake.download.request import validate_request
 from kline_lake.download.rest_rows import parse_rest_trades
 from kline_lake.download.rest_trades import interpret_trades_page
 from kline_lake.fake_exchange import FakeExchange
+from kline_lake.lake.catalog import Lake
 
 NOW_MS = 1_740_000_000_000  # 2025-02-19T21:20Z: spot archive days of 2025 are in microseconds
 KEY = {"X-MBX-APIKEY": "test-key-not-secret"}
@@ -152,6 +156,48 @@ def test_download_archive_equals_rest(fx, tmp_path: Path, market: str) -> None:
     assert totals.id_holes == 0
 
 
+def _lake_files(lake: Path, key: SeriesKey) -> dict[str, bytes]:
+    root = lake / key.market / key.dataset
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*.parquet"))}
+
+
+def test_archive_days_streamed_from_the_zip_give_the_lake_of_the_whole_csv(
+        fx, tmp_path: Path, monkeypatch) -> None:
+    """Trades days go from the verified zip through parse_trades_stream (never inflated
+    whole: extract_single_csv is not called), in small chunks; the second day is clipped.
+    The lake, its coverage and its manifest are exactly those of the whole-CSV path."""
+    key = SeriesKey("spot", "trades", "XMRUSDT")
+    args = ("spot", "2022-06-01", "2022-06-02T06:00", "archive")
+    monkeypatch.setattr(ingest, "STREAMED_DATASETS", frozenset())  # the bytes path, as before
+    whole_totals = download(fx, tmp_path / "whole", *args)
+
+    monkeypatch.setattr(ingest, "STREAMED_DATASETS", frozenset({"trades"}))
+    streams: list[int] = []
+
+    def small_chunks(open_binary, *, size_bytes):
+        streams.append(size_bytes)
+        return ingest_stream(open_binary, size_bytes=size_bytes)
+
+    def no_whole_inflate(*args, **kw):
+        raise AssertionError("a trades CSV was inflated whole")
+
+    ingest_stream = partial(ingest.parse_trades_stream, chunk_bytes=1 << 16)
+    monkeypatch.setattr(ingest, "parse_trades_stream", small_chunks)
+    monkeypatch.setattr(fetch, "extract_single_csv", no_whole_inflate)
+    monkeypatch.setattr(zip_safety, "_STREAM_INPUT_BYTES", 4096)
+    streamed_totals = download(fx, tmp_path / "streamed", *args)
+
+    assert len(streams) == 2 and min(streams) > 1 << 20  # two days, many chunks each
+    a, b = read_series(tmp_path / "whole", key), read_series(tmp_path / "streamed", key)
+    assert a.num_rows > 100_000 and a.equals(b)
+    assert _lake_files(tmp_path / "whole", key) == _lake_files(tmp_path / "streamed", key)
+    covered = [Lake(tmp_path / run).covered("spot", "trades", "XMRUSDT") for run in ("whole", "streamed")]
+    assert covered[0] == covered[1] and covered[0]
+    assert archive_manifest.read_manifest(tmp_path / "whole", key) == \
+        archive_manifest.read_manifest(tmp_path / "streamed", key)
+    assert whole_totals.rows_written == streamed_totals.rows_written == a.num_rows
+
+
 def test_without_key_rest_is_skipped_and_the_archive_serves(fx, tmp_path: Path,
                                                            monkeypatch) -> None:
     """`--source auto` without a key: the archive's day lands, the REST tail (today) is
@@ -198,8 +244,6 @@ def test_sigkill_mid_download_then_rerun_equals_clean(fx, tmp_path: Path) -> Non
     import subprocess
     import sys
     import time
-
-    from kline_lake.lake.catalog import Lake
 
     exe = str(Path(sys.executable).with_name("kline-lake"))
     args = ["download", "--market", "spot", "--data", "trades", "--symbols", "XMRUSDT",
