@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -206,20 +206,21 @@ class _Inflation:
 
     def take(self, n: int) -> bytes:
         """Up to ``n`` more bytes, fewer only where the member's data ends (or at cap + 1)."""
+        parts = list(self.pieces(n))
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0]  # the whole-bytes path: its one output, not a copy of it
+        return b"".join(parts)
+
+    def pieces(self, n: int) -> Iterator[bytes | memoryview]:
+        """:meth:`take`'s bytes as the inflater hands them out (a stream copies each
+        straight into its reader's buffer)."""
         n = min(n, self.member.cap + 1 - self.produced)
         if n <= 0:
-            return b""
+            return
         if self._inflater is None:  # ZIP_STORED: the data is the member's bytes
-            out = bytes(self.member.raw[self.produced:self.produced + n])
-        else:
-            out = self._inflate(n)
-        self.produced += len(out)
-        if self._crc is not None:
-            self._crc = _crc32(out, self._crc)
-        return out
-
-    def _inflate(self, n: int) -> bytes:
-        inflater, parts, want = self._inflater, [], n
+            yield self._count(self.member.raw[self.produced:self.produced + n])
+            return
+        inflater, want = self._inflater, n
         while want > 0 and not inflater.eof:
             data = inflater.unconsumed_tail
             if not data:  # empty once the input is spent: lets the inflater flush
@@ -233,9 +234,14 @@ class _Inflation:
                 ) from exc
             if not out and len(inflater.unconsumed_tail) >= len(data):
                 break  # no output and no input taken: the data ends here
-            parts.append(out)
             want -= len(out)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            yield self._count(out)
+
+    def _count(self, out: bytes | memoryview) -> bytes | memoryview:
+        self.produced += len(out)
+        if self._crc is not None:
+            self._crc = _crc32(out, self._crc)
+        return out
 
     def finish(self) -> None:
         """Refuse a member that inflated past its cap, ended early, inflated to another
@@ -262,29 +268,34 @@ class _MemberStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _next(self, n: int) -> bytes:
+    def _pieces(self, n: int) -> Iterator[bytes | memoryview]:
+        """Up to ``n`` more bytes; at the member's end (or one byte past its cap) the
+        end rules, which raise unless the member simply ended."""
         if self.closed:
             raise ValueError("I/O operation on a closed zip member")
         if self._done or n <= 0:
-            return b""
+            return
         inflation = self._inflation
-        out = inflation.take(n)
-        if not out or inflation.produced > inflation.member.cap:
+        before = inflation.produced
+        yield from inflation.pieces(n)
+        if inflation.produced == before or inflation.produced > inflation.member.cap:
             self._done = True
-            inflation.finish()  # raises, unless the member simply ended here
-            return b""
-        return out
+            inflation.finish()
 
     def readinto(self, buffer: Any) -> int:
-        out = self._next(len(buffer))
-        memoryview(buffer).cast("B")[:len(out)] = out
-        return len(out)
+        view, got = memoryview(buffer).cast("B"), 0
+        for piece in self._pieces(len(view)):
+            view[got:got + len(piece)] = piece
+            got += len(piece)
+        return got
 
     def readall(self) -> bytes:
-        parts = []
-        while out := self._next(self._inflation.member.cap + 1):
-            parts.append(out)
-        return b"".join(parts)
+        parts: list[bytes | memoryview] = []
+        while True:
+            count = len(parts)
+            parts.extend(self._pieces(self._inflation.member.cap + 1))
+            if len(parts) == count:
+                return b"".join(parts)
 
 
 def raw_inflater(*, prefer_fast: bool = True) -> Any:
