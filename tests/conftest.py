@@ -8,6 +8,11 @@ them (a fixture imported into several modules would be one server per module):
   with another environment, starts its own cluster.
 - `moto_server`: the loopback S3-compatible server behind `tests.support.storage`'s
   `s3_server`; each test gets its own bucket there.
+
+Every test has a private weight-ledger directory (`KLINE_LAKE_STATE_DIR`, inherited by
+the CLI subprocesses it starts; see `kline_lake.exchange.weight_ledger`): no test writes
+the user's ~/.cache, and tests running at once (pytest-xdist workers, two checkouts) never
+split one loopback host's budget.
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ from tests.support.distributed import new_cluster
 
 # Real exchange files vendored into the repository (provenance in its README.md).
 REAL_DATA = Path(__file__).resolve().parent / "data" / "real_data"
+
+
+@pytest.fixture(autouse=True)
+def _private_weight_ledger(tmp_path_factory: pytest.TempPathFactory,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KLINE_LAKE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture(scope="session")
