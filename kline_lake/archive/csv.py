@@ -58,7 +58,14 @@ _MIN_COLUMNS = {"klines": 11, "mark_klines": 11, "index_klines": 11, "premium_kl
 _NON_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
 
 
-def _has_header(data: bytes) -> bool:
+def is_blank(data: bytes) -> bool:
+    """Only ASCII whitespace: ``not data.strip()`` without the copy of the whole file."""
+    return _NON_SPACE.search(data) is None
+
+
+def has_header(data: bytes) -> bool:
+    """Does the file start with a header row (its first non-space byte is not a digit or
+    a minus sign)? Futures files have one since about 2022, spot files never."""
     match = _NON_SPACE.search(data)  # no copy of the whole file, unlike data.lstrip()
     first = match.group() if match else b""
     return bool(first) and not (first.isdigit() or first == b"-")
@@ -79,7 +86,7 @@ def _read_csv(data: bytes, dataset: str) -> dict[str, np.ndarray]:
         raise InputError(f"{dataset} archive CSV has {n_cols} columns, expected {expected}")
     columns = columns[:n_cols]
     arrays = read_numeric_csv(data, [kind for _, kind in columns],
-                              skip_first_line=_has_header(data), what="archive CSV")
+                              skip_first_line=has_header(data), what="archive CSV")
     return dict(zip([name for name, kind in columns if kind != SKIP], arrays, strict=True))
 
 
@@ -89,10 +96,10 @@ def parse_archive_csv(data: bytes, dataset: str) -> pa.Table:
         return parse_extra_csv(data, dataset)
     if dataset not in _CSV_COLUMNS and dataset != "trades":
         raise InputError(f"unknown dataset {dataset!r}")
-    if _NON_SPACE.search(data) is None:  # blank: as `not data.strip()`, without the copy
+    if is_blank(data):
         return schemas.schema_for(dataset).empty_table()
     if dataset == "trades":  # every trade: its own one-layout kernel
-        return parse_trades_csv(data, header=_has_header(data))
+        return parse_trades_csv(data, header=has_header(data))
     cols = _read_csv(data, dataset)
     if dataset == "agg_trades":
         n = len(cols["agg_id"])

@@ -21,7 +21,6 @@ reader's table or its error (line and column).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -29,18 +28,16 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from kline_lake.archive.csv import has_header, is_blank, parse_archive_csv
 from kline_lake.archive.trades_csv import (
     REFUSED,
     SAMPLE_BYTES,
     TradeColumns,
     column_count,
     estimate_rows,
-    parse_trades_csv,
 )
-from kline_lake.core.schemas import TRADES
 
 DEFAULT_CHUNK_BYTES = 8 << 20
-_NON_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() keeps
 
 
 @njit(cache=True, nogil=True)
@@ -52,14 +49,6 @@ def _last_newline_nb(buf, end):
     return -1
 
 
-def _whole(data: bytes) -> pa.Table:
-    """The bytes path for the whole stream, as ``parse_archive_csv(data, "trades")``."""
-    first = _NON_SPACE.search(data)
-    if first is None:
-        return TRADES.empty_table()
-    return parse_trades_csv(data, header=not (first.group().isdigit() or first.group() == b"-"))
-
-
 def parse_trades_stream(open_binary: Callable[[], BinaryIO], *, size_bytes: int | None = None,
                         chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> pa.Table:
     """The trades table of the CSV that ``open_binary()`` streams (opened once, or twice
@@ -69,8 +58,8 @@ def parse_trades_stream(open_binary: Callable[[], BinaryIO], *, size_bytes: int 
         table = _chunked(stream, size_bytes, chunk_bytes)
     if table is not None:
         return table
-    with open_binary() as stream:
-        return _whole(stream.read())
+    with open_binary() as stream:  # the bytes path judges the whole text
+        return parse_archive_csv(stream.read(), "trades")
 
 
 def _chunked(stream: BinaryIO, size_bytes: int | None, chunk_bytes: int) -> pa.Table | None:
@@ -78,11 +67,10 @@ def _chunked(stream: BinaryIO, size_bytes: int | None, chunk_bytes: int) -> pa.T
     filled = stream.readinto(memoryview(buf)[:chunk_bytes])
     head = buf[:filled].tobytes()
     first_nl = head.find(b"\n")
-    start = _NON_SPACE.search(head)
-    if start is None or first_nl < 0:  # blanks, or a first line longer than a chunk
+    if is_blank(head) or first_nl < 0:  # blanks, or a first line longer than a chunk
         return None
     n_cols = column_count(head)
-    header = not (start.group().isdigit() or start.group() == b"-")
+    header = has_header(head)
     guess = size_bytes if size_bytes is not None else 16 * filled
     cols = TradeColumns(estimate_rows(head[:SAMPLE_BYTES], guess), n_cols)
     pos, rows = (first_nl + 1 if header else 0), 0
